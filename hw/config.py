@@ -1,0 +1,238 @@
+"""The one configuration of a qmac core: a frozen dataclass that checks itself.
+
+Configs come from an embedded preset, from a TOML file, or from code (``dataclasses.replace`` for
+variants). Every bad value raises :class:`ConfigError` with one line naming the key, the value and what
+is allowed. The derived quantities (widths, latency, throughput) are properties, computed in one place
+and read by the hardware, the golden model, the testbenches and the manifest.
+"""
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+
+from .formats import ELEMENT_FORMATS, IntFormat
+
+__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "preset", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type, out of range or inconsistent."""
+
+
+#: Encoding of the ``ctrl.mode`` port.
+MODE_CODES = {"int8": 0, "int4": 1}
+
+_LANES = (4, 8, 16, 32, 64)
+_MAX_DIM = 32
+_MAX_K_LIMIT = 1 << 24
+
+
+def _check_int(key, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"config key '{key}': {value!r} is not an integer; allowed: integers {lo}..{hi}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"config key '{key}': {value!r} is out of range; allowed: integers {lo}..{hi}")
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Parameters of a generated core.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array shape R x C (1..32 each). Row ``r`` receives weight vector ``r``, column ``c`` activation
+        vector ``c``; unit ``(r, c)`` accumulates their dot products.
+    lanes : int
+        V, 8-bit operand lanes per dot-product unit: 4, 8, 16, 32 or 64. An INT8 lane holds one element,
+        an INT4 lane two.
+    modes : tuple of str
+        Precision modes built in: any non-empty subset of ``("int8", "int4")``. With both, every lane is
+        a dual-mode lane (one INT8 product, or two INT4 products, per cycle), selected at run time.
+    max_k : int
+        Longest reduction, in elements, of one tile in the mode with the fewest elements per beat (INT8
+        when built; INT4 then fits twice as many): a power of two from two beats to 2**24. It sizes the
+        ``k_beats_m1`` register and, with it, the exact accumulators.
+    acc_bits : int or None
+        Accumulator width. ``None`` (default) derives the exact width, so overflow cannot happen. A
+        narrower width (at least the per-beat partial-sum width) makes accumulators saturate and raise a
+        sticky flag.
+    tree_levels_per_stage : int
+        Adder-tree levels between pipeline registers in each dot-product unit (1..8).
+    """
+    rows: int = 8
+    cols: int = 8
+    lanes: int = 16
+    modes: tuple = ("int8", "int4")
+    max_k: int = 65536
+    acc_bits: int | None = None
+    tree_levels_per_stage: int = 2
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, _MAX_DIM)
+        _check_int("cols", self.cols, 1, _MAX_DIM)
+        if not isinstance(self.lanes, int) or isinstance(self.lanes, bool) or self.lanes not in _LANES:
+            raise ConfigError(f"config key 'lanes': {self.lanes!r} is not allowed; allowed: "
+                              f"{', '.join(map(str, _LANES))}")
+        modes = self.modes
+        if isinstance(modes, list):
+            modes = tuple(modes)
+            object.__setattr__(self, "modes", modes)
+        allowed = ", ".join(ELEMENT_FORMATS)
+        if (not isinstance(modes, tuple) or not modes
+                or not all(isinstance(m, str) for m in modes)):
+            raise ConfigError(f"config key 'modes': {self.modes!r} is not a non-empty list of mode names; "
+                              f"allowed: {allowed}")
+        for m in modes:
+            if m not in ELEMENT_FORMATS:
+                raise ConfigError(f"config key 'modes': {m!r} is not a mode; allowed: {allowed}")
+        if len(set(modes)) != len(modes):
+            raise ConfigError(f"config key 'modes': {list(modes)!r} names a mode twice; allowed: each of "
+                              f"{allowed} at most once")
+        # Canonical order, so that equal configs compare equal.
+        object.__setattr__(self, "modes", tuple(m for m in ELEMENT_FORMATS if m in modes))
+        lo_k = 2 * self.min_elements_per_beat
+        if (not isinstance(self.max_k, int) or isinstance(self.max_k, bool)
+                or not lo_k <= self.max_k <= _MAX_K_LIMIT or self.max_k & (self.max_k - 1)):
+            raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; allowed: a power of two "
+                              f"from {lo_k} (two beats of {self.min_elements_per_beat} elements) to {_MAX_K_LIMIT}")
+        if self.acc_bits is not None:
+            _check_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
+        _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a mapping (e.g. parsed TOML); unknown keys are rejected by name."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"config must be a table of keys, not {type(values).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                raise ConfigError(f"config key '{key}' is unknown; allowed keys: {', '.join(names)}")
+        return cls(**values)
+
+    def replace(self, **changes):
+        """A variant of this config (checked like any other)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["modes"] = list(self.modes)
+        if d["acc_bits"] is None:
+            del d["acc_bits"]
+        return d
+
+    def to_toml(self):
+        lines = []
+        for key, value in self.to_dict().items():
+            if isinstance(value, list):
+                value = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            lines.append(f"{key} = {value}")
+        return "\n".join(lines) + "\n"
+
+    # -- derived quantities ----------------------------------------------------------------------
+
+    @property
+    def formats(self):
+        """Element formats built in, in canonical order."""
+        return tuple(ELEMENT_FORMATS[m] for m in self.modes)
+
+    @property
+    def dual(self):
+        """Whether lanes are dual-mode (INT8 and INT4 selected at run time)."""
+        return len(self.modes) > 1
+
+    def elements_per_beat(self, mode):
+        """Elements of one operand vector consumed per cycle in ``mode``."""
+        return self.lanes * ELEMENT_FORMATS[mode].per_lane
+
+    @property
+    def min_elements_per_beat(self):
+        return min(self.elements_per_beat(m) for m in self.modes)
+
+    def macs_per_cycle(self, mode):
+        return self.rows * self.cols * self.elements_per_beat(mode)
+
+    @property
+    def max_k_beats(self):
+        """Largest tile length in beats; the ``k_beats_m1`` register holds ``k_beats - 1``."""
+        return self.max_k // self.min_elements_per_beat
+
+    @property
+    def k_bits(self):
+        return int(math.log2(self.max_k_beats))
+
+    @property
+    def lane_range(self):
+        """Exact range of one lane's output (a product, or the sum of a lane's INT4 products)."""
+        lo = min(f.per_lane * f.product[0] for f in self.formats)
+        hi = max(f.per_lane * f.product[1] for f in self.formats)
+        return lo, hi
+
+    @property
+    def lane_format(self):
+        return IntFormat.for_range(*self.lane_range)
+
+    @property
+    def psum_format(self):
+        """Exact format of one unit's per-beat partial sum (V lanes)."""
+        lo, hi = self.lane_range
+        return IntFormat.for_range(self.lanes * lo, self.lanes * hi)
+
+    @property
+    def exact_acc_format(self):
+        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe."""
+        lo, hi = self.lane_range
+        n = self.lanes * self.max_k_beats
+        return IntFormat.for_range(n * lo, n * hi)
+
+    @property
+    def acc_format(self):
+        return self.exact_acc_format if self.acc_bits is None else IntFormat(self.acc_bits)
+
+    @property
+    def saturating(self):
+        """Whether accumulators saturate (``acc_bits`` narrower than exact)."""
+        return self.acc_format.bits < self.exact_acc_format.bits
+
+    @property
+    def tree_levels(self):
+        return int(math.log2(self.lanes))
+
+    @property
+    def dot_latency(self):
+        """Cycles from operands to a unit's registered partial sum: product register + tree stages."""
+        return 1 + math.ceil(self.tree_levels / self.tree_levels_per_stage)
+
+
+PRESETS = {
+    "tiny": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024),
+    "default": CoreConfig(),
+    "int8": CoreConfig(rows=8, cols=8, lanes=16, modes=("int8",)),
+    "int4-wide": CoreConfig(rows=4, cols=8, lanes=32, modes=("int4",)),
+}
+
+
+def preset(name):
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"preset {name!r} is unknown; allowed: {', '.join(PRESETS)}") from None
+
+
+def load_config(path):
+    """Read a TOML config file."""
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    try:
+        return CoreConfig.from_dict(values)
+    except TypeError as e:  # pragma: no cover - from_dict checks keys first
+        raise ConfigError(str(e)) from None

@@ -1,0 +1,119 @@
+"""The top level of a generated core: the MAC array plus its control and status interface."""
+
+from amaranth.hdl import Cat, Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import MODE_CODES, ConfigError, CoreConfig
+from .mac_array import MacArray
+
+__all__ = ["Core", "control_signature", "status_signature", "COUNTER_BITS"]
+
+#: Width of the cycle and MAC counters (they wrap modulo 2**48).
+COUNTER_BITS = 48
+
+
+def control_signature(config):
+    """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value) and ``k_beats_m1`` are
+    sampled at each tile's first beat; ``clear`` (one cycle) zeroes the counters and sticky flags."""
+    return wiring.Signature({
+        "mode": Out(2),
+        "k_beats_m1": Out(config.k_bits),
+        "clear": Out(1),
+    })
+
+
+def status_signature():
+    """Status outputs: ``busy``; sticky ``overflow`` (an accumulator saturated) and ``error`` (a tile
+    started with a mode the build lacks; it then runs in the build's first mode); ``cycles`` counts
+    cycles with ``busy`` high, ``macs`` the multiply-accumulates issued (``R*C*elements_per_beat`` per
+    beat, padding included)."""
+    return wiring.Signature({
+        "busy": Out(1),
+        "overflow": Out(1),
+        "error": Out(1),
+        "cycles": Out(COUNTER_BITS),
+        "macs": Out(COUNTER_BITS),
+    })
+
+
+class Core(wiring.Component):
+    """A qmac core. Port map (Verilog names in ``docs/architecture.md``):
+
+    Members
+    -------
+    w : In(stream.Signature(operand_layout(config, rows)))
+        Weight beats: one V-lane vector per array row.
+    a : In(stream.Signature(operand_layout(config, cols)))
+        Activation beats: one V-lane vector per array column.
+    y : Out(stream.Signature(result_layout(config)))
+        Result rows of finished tiles, row 0 first.
+    ctrl : In(control_signature(config))
+    status : Out(status_signature())
+
+    Clock ``clk``, synchronous active-high reset ``rst``; every register, including the counters,
+    resets to zero.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    unit_module : str or None
+        As :class:`MacArray`: instantiate the processing elements as this (separately emitted) Verilog
+        module instead of elaborating each one.
+    """
+
+    def __init__(self, config, unit_module=None):
+        if not isinstance(config, CoreConfig):
+            raise ConfigError(f"Core needs a CoreConfig, not {config!r}")
+        self._config = config
+        self._array = MacArray(config, unit_module)
+        super().__init__({
+            "w": In(self._array.w.signature.flip()),
+            "a": In(self._array.a.signature.flip()),
+            "y": Out(self._array.y.signature),
+            "ctrl": In(control_signature(config)),
+            "status": Out(status_signature()),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def latency(self):
+        """Cycles from a tile's last beat to its first result row."""
+        return self._array.latency
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        m.submodules.array = array = self._array
+        wiring.connect(m, wiring.flipped(self.w), array.w)
+        wiring.connect(m, wiring.flipped(self.a), array.a)
+        wiring.connect(m, array.y, wiring.flipped(self.y))
+        m.d.comb += array.k_beats_m1.eq(self.ctrl.k_beats_m1)
+
+        # ``(x ^ k).any()`` rather than ``x == k``: Yosys writes ``x == 0`` as ``!x``, which Verilator
+        # flags (WIDTHTRUNC).
+        supported = Cat((self.ctrl.mode ^ MODE_CODES[name]).any() == 0 for name in cfg.modes).any()
+        if cfg.dual:
+            m.d.comb += array.int4.eq(~(self.ctrl.mode ^ MODE_CODES["int4"]).any())
+
+        per_beat = {name: cfg.macs_per_cycle(name) for name in cfg.modes}
+        step = (Mux(array.fire_int4, per_beat["int4"], per_beat["int8"]) if cfg.dual
+                else per_beat[cfg.modes[0]])
+
+        m.d.comb += [self.status.busy.eq(array.busy)]
+        with m.If(self.ctrl.clear):
+            m.d.sync += [self.status.overflow.eq(0), self.status.error.eq(0),
+                         self.status.cycles.eq(0), self.status.macs.eq(0)]
+        with m.Else():
+            with m.If(array.clipped):
+                m.d.sync += self.status.overflow.eq(1)
+            with m.If(array.fire_first & ~supported):
+                m.d.sync += self.status.error.eq(1)
+            with m.If(array.busy):
+                m.d.sync += self.status.cycles.eq(self.status.cycles + 1)
+            with m.If(array.fire):
+                m.d.sync += self.status.macs.eq(self.status.macs + step)
+        return m

@@ -1,0 +1,99 @@
+"""A V-lane dot-product unit: one vector pair per cycle, fully pipelined."""
+
+import math
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import ConfigError
+from .formats import IntFormat
+from .lane_product import LaneProduct
+
+__all__ = ["DotProduct"]
+
+_LANES = (4, 8, 16, 32, 64)
+
+
+class DotProduct(wiring.Component):
+    """``sum`` = the exact sum over V lanes of :class:`LaneProduct` (INT8: ``sum w_i*a_i`` over V elements;
+    INT4: over 2V elements).
+
+    Pipeline: the lane products are registered, then a binary adder tree registers every
+    ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
+    ``1 + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`); one vector pair enters per
+    cycle. Every register advances together; wrap the unit in ``EnableInserter`` to stall it.
+
+    Parameters
+    ----------
+    lanes : int
+        V: 4, 8, 16, 32 or 64.
+    modes : tuple of str
+        As :class:`LaneProduct`.
+    tree_levels_per_stage : int
+        1..8.
+
+    Members
+    -------
+    w, a : In(ArrayLayout(8, V))
+        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a``.
+    int4 : In(1)
+        Present only with both modes built; sampled with the operands.
+    sum : Out(signed)
+        Exact partial sum, ``latency`` cycles after its operands.
+    """
+
+    def __init__(self, lanes, modes, tree_levels_per_stage=2):
+        if lanes not in _LANES:
+            raise ConfigError(f"dot-product lanes must be one of {', '.join(map(str, _LANES))}, not {lanes!r}")
+        if not isinstance(tree_levels_per_stage, int) or not 1 <= tree_levels_per_stage <= 8:
+            raise ConfigError(f"tree_levels_per_stage must be an integer 1..8, not {tree_levels_per_stage!r}")
+        self._units = [LaneProduct(modes) for _ in range(lanes)]
+        self._lane = self._units[0]
+        self._lanes = lanes
+        self._levels_per_stage = tree_levels_per_stage
+        lf = self._lane.format
+        self._format = IntFormat.for_range(lanes * lf.min, lanes * lf.max)
+        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
+                 "sum": Out(signed(self._format.bits))}
+        if len(modes) > 1:
+            ports["int4"] = In(1)
+        super().__init__(ports)
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def format(self):
+        """Format of ``sum`` (exact for every operand value)."""
+        return self._format
+
+    @property
+    def latency(self):
+        return 1 + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
+
+    def elaborate(self, platform):
+        m = Module()
+        level = []
+        for i, lane in enumerate(self._units):
+            m.submodules[f"lane{i}"] = lane
+            m.d.comb += [lane.w.eq(self.w[i]), lane.a.eq(self.a[i])]
+            if len(self._lane.modes) > 1:
+                m.d.comb += lane.int4.eq(self.int4)
+            p = Signal(signed(self._lane.format.bits), name=f"p{i}")
+            m.d.sync += p.eq(lane.p)
+            level.append(p)
+        depth = 0
+        while len(level) > 1:
+            depth += 1
+            level = [level[j] + level[j + 1] for j in range(0, len(level), 2)]
+            if depth % self._levels_per_stage == 0 or len(level) == 1:
+                regs = []
+                for j, v in enumerate(level):
+                    r = Signal(signed(min(len(v), self._format.bits)), name=f"t{depth}_{j}")
+                    m.d.sync += r.eq(v)
+                    regs.append(r)
+                level = regs
+        m.d.comb += self.sum.eq(level[0])
+        return m

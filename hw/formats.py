@@ -1,0 +1,153 @@
+"""Number formats of qmac, each written once.
+
+Every operation here is written against a tiny backend ("ops") so that one definition both builds the
+Amaranth hardware (:class:`qmac.hw.ops.AmaranthOps`) and computes the numpy golden model
+(:class:`qmac.sim.ops.NumpyOps`). A backend provides exactly:
+
+``where(cond, a, b)``
+    element-wise select;
+``wrap(x, bits, signed)``
+    two's-complement truncation of ``x`` to ``bits`` bits.
+
+Everything else is plain Python operators (``+ - * >> & < > ==``) that numpy arrays and Amaranth values
+share. ``>>`` is an arithmetic (flooring) shift on both sides.
+
+The bit-level spec of every format is ``docs/formats.md``.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS"]
+
+
+#: Tie rules of :meth:`IntFormat.rounding_shift`.
+ROUNDINGS = ("half_even", "half_away", "half_up", "floor")
+
+
+@dataclass(frozen=True)
+class IntFormat:
+    """A two's-complement (or unsigned) integer of ``bits`` bits.
+
+    Parameters
+    ----------
+    bits : int
+        Width in bits, 1 to 256.
+    signed : bool
+        Two's complement when true, unsigned otherwise.
+    """
+    bits: int
+    signed: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= 256:
+            raise ValueError(f"integer format width must be an integer between 1 and 256, not {self.bits!r}")
+        if not isinstance(self.signed, bool):
+            raise TypeError(f"integer format signedness must be a bool, not {self.signed!r}")
+
+    @classmethod
+    def for_range(cls, lo, hi):
+        """Narrowest signed format holding every integer in ``[lo, hi]``."""
+        if lo > hi:
+            raise ValueError(f"empty range [{lo}, {hi}]")
+        bits = 1
+        while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+            bits += 1
+        return cls(bits, signed=True)
+
+    @property
+    def min(self):
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max(self):
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    def contains(self, lo, hi):
+        """Whether every integer in ``[lo, hi]`` is representable."""
+        return self.min <= lo and hi <= self.max
+
+    def wrap(self, x, ops):
+        """``x`` modulo ``2**bits``, read back in this format (what a too-narrow register would hold)."""
+        return ops.wrap(x, self.bits, self.signed)
+
+    def saturate(self, x, ops):
+        """Clamp ``x`` to ``[min, max]``.
+
+        Returns ``(value, clipped)`` where ``clipped`` is true where ``x`` was out of range.
+        """
+        over = x > self.max
+        under = x < self.min
+        return ops.where(over, self.max, ops.where(under, self.min, x)), over | under
+
+    def rounding_shift(self, x, n, rounding, ops):
+        """``x / 2**n`` rounded to an integer, then saturated to this format.
+
+        ``n`` is a non-negative Python integer (a wired shift). ``rounding`` picks the tie rule:
+        ``half_even`` (ties to the even neighbour), ``half_away`` (ties away from zero), ``half_up``
+        (ties towards +inf), ``floor`` (truncate towards -inf). Non-ties always go to the nearest integer
+        except for ``floor``. Returns ``(value, clipped)`` as :meth:`saturate`.
+        """
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"shift must be a non-negative integer, not {n!r}")
+        if n == 0 or rounding == "floor":
+            return self.saturate(x >> n, ops)
+        q = x >> n
+        r = x & ((1 << n) - 1)
+        half = 1 << (n - 1)
+        if rounding == "half_even":
+            up = (r > half) | ((r == half) & ((q & 1) == 1))
+        elif rounding == "half_away":
+            up = (r > half) | ((r == half) & (x >= 0))
+        else:
+            up = r >= half
+        return self.saturate(q + ops.where(up, 1, 0), ops)
+
+
+@dataclass(frozen=True)
+class ElementFormat:
+    """An integer element format of the MAC datapath and its packing into 8-bit operand lanes.
+
+    A lane is one byte of an operand bus. It holds ``8 // bits`` elements; element ``j`` of a lane
+    occupies bits ``[j*bits, (j+1)*bits)`` (first element in the least significant bits).
+
+    Parameters
+    ----------
+    name : str
+        Mode name used by configs and the CLI (``"int8"``, ``"int4"``).
+    bits : int
+        Element width, 4 or 8.
+    """
+    name: str
+    bits: int
+
+    def __post_init__(self):
+        if self.bits not in (4, 8):
+            raise ValueError(f"element width must be 4 or 8, not {self.bits!r}")
+
+    @property
+    def code(self):
+        """Two's-complement code format: INT8 in [-128, 127], INT4 in [-8, 7]."""
+        return IntFormat(self.bits)
+
+    @property
+    def per_lane(self):
+        """Elements per 8-bit lane."""
+        return 8 // self.bits
+
+    @property
+    def qmax(self):
+        """Largest magnitude the host quantizers produce (symmetric range ``[-qmax, qmax]``)."""
+        return self.code.max
+
+    @property
+    def product(self):
+        """Exact range of one element product ``w * a``: ``(min, max)``."""
+        c = self.code
+        return c.min * c.max, c.min * c.min
+
+
+INT8 = ElementFormat("int8", 8)
+INT4 = ElementFormat("int4", 4)
+ELEMENT_FORMATS = {f.name: f for f in (INT8, INT4)}

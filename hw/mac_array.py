@@ -1,0 +1,204 @@
+"""An R x C output-stationary array of dot-product units with exact (or saturating) accumulators."""
+
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import ConfigError, CoreConfig
+from .mac_unit import MacUnit, mac_unit_signature
+
+__all__ = ["MacArray", "operand_layout", "result_layout"]
+
+
+def operand_layout(config, vectors):
+    """Payload of an operand stream: ``vectors`` vectors of ``V`` byte lanes (vector ``i``, lane ``j`` at
+    bits ``[8*(i*V + j), 8*(i*V + j) + 8)``)."""
+    return data.ArrayLayout(data.ArrayLayout(8, config.lanes), vectors)
+
+
+def result_layout(config):
+    """Payload of the result stream: one row of C accumulators, the tile's last-row marker, and whether any
+    accumulator of the row saturated (always 0 with exact accumulators)."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(signed(config.acc_format.bits), config.cols),
+        "last": 1,
+        "saturated": 1,
+    })
+
+
+class MacArray(wiring.Component):
+    """R x C dot-product units; weight vector ``r`` is broadcast along row ``r``, activation vector ``c``
+    along column ``c``.
+
+    A *beat* is one transfer on both operand streams (they are joined: a beat moves when both are valid).
+    A *tile* is ``k_beats_m1 + 1`` beats; unit ``(r, c)`` then holds ``sum over beats of dot(w_r, a_c)``.
+    ``k_beats_m1`` and ``int4`` are sampled at a tile's first beat and held for the tile.
+
+    Accumulation: ``acc <= (first ? 0 : acc) + psum``, exact when the configured accumulator is at least
+    :attr:`CoreConfig.exact_acc_format`, else saturated to ``acc_bits`` with the clip recorded per row.
+
+    Drain: at a tile's last beat the accumulators move to a shadow bank that drains one row per ``y``
+    transfer (row 0 first) while the next tile accumulates. Only when a tile ends while the shadow bank is
+    still draining does the pipeline stall, so with ``k_beats >= rows + 1`` and a ready consumer the array
+    accepts a beat every cycle.
+
+    Latency from a tile's last beat to its first result row: ``dot_latency + 1`` cycles.
+
+    Members
+    -------
+    w : In(stream.Signature(operand_layout(config, rows)))
+    a : In(stream.Signature(operand_layout(config, cols)))
+    y : Out(stream.Signature(result_layout(config)))
+    int4 : In(1)
+        Present only with both INT modes built.
+    k_beats_m1 : In(k_bits)
+    fire : Out(1)
+        A beat is taken this cycle.
+    fire_first : Out(1)
+        The beat taken is the first of its tile.
+    fire_int4 : Out(1)
+        The beat taken is an INT4 beat.
+    clipped : Out(1)
+        An accumulator saturated this cycle.
+    busy : Out(1)
+        A tile is open, in the pipeline, or draining.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    unit_module : str or None
+        ``None`` elaborates each processing element as a :class:`MacUnit` (what Amaranth's simulator
+        needs). A Verilog module name instantiates that module instead, with :class:`MacUnit`'s ports;
+        :func:`qmac.hw.emit.emit_verilog` emits it once beside the array.
+    """
+
+    def __init__(self, config, unit_module=None):
+        if not isinstance(config, CoreConfig):
+            raise ConfigError(f"MacArray needs a CoreConfig, not {config!r}")
+        if unit_module is not None and not (isinstance(unit_module, str) and unit_module.isidentifier()):
+            raise ConfigError(f"unit module name must be a Verilog identifier, not {unit_module!r}")
+        self._config = config
+        self._unit_module = unit_module
+        self._unit_signature = mac_unit_signature(config)
+        ports = {
+            "w": In(stream.Signature(operand_layout(config, config.rows))),
+            "a": In(stream.Signature(operand_layout(config, config.cols))),
+            "y": Out(stream.Signature(result_layout(config))),
+            "k_beats_m1": In(config.k_bits),
+            "fire": Out(1),
+            "fire_first": Out(1),
+            "fire_int4": Out(1),
+            "clipped": Out(1),
+            "busy": Out(1),
+        }
+        if config.dual:
+            ports["int4"] = In(1)
+        super().__init__(ports)
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def latency(self):
+        """Cycles from a tile's last beat to its first result row on ``y`` (no stalls)."""
+        return self._config.dot_latency + 1
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+
+        # -- tile sequencing at the input -----------------------------------------------------------
+        beat = Signal(cfg.k_bits)
+        tile_k_m1 = Signal(cfg.k_bits)
+        first_in = ~beat.any()
+        k_m1 = Mux(first_in, self.k_beats_m1, tile_k_m1)
+        last_in = beat == k_m1
+        if cfg.dual:
+            tile_int4 = Signal()
+            int4 = Mux(first_in, self.int4, tile_int4)
+        else:
+            int4 = int(cfg.modes == ("int4",))
+
+        advance = Signal()
+        fire = Signal()
+        m.d.comb += [
+            fire.eq(self.w.valid & self.a.valid & advance),
+            self.w.ready.eq(self.a.valid & advance),
+            self.a.ready.eq(self.w.valid & advance),
+            self.fire.eq(fire),
+            self.fire_first.eq(fire & first_in),
+            self.fire_int4.eq(fire & int4),
+        ]
+        with m.If(fire):
+            m.d.sync += beat.eq(Mux(last_in, 0, beat + 1))
+            with m.If(first_in):
+                m.d.sync += tile_k_m1.eq(self.k_beats_m1)
+                if cfg.dual:
+                    m.d.sync += tile_int4.eq(self.int4)
+
+        # Beat flags travel beside the partial sums: valid, first, last.
+        flags = [(fire, first_in, last_in)]
+        for stage in range(cfg.dot_latency):
+            regs = tuple(Signal(name=f"{n}_{stage}") for n in ("valid", "first", "last"))
+            with m.If(advance):
+                m.d.sync += [reg.eq(v) for reg, v in zip(regs, flags[-1])]
+            flags.append(regs)
+        p_valid, p_first, p_last = flags[-1]
+        shadow_full = Signal()
+        m.d.comb += advance.eq(~(p_valid & p_last & shadow_full))
+        acc_en = p_valid & advance
+        shift = self.y.valid & self.y.ready
+
+        # -- the units: row r of each column drains into row r - 1 -----------------------------------
+        units = [[self._unit(m, r, c) for c in range(cfg.cols)] for r in range(cfg.rows)]
+        zero = Signal(signed(cfg.acc_format.bits))
+        for r, row in enumerate(units):
+            for c, unit in enumerate(row):
+                below = units[r + 1][c] if r + 1 < cfg.rows else None
+                m.d.comb += [
+                    unit["w"].eq(self.w.payload[r]), unit["a"].eq(self.a.payload[c]),
+                    unit["en"].eq(advance), unit["acc_en"].eq(acc_en),
+                    unit["first"].eq(p_first), unit["last"].eq(p_last), unit["shift"].eq(shift),
+                    unit["shadow_in"].eq(below["shadow"] if below else zero),
+                    unit["shadow_sat_in"].eq(below["shadow_sat"] if below else 0),
+                ]
+                if cfg.dual:
+                    m.d.comb += unit["int4"].eq(int4)
+        m.d.comb += self.clipped.eq(sum(u["clipped"] for row in units for u in row) != 0)
+
+        # Drain: shift rows towards row 0, one per transfer.
+        drain_row = Signal(range(cfg.rows))
+        m.d.comb += [
+            self.y.valid.eq(shadow_full),
+            self.y.payload.data.eq(Cat(u["shadow"] for u in units[0])),
+            self.y.payload.last.eq(drain_row == cfg.rows - 1),
+            self.y.payload.saturated.eq(sum(u["shadow_sat"] for u in units[0]) != 0),
+        ]
+        with m.If(p_valid & advance & p_last):
+            m.d.sync += shadow_full.eq(1)
+        with m.If(shift):
+            m.d.sync += drain_row.eq(Mux(drain_row == cfg.rows - 1, 0, drain_row + 1))
+            with m.If(drain_row == cfg.rows - 1):
+                m.d.sync += shadow_full.eq(0)
+
+        in_flight = sum(v for v, _, _ in flags[1:]) != 0
+        m.d.comb += self.busy.eq((beat != 0) | in_flight | shadow_full)
+        return m
+
+    def _unit(self, m, r, c):
+        """Unit ``(r, c)``'s ports as a dict of name -> value: a :class:`MacUnit`, or an ``Instance`` of the
+        separately emitted unit module when ``unit_module`` is set."""
+        name = f"u{r}_{c}"
+        if self._unit_module is None:
+            unit = MacUnit(self._config)
+            m.submodules[name] = unit
+            return {"__".join(map(str, path)): Value.cast(value)
+                    for path, _, value in unit.signature.flatten(unit)}
+        ports, args = {}, {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        for path, member in self._unit_signature.members.flatten():
+            port = "__".join(map(str, path))
+            ports[port] = Signal(member.shape, name=f"{name}_{port}")
+            args[("i_" if member.flow == In else "o_") + port] = ports[port]
+        m.submodules[name] = Instance(self._unit_module, **args)
+        return ports
