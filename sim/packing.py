@@ -1,0 +1,51 @@
+"""Bit packing between integer codes and the core's stream payloads (see docs/architecture.md).
+
+Operand payloads: vector ``i``, lane ``j`` occupy bits ``[8*(i*V + j), +8)``; inside a lane, element ``e``
+occupies bits ``[e*bits, (e+1)*bits)`` (:class:`qmac.hw.formats.ElementFormat`). Result payloads: column
+``c``'s accumulator at bits ``[c*acc_bits, +acc_bits)``, then ``last``, then ``saturated``
+(:func:`qmac.hw.mac_array.result_layout`).
+"""
+
+import numpy as np
+
+from ..hw.formats import ELEMENT_FORMATS
+
+__all__ = ["pack_lanes", "unpack_lanes", "payload_word", "unpack_result"]
+
+
+def pack_lanes(codes, mode):
+    """Codes ``(..., V*per_lane)`` in the mode's range -> lane bytes ``(..., V)`` (uint8)."""
+    fmt = ELEMENT_FORMATS[mode]
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.size and (codes.min() < fmt.code.min or codes.max() > fmt.code.max):
+        raise ValueError(f"{mode} codes must lie in [{fmt.code.min}, {fmt.code.max}], "
+                         f"not [{codes.min()}, {codes.max()}]")
+    grouped = codes.reshape(codes.shape[:-1] + (-1, fmt.per_lane)) & ((1 << fmt.bits) - 1)
+    shifts = np.arange(fmt.per_lane, dtype=np.int64) * fmt.bits
+    return (grouped << shifts).sum(axis=-1).astype(np.uint8)
+
+
+def unpack_lanes(lanes, mode):
+    """Inverse of :func:`pack_lanes`: lane bytes ``(..., V)`` -> signed codes ``(..., V*per_lane)``."""
+    fmt = ELEMENT_FORMATS[mode]
+    lanes = np.asarray(lanes, dtype=np.int64)
+    shifts = np.arange(fmt.per_lane, dtype=np.int64) * fmt.bits
+    fields = (lanes[..., None] >> shifts) & ((1 << fmt.bits) - 1)
+    fields = np.where(fields >= 1 << (fmt.bits - 1), fields - (1 << fmt.bits), fields)
+    return fields.reshape(lanes.shape[:-1] + (-1,))
+
+
+def payload_word(lane_bytes):
+    """Lane bytes ``(vectors, V)`` -> one payload integer (vector 0, lane 0 in the least significant byte)."""
+    return int.from_bytes(np.ascontiguousarray(lane_bytes, dtype=np.uint8).tobytes(), "little")
+
+
+def unpack_result(word, cols, acc_bits):
+    """Result payload integer -> ``(data tuple of C signed ints, last, saturated)``."""
+    mask = (1 << acc_bits) - 1
+    data = []
+    for c in range(cols):
+        v = (word >> (c * acc_bits)) & mask
+        data.append(v - (1 << acc_bits) if v >> (acc_bits - 1) else v)
+    flags = word >> (cols * acc_bits)
+    return tuple(data), flags & 1, (flags >> 1) & 1

@@ -1,0 +1,124 @@
+"""cocotb testbench for the emitted core: clock, reset, stream drivers, result monitor, scoreboard.
+
+Inputs are driven at the falling edge and transfers decided in the ReadOnly phase before the rising
+edge, so Icarus and Verilator see the same thing.
+"""
+
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+
+from ..hw.config import MODE_CODES
+from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm
+from ..sim.packing import unpack_result
+
+__all__ = ["CoreTB", "compare_transactions"]
+
+
+def compare_transactions(got, expected, what="result row"):
+    """Scoreboard: equal transaction lists, or an AssertionError naming the first difference."""
+    for i, (g, e) in enumerate(zip(got, expected)):
+        if g != e:
+            raise AssertionError(f"{what} {i} differs: got {g}, expected {e}")
+    if len(got) != len(expected):
+        raise AssertionError(f"got {len(got)} {what}s, expected {len(expected)}")
+
+
+class CoreTB:
+    """Owns the DUT's clock, reset, operand drivers and result monitor.
+
+    ``gap`` is the probability that a driver idles (valid low) before each beat; ``ready`` the probability
+    that the monitor accepts a result row in a cycle.
+    """
+
+    def __init__(self, dut, config, seed=0):
+        self.dut = dut
+        self.config = config
+        self.rng = random.Random(seed)
+        self._clock = cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+
+    def _port(self, name):
+        return getattr(self.dut, name)
+
+    async def reset(self, cycles=2):
+        d = self.dut
+        for name in ("w__valid", "a__valid", "y__ready", "ctrl__clear"):
+            self._port(name).value = 0
+        d.rst.value = 1
+        await ClockCycles(d.clk, cycles)
+        await FallingEdge(d.clk)
+        d.rst.value = 0
+
+    def set_mode(self, mode, k_beats):
+        self.dut.ctrl__mode.value = MODE_CODES[mode] if isinstance(mode, str) else mode
+        self.dut.ctrl__k_beats_m1.value = k_beats - 1
+
+    async def clear(self):
+        await FallingEdge(self.dut.clk)
+        self.dut.ctrl__clear.value = 1
+        await FallingEdge(self.dut.clk)
+        self.dut.ctrl__clear.value = 0
+
+    async def send(self, stream, words, gap=0.0):
+        """Drive ``words`` on operand stream ``stream`` ("w" or "a")."""
+        valid, payload, ready = (self._port(f"{stream}__{n}") for n in ("valid", "payload", "ready"))
+        for word in words:
+            await FallingEdge(self.dut.clk)
+            while self.rng.random() < gap:
+                valid.value = 0
+                await FallingEdge(self.dut.clk)
+            payload.value = word
+            valid.value = 1
+            while True:
+                await ReadOnly()
+                taken = int(ready.value) == 1
+                await RisingEdge(self.dut.clk)
+                if taken:
+                    break
+                await FallingEdge(self.dut.clk)
+        await FallingEdge(self.dut.clk)
+        valid.value = 0
+
+    async def receive(self, count, ready=1.0):
+        """Collect ``count`` result rows as ``(data, last, saturated)`` tuples."""
+        d, rows = self.dut, []
+        while len(rows) < count:
+            await FallingEdge(d.clk)
+            d.y__ready.value = int(self.rng.random() < ready)
+            await ReadOnly()
+            if int(d.y__valid.value) and int(d.y__ready.value):
+                rows.append(unpack_result(d.y__payload.value.to_unsigned(), self.config.cols,
+                                          self.config.acc_format.bits))
+        await FallingEdge(d.clk)
+        d.y__ready.value = 0
+        return rows
+
+    async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0):
+        """Stream a whole GEMM and collect its rows; returns ``(plan, rows, expected)``."""
+        plan = plan_gemm(self.config, mode, W.shape, A.shape)
+        w_words, a_words = operand_beats(plan, W, A)
+        self.set_mode(mode, plan.k_beats)
+        senders = [cocotb.start_soon(self.send("w", w_words, gap)),
+                   cocotb.start_soon(self.send("a", a_words, gap))]
+        rows = await self.receive(plan.tiles * self.config.rows, ready)
+        for s in senders:
+            await s
+        return plan, rows, expected_results(plan, W, A)
+
+    async def wait_idle(self, limit=10000):
+        for _ in range(limit):
+            await ReadOnly()
+            if not int(self.dut.status__busy.value):
+                return
+            await RisingEdge(self.dut.clk)
+        raise AssertionError(f"core still busy after {limit} cycles")
+
+    def status(self):
+        s = {n: int(self._port(f"status__{n}").value) for n in ("busy", "overflow", "error", "cycles", "macs")}
+        return s
+
+    @staticmethod
+    def result_matrix(plan, rows):
+        return assemble(plan, [r[0] for r in rows])
