@@ -1,0 +1,95 @@
+"""The qmac command line, run as users run it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qmac.hw.config import PRESETS
+from qmac.tb.cli import main
+
+
+def test_generate_without_arguments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    v = (tmp_path / "build" / "qmac_core.v").read_text()
+    assert "module qmac_core(" in v and "module qmac_core_mac_unit(" in v
+    man = json.loads((tmp_path / "build" / "qmac_core.json").read_text())
+    assert man["config"] == PRESETS["default"].to_dict()
+    assert man["macs_per_cycle"] == {"int8": 1024, "int4": 2048}
+    ports = {p["name"]: (p["direction"], p["width"]) for p in man["ports"]}
+    assert ports["w__payload"] == ("in", 8 * 16 * 8) and ports["y__payload"] == ("out", 8 * 32 + 2)
+    for name in ports:
+        assert f" {name};" in v or f" {name} " in v or f"{name}," in v, name
+
+
+@pytest.mark.parametrize("text,message", [
+    ("rows = 0\n", "qmac: error: config key 'rows': 0 is out of range; allowed: integers 1..32\n"),
+    ("lanes = 6\n", "qmac: error: config key 'lanes': 6 is not allowed; allowed: 4, 8, 16, 32, 64\n"),
+    ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
+                    "acc_bits, tree_levels_per_stage\n"),
+    ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
+                         "allowed: int8, int4\n"),
+])
+def test_invalid_config_exits_2_and_writes_nothing(tmp_path, capsys, text, message):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    assert main(["generate", "--config", str(cfg), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == message
+    assert not out.exists()
+
+
+def test_console_script_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "qmac.tb.cli", "generate", "--preset", "nope"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide\n"
+
+
+def _gemm(tmp_path, capsys, *args):
+    assert main(["gemm", "--preset", "tiny", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("fmt,lo,hi", [("int8", -128, 128), ("int4", -8, 8)])
+def test_gemm_engines_agree(request, tmp_path, capsys, monkeypatch, fmt, lo, hi, tb_build_root):
+    request.node.add_marker(pytest.mark.xdist_group("cli-engines"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("qmac.tb.engine.run_gemm.__defaults__", (0.0, 1.0, 0, tb_build_root))
+    rng = np.random.default_rng(4)
+    W, A = rng.integers(lo, hi, (5, 37)), rng.integers(lo, hi, (37, 3))
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "A.npy", A)
+    files = ["--weights", "W.npy", "--activations", "A.npy", "--format", fmt]
+    golden = _gemm(tmp_path, capsys, *files, "--out", "Yg.npy")
+    assert golden["bit_exact"] is None and golden["cycles"] is None
+    assert np.array_equal(np.load(tmp_path / "Yg.npy"), W @ A)
+    for engine in ("icarus", "verilator"):
+        r = _gemm(tmp_path, capsys, *files, "--engine", engine, "--stall", "0.25", "--out", f"Y{engine}.npy")
+        assert r["engine"] == engine and r["bit_exact"] is True
+        assert r["cycles"] >= r["ideal_cycles"] > 0 and 0 < r["utilization"] <= 1
+        assert np.array_equal(np.load(tmp_path / f"Y{engine}.npy"), W @ A)
+
+
+def test_gemm_float_inputs_report_sqnr(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    W, A = rng.normal(size=(6, 50)), rng.normal(size=(50, 4))
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "A.npy", A)
+    files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy")]
+    r8 = _gemm(tmp_path, capsys, *files)
+    r4 = _gemm(tmp_path, capsys, *files, "--format", "int4")
+    # about 6 dB per bit: INT8 is far better than INT4, and both are sane
+    assert r8["sqnr_db"] > r4["sqnr_db"] + 15 and r4["sqnr_db"] > 5
+
+
+def test_gemm_rejects_out_of_range_codes(tmp_path, capsys):
+    np.save(tmp_path / "W.npy", np.full((2, 4), 9))
+    np.save(tmp_path / "A.npy", np.ones((4, 2), dtype=np.int64))
+    assert main(["gemm", "--preset", "tiny", "--format", "int4", "--weights", str(tmp_path / "W.npy"),
+                 "--activations", str(tmp_path / "A.npy")]) == 2
+    assert capsys.readouterr().err == "qmac: error: --weights codes span [9, 9]; int4 allows [-8, 7]\n"

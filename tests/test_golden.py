@@ -1,0 +1,82 @@
+"""The golden model against independent arithmetic: plain matmul, a per-beat Python loop, hand packing."""
+
+import numpy as np
+import pytest
+
+from qmac.hw.config import PRESETS
+from qmac.sim.dot_product import dot_product
+from qmac.sim.gemm import assemble, expected_results, golden_gemm, operand_beats, plan_gemm
+from qmac.sim.packing import pack_lanes, unpack_lanes
+
+RNG = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize("mode,lo,hi", [("int8", -128, 128), ("int4", -8, 8)])
+def test_exact_gemm_is_matmul(mode, lo, hi):
+    cfg = PRESETS["default"]
+    W, A = RNG.integers(lo, hi, (37, 301)), RNG.integers(lo, hi, (301, 19))
+    plan = plan_gemm(cfg, mode, W.shape, A.shape)
+    Y, sat = golden_gemm(plan, W, A)
+    assert np.array_equal(Y[:37, :19], W.astype(np.int64) @ A.astype(np.int64))
+    assert not sat.any()
+    rows = expected_results(plan, W, A)
+    assert np.array_equal(assemble(plan, [r[0] for r in rows]), W @ A)
+    assert [r[1] for r in rows] == [int(i % cfg.rows == cfg.rows - 1) for i in range(len(rows))]
+
+
+def test_saturating_accumulation_matches_a_beat_loop():
+    cfg = PRESETS["tiny"].replace(acc_bits=18)  # 18-bit accumulators: [-131072, 131071]
+    W = np.full((2, 64), -128)
+    W[1, 32:] = 127
+    A = np.full((64, 2), -128)
+    plan = plan_gemm(cfg, "int8", W.shape, A.shape)
+    Y, sat = golden_gemm(plan, W, A)
+    lo, hi = -(1 << 17), (1 << 17) - 1
+    for r in range(2):
+        acc, clipped = 0, False
+        for b in range(plan.k_beats):  # 4 elements per beat
+            s = int(W[r, 4 * b:4 * b + 4] @ A[4 * b:4 * b + 4, 0])
+            acc, clipped = min(max(acc + s, lo), hi), clipped or not lo <= acc + s <= hi
+        assert Y[r, 0] == acc and sat[r, 0] == clipped
+    assert Y[0, 0] == hi and sat[0, 0]          # 64 * 16384 = 2**20 clips
+    # row 1 climbs to the upper rail (clipped), then 32 * -16256 takes it down to the lower rail
+    assert Y[1, 0] == lo
+    assert sat[1, 0]
+
+
+def test_packing_by_hand():
+    # INT4 lane: element 0 in bits 0-3, element 1 in bits 4-7
+    assert pack_lanes(np.array([-1, 2]), "int4").tolist() == [0x2F]
+    assert pack_lanes(np.array([-128, 127]), "int8").tolist() == [0x80, 0x7F]
+    codes = RNG.integers(-8, 8, (5, 32))
+    assert np.array_equal(unpack_lanes(pack_lanes(codes, "int4"), "int4"), codes)
+    with pytest.raises(ValueError, match=r"int4 codes must lie in \[-8, 7\], not \[-8, 8\]"):
+        pack_lanes(np.array([-8, 8]), "int4")
+
+
+def test_operand_beats_layout():
+    cfg = PRESETS["tiny"]  # 2x2, V=4
+    W = np.arange(2 * 8).reshape(2, 8) - 8
+    A = np.arange(8 * 2).reshape(8, 2) - 3
+    plan = plan_gemm(cfg, "int8", W.shape, A.shape)
+    w_words, a_words = operand_beats(plan, W, A)
+    assert len(w_words) == plan.beats == 2
+    # beat 0: row 0 elements 0..3 in bytes 0..3, row 1 elements 0..3 in bytes 4..7
+    expected = bytes(int(v) & 0xFF for v in list(W[0, :4]) + list(W[1, :4]))
+    assert w_words[0] == int.from_bytes(expected, "little")
+    expected = bytes(int(v) & 0xFF for v in list(A[4:8, 0]) + list(A[4:8, 1]))
+    assert a_words[1] == int.from_bytes(expected, "little")
+
+
+def test_dot_product_twin():
+    w = RNG.integers(0, 256, (100, 16)).astype(np.uint8)
+    a = RNG.integers(0, 256, (100, 16)).astype(np.uint8)
+    s8 = lambda x: x.astype(np.int64) - 256 * (x >= 128)
+    assert np.array_equal(dot_product(w, a, "int8"), (s8(w) * s8(a)).sum(axis=1))
+
+
+def test_plan_rejects_too_long_k():
+    with pytest.raises(ValueError, match=r"^K = 1025 needs 257 beats of 4 elements; this core allows at most 256"):
+        plan_gemm(PRESETS["tiny"], "int8", (2, 1025), (1025, 2))
+    with pytest.raises(ValueError, match=r"^mode 'int8' is not built into this core; allowed: int4$"):
+        plan_gemm(PRESETS["int4-wide"], "int8", (2, 4), (4, 2))
