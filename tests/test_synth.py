@@ -1,0 +1,70 @@
+"""Yosys runner: transistor estimate, FPGA counts, cache and errors (tb/synth.py)."""
+
+import pytest
+
+from qmac.hw.config import preset
+from qmac.tb.synth import SynthError, synth_config, synth_fpga, synth_generic
+
+ADDER = """
+module adder4(input [3:0] a, input [3:0] b, output [4:0] s);
+  assign s = a + b;
+endmodule
+"""
+
+REGISTERED_MULTIPLIER = """
+module mul2(input clk, input rst, input [1:0] a, input [1:0] b, output reg [3:0] p);
+  always @(posedge clk) if (rst) p <= 0; else p <= a * b;
+endmodule
+"""
+
+
+def test_generic_counts_transistors_and_caches(tmp_path):
+    cache = tmp_path / "cache"
+    first = synth_generic(ADDER, "adder4", tmp_path / "run1", cache_dir=cache)
+    assert first["target"] == "generic"
+    assert first["transistors"] > 0 and first["transistors_complete"]
+    assert first["cells"] == sum(first["cell_types"].values())
+    assert (tmp_path / "run1" / "log.txt").is_file()
+    # A hit returns the same dict without running Yosys (its work directory is never created).
+    again = synth_generic(ADDER, "adder4", tmp_path / "run2", cache_dir=cache)
+    assert again == first
+    assert not (tmp_path / "run2").exists()
+
+
+def test_generic_counts_flip_flops(tmp_path):
+    result = synth_generic(REGISTERED_MULTIPLIER, "mul2", tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result["cell_types"]["$_DFF_P_"] == 4
+    assert result["transistors_complete"]
+
+
+def test_ice40_counts_luts(tmp_path):
+    result = synth_fpga(ADDER, "adder4", "ice40", tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result["target"] == "ice40"
+    assert result["luts"] >= 1
+    assert result["dsps"] == 0 and result["brams"] == 0
+
+
+def test_failure_names_log(tmp_path):
+    expected = r"^yosys failed \(exit code \d+\): design.v:1: ERROR: syntax error.*; log: "
+    with pytest.raises(SynthError, match=expected) as info:
+        synth_generic("module broken(input a;\nendmodule\n", "broken", tmp_path / "run",
+                      cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.endswith(str(tmp_path / "run" / "log.txt"))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"^FPGA target must be one of ice40, ecp5, not 'generic'$"):
+        synth_fpga(ADDER, "adder4", "generic")
+    with pytest.raises(ValueError, match=r"^synthesis target must be one of generic, ice40, ecp5, not 'gowin'$"):
+        synth_config(preset("tiny"), "gowin")
+    with pytest.raises(TypeError, match=r"^synth_config needs a CoreConfig, not 'tiny'$"):
+        synth_config("tiny")
+
+
+@pytest.mark.slow
+def test_tiny_core_on_ice40(tmp_path):
+    result = synth_config(preset("tiny"), "ice40", tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result["luts"] >= 1
+    assert result["ffs"] >= 1
