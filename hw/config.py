@@ -11,7 +11,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 
-from .formats import ELEMENT_FORMATS, IntFormat
+from .formats import ELEMENT_FORMATS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "preset", "load_config"]
 
@@ -60,6 +60,15 @@ class CoreConfig:
         sticky flag.
     tree_levels_per_stage : int
         Adder-tree levels between pipeline registers in each dot-product unit (1..8).
+    scale_bits : int
+        S, width of the per-vector scale factors that travel with the operand vectors; 0 (default)
+        builds no scale units. ``int`` scales: 1..8, ``pow2`` scales (exponents): 1..4.
+    scale_kind : str
+        ``"int"`` (the unit multiplies by ``sw * sa``) or ``"pow2"`` (it shifts by ``sw + sa``).
+    scale_lanes : int or None
+        Lanes per scale group: each beat carries ``lanes / scale_lanes`` scale fields per vector, one per
+        group of ``scale_lanes`` lanes (``scale_lanes`` INT8 or ``2 * scale_lanes`` INT4 elements). A power
+        of two dividing ``lanes``; default ``min(lanes, 8)``. Only with ``scale_bits > 0``.
     """
     rows: int = 8
     cols: int = 8
@@ -68,6 +77,9 @@ class CoreConfig:
     max_k: int = 65536
     acc_bits: int | None = None
     tree_levels_per_stage: int = 2
+    scale_bits: int = 0
+    scale_kind: str = "int"
+    scale_lanes: int | None = None
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, _MAX_DIM)
@@ -92,11 +104,26 @@ class CoreConfig:
                               f"{allowed} at most once")
         # Canonical order, so that equal configs compare equal.
         object.__setattr__(self, "modes", tuple(m for m in ELEMENT_FORMATS if m in modes))
+        if self.scale_kind not in SCALE_KINDS:
+            raise ConfigError(f"config key 'scale_kind': {self.scale_kind!r} is not allowed; allowed: "
+                              f"{', '.join(SCALE_KINDS)}")
+        _check_int("scale_bits", self.scale_bits, 0, 8 if self.scale_kind == "int" else 4)
+        if self.scale_lanes is not None:
+            if not self.scale_bits:
+                raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} needs scale units; "
+                                  f"allowed: only with scale_bits > 0")
+            allowed = [v for v in (1, 2, 4, 8, 16, 32, 64) if v <= self.lanes]
+            if self.scale_lanes not in allowed or isinstance(self.scale_lanes, bool):
+                raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} is not allowed; allowed: "
+                                  f"{', '.join(map(str, allowed))} (powers of two dividing lanes = {self.lanes})")
         lo_k = 2 * self.min_elements_per_beat
         if (not isinstance(self.max_k, int) or isinstance(self.max_k, bool)
                 or not lo_k <= self.max_k <= _MAX_K_LIMIT or self.max_k & (self.max_k - 1)):
             raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; allowed: a power of two "
                               f"from {lo_k} (two beats of {self.min_elements_per_beat} elements) to {_MAX_K_LIMIT}")
+        if self.exact_acc_format.bits > 64:
+            raise ConfigError(f"config key 'max_k': {self.max_k!r} needs {self.exact_acc_format.bits}-bit "
+                              f"accumulators with these scales; allowed: at most 64 bits (lower max_k or scale_bits)")
         if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
         _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
@@ -121,8 +148,11 @@ class CoreConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["modes"] = list(self.modes)
-        if d["acc_bits"] is None:
-            del d["acc_bits"]
+        for key in ("acc_bits", "scale_lanes"):
+            if d[key] is None:
+                del d[key]
+        if not self.scale_bits:
+            del d["scale_bits"], d["scale_kind"]
         return d
 
     def to_toml(self):
@@ -130,6 +160,8 @@ class CoreConfig:
         for key, value in self.to_dict().items():
             if isinstance(value, list):
                 value = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            elif isinstance(value, str):
+                value = f'"{value}"'
             lines.append(f"{key} = {value}")
         return "\n".join(lines) + "\n"
 
@@ -168,26 +200,56 @@ class CoreConfig:
     @property
     def lane_range(self):
         """Exact range of one lane's output (a product, or the sum of a lane's INT4 products)."""
-        lo = min(f.per_lane * f.product[0] for f in self.formats)
-        hi = max(f.per_lane * f.product[1] for f in self.formats)
-        return lo, hi
+        return lane_range(self.modes)
 
     @property
     def lane_format(self):
         return IntFormat.for_range(*self.lane_range)
 
     @property
-    def psum_format(self):
-        """Exact format of one unit's per-beat partial sum (V lanes)."""
+    def scale_format(self):
+        """The per-vector scale field, or ``None`` without scale units."""
+        return ScaleFormat(self.scale_bits, self.scale_kind) if self.scale_bits else None
+
+    @property
+    def group_lanes(self):
+        """Lanes summed before scaling: ``scale_lanes`` (default ``min(lanes, 8)``), or all lanes
+        without scale units."""
+        if not self.scale_bits:
+            return self.lanes
+        return self.scale_lanes if self.scale_lanes is not None else min(self.lanes, 8)
+
+    @property
+    def scale_groups(self):
+        """Scale fields per vector per beat (1 without scale units)."""
+        return self.lanes // self.group_lanes
+
+    def group_elements(self, mode):
+        """Elements covered by one scale field in ``mode``."""
+        return self.group_lanes * ELEMENT_FORMATS[mode].per_lane
+
+    @property
+    def group_format(self):
+        """Exact format of one group's (unscaled) partial sum."""
         lo, hi = self.lane_range
-        return IntFormat.for_range(self.lanes * lo, self.lanes * hi)
+        return IntFormat.for_range(self.group_lanes * lo, self.group_lanes * hi)
+
+    @property
+    def _beat_range(self):
+        lo, hi = self.lane_range
+        factor = self.scale_format.max_product if self.scale_bits else 1
+        return self.lanes * lo * factor, self.lanes * hi * factor
+
+    @property
+    def psum_format(self):
+        """Exact format of one unit's per-beat partial sum (V lanes, scaled)."""
+        return IntFormat.for_range(*self._beat_range)
 
     @property
     def exact_acc_format(self):
         """Accumulator format that holds any tile the ``k_beats_m1`` register can describe."""
-        lo, hi = self.lane_range
-        n = self.lanes * self.max_k_beats
-        return IntFormat.for_range(n * lo, n * hi)
+        lo, hi = self._beat_range
+        return IntFormat.for_range(self.max_k_beats * lo, self.max_k_beats * hi)
 
     @property
     def acc_format(self):
@@ -200,12 +262,14 @@ class CoreConfig:
 
     @property
     def tree_levels(self):
-        return int(math.log2(self.lanes))
+        """Adder-tree levels of each dot-product unit (one per scale group)."""
+        return int(math.log2(self.group_lanes))
 
     @property
     def dot_latency(self):
-        """Cycles from operands to a unit's registered partial sum: product register + tree stages."""
-        return 1 + math.ceil(self.tree_levels / self.tree_levels_per_stage)
+        """Cycles from operands to a unit's registered partial sum: product register + tree stages, + 1
+        for the scale unit when built."""
+        return 1 + math.ceil(self.tree_levels / self.tree_levels_per_stage) + (1 if self.scale_bits else 0)
 
 
 PRESETS = {
@@ -213,6 +277,9 @@ PRESETS = {
     "default": CoreConfig(),
     "int8": CoreConfig(rows=8, cols=8, lanes=16, modes=("int8",)),
     "int4-wide": CoreConfig(rows=4, cols=8, lanes=32, modes=("int4",)),
+    "vsq": CoreConfig(scale_bits=8),
+    "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
+                           scale_lanes=4),
 }
 
 

@@ -7,12 +7,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
-from .formats import IntFormat
+from .formats import IntFormat, lane_range
 from .lane_product import LaneProduct
 
 __all__ = ["DotProduct"]
 
-_LANES = (4, 8, 16, 32, 64)
+_LANES = (1, 2, 4, 8, 16, 32, 64)
 
 
 class DotProduct(wiring.Component):
@@ -52,8 +52,8 @@ class DotProduct(wiring.Component):
         self._lane = self._units[0]
         self._lanes = lanes
         self._levels_per_stage = tree_levels_per_stage
-        lf = self._lane.format
-        self._format = IntFormat.for_range(lanes * lf.min, lanes * lf.max)
+        lo, hi = lane_range(modes)
+        self._format = IntFormat.for_range(lanes * lo, lanes * hi)
         ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
                  "sum": Out(signed(self._format.bits))}
         if len(modes) > 1:

@@ -17,7 +17,8 @@ The bit-level spec of every format is ``docs/formats.md``.
 
 from dataclasses import dataclass
 
-__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS"]
+__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS", "lane_range", "ScaleFormat",
+           "SCALE_KINDS"]
 
 
 #: Tie rules of :meth:`IntFormat.rounding_shift`.
@@ -151,3 +152,69 @@ class ElementFormat:
 INT8 = ElementFormat("int8", 8)
 INT4 = ElementFormat("int4", 4)
 ELEMENT_FORMATS = {f.name: f for f in (INT8, INT4)}
+
+
+def lane_range(modes):
+    """Exact range ``(lo, hi)`` of one lane's result over the given modes: an INT8 product, or the sum of a
+    lane's two INT4 products."""
+    fmts = [ELEMENT_FORMATS[m] for m in modes]
+    return (min(f.per_lane * f.product[0] for f in fmts), max(f.per_lane * f.product[1] for f in fmts))
+
+
+#: Kinds of per-vector scale factor.
+SCALE_KINDS = ("int", "pow2")
+
+
+@dataclass(frozen=True)
+class ScaleFormat:
+    """An unsigned S-bit per-vector scale field and the arithmetic of the scale unit.
+
+    ``kind = "int"``: the factor is the field itself, ``0 .. 2**S - 1`` (host quantizers use ``1 ..``).
+    ``kind = "pow2"``: the field is an exponent, the factor ``2**field`` (the OCP MX E8M0 idea, without
+    a bias); the unit shifts instead of multiplying.
+
+    A vector pair's combined factor is ``product(sw, sa)`` (``sw * sa``, or the exponent ``sw + sa``), and
+    a partial sum is scaled by ``apply(psum, product)`` (``psum * product``, or ``psum << product``). Both
+    are exact.
+
+    Parameters
+    ----------
+    bits : int
+        S: 1..8 for ``int``, 1..4 for ``pow2`` (factors up to ``2**15``).
+    kind : str
+        ``"int"`` or ``"pow2"``.
+    """
+    bits: int
+    kind: str = "int"
+
+    def __post_init__(self):
+        if self.kind not in SCALE_KINDS:
+            raise ValueError(f"scale kind must be one of {', '.join(SCALE_KINDS)}, not {self.kind!r}")
+        hi = 8 if self.kind == "int" else 4
+        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= hi:
+            raise ValueError(f"{self.kind} scale width must be an integer 1..{hi}, not {self.bits!r}")
+
+    @property
+    def max_field(self):
+        return (1 << self.bits) - 1
+
+    @property
+    def max_product(self):
+        """Largest combined factor of a vector pair (the product is never negative)."""
+        f = self.max_field
+        return f * f if self.kind == "int" else 1 << (2 * f)
+
+    @property
+    def product_bits(self):
+        """Width of :meth:`product`'s unsigned result."""
+        return 2 * self.bits if self.kind == "int" else self.bits + 1
+
+    def product(self, sw, sa, ops):
+        return sw * sa if self.kind == "int" else sw + sa
+
+    def apply(self, psum, product, ops):
+        return psum * product if self.kind == "int" else psum << product
+
+    def factor(self, field):
+        """Integer factor of a field value (host side)."""
+        return field if self.kind == "int" else 1 << field

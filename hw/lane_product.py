@@ -1,11 +1,11 @@
 """One 8-bit operand lane's product: an INT8 product, or the sum of the lane's two INT4 products."""
 
-from amaranth.hdl import Const, Module, Mux, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
-from .formats import ELEMENT_FORMATS, INT4, IntFormat
+from .formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range
 
 __all__ = ["LaneProduct"]
 
@@ -17,11 +17,21 @@ class LaneProduct(wiring.Component):
     INT4 mode: ``p = w0*a0 + w1*a1`` where element ``j`` of a lane is bits ``[4j, 4j+4)`` read as INT4
     (exact, in [-112, 128]).
 
-    The multiplier is a shift-and-add array over the bits of ``w`` in which the mode only changes the
-    multiplicands (``a`` or its low nibble for rows 0-3, ``16*a`` or its high nibble for rows 4-7) and the
-    sign of row 3. With a single mode built in, ``int4`` is a constant and the array folds to a plain INT8
-    or a pair of INT4 multipliers; a dual-mode lane costs one multiplicand multiplexer and one
-    conditional negation more than an INT8 lane.
+    The multiplier is one shift-and-add array of eight rows, each row the 8-bit two's complement value
+    ``r_i = w[i] ? x_i : 0`` weighted ``2**i``. In INT8 mode every ``x_i`` is ``a`` (INT8); in INT4 mode
+    ``x_i`` is ``16*a0`` (``a0`` in bits 4-7, zeros below) for rows 0-3 and ``a1`` for rows 4-7. Both modes
+    thus keep every row 8 bits wide at its INT8 bit position: the array sums ``w*a`` in INT8 mode and
+    ``16*(w0*a0 + w1*a1)`` in INT4 mode, and ``p`` is that sum, or the sum shifted right by 4 in INT4 mode.
+    Row 7 is subtracted (bit 7 of ``w`` weighs ``-2**7``), and so is row 3 in INT4 mode (bit 3 weighs
+    ``-2**3`` there), as ``-r = ~r + 1``: row 7 is complemented, row 3 XORed with ``int4``. Every row is
+    added as the unsigned number ``r ^ 0x80``, which is ``r + 128``, so no row is sign-extended. The
+    ``-128 * 2**i`` of the eight rows and the ``+2**7`` of row 7 are one constant, ``0x8100`` modulo
+    ``2**16``; the ``+2**3`` of row 3 is ``int4`` added at bit 3. The sum is taken modulo ``2**16``, exact
+    since both modes' sums fit 16 signed bits.
+
+    With a single mode built in, ``int4`` is a constant: the multiplexers, row 3's XOR and the output
+    shift fold away, leaving the INT8 or the INT4 array above. A dual-mode lane costs the multiplicand
+    multiplexers, row 3's XOR and carry-in bit and the output multiplexer more than an INT8 lane.
 
     Parameters
     ----------
@@ -44,9 +54,7 @@ class LaneProduct(wiring.Component):
             raise ConfigError(f"lane modes must be a non-empty tuple of distinct names from "
                               f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
         self._modes = modes
-        fmts = [ELEMENT_FORMATS[m] for m in modes]
-        self._format = IntFormat.for_range(min(f.per_lane * f.product[0] for f in fmts),
-                                           max(f.per_lane * f.product[1] for f in fmts))
+        self._format = IntFormat.for_range(*lane_range(modes))
         ports = {"w": In(8), "a": In(8), "p": Out(signed(self._format.bits))}
         if len(modes) > 1:
             ports["int4"] = In(1)
@@ -64,12 +72,23 @@ class LaneProduct(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         int4 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name)
-        a = self.a.as_signed()
-        # Multiplicands of rows 0-3 and 4-7; ``a << 4`` gives rows 4-7 weight 2**i in INT8 mode.
-        low = Mux(int4, self.a[0:4].as_signed(), a)
-        high = Mux(int4, self.a[4:8].as_signed(), a << 4)
-        rows = [Mux(self.w[i], (low if i < 4 else high) << (i % 4), 0) for i in range(8)]
-        # Bit 7 of w (INT8) and bit 3 of w (INT4) carry weight -2**7 and -2**3.
-        m.d.comb += self.p.eq(rows[0] + rows[1] + rows[2] + Mux(int4, -rows[3], rows[3])
-                              + rows[4] + rows[5] + rows[6] - rows[7])
+        a = self.a
+        # Multiplicands of rows 0-3 (a, or 16*a0) and 4-7 (a, or a1) as 8-bit two's complement patterns.
+        # Signals, so that the Verilog names each once instead of repeating it in every row.
+        low = Signal(8)
+        high = Signal(8)
+        m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
+                     high.eq(Mux(int4, a[4:8].as_signed(), a.as_signed()))]
+        rows = [Mux(self.w[i], low if i < 4 else high, 0) for i in range(8)]
+        # -r = ~r + 1 for row 7 (always) and row 3 (INT4 mode); the sum starts with their +1s.
+        rows[3] = rows[3] ^ int4.replicate(8)
+        rows[7] = ~rows[7]
+        total, offset = int4 << 3, 1 << 7
+        # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s fold into one constant.
+        for i, row in enumerate(rows):
+            total = total + ((row ^ 0x80) << i)
+            offset -= 1 << (7 + i)
+        p16 = Signal(signed(16))
+        m.d.comb += [p16.eq(total + offset % (1 << 16)),
+                     self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]
         return m

@@ -11,9 +11,13 @@ __all__ = ["MacArray", "operand_layout", "result_layout"]
 
 
 def operand_layout(config, vectors):
-    """Payload of an operand stream: ``vectors`` vectors of ``V`` byte lanes (vector ``i``, lane ``j`` at
-    bits ``[8*(i*V + j), 8*(i*V + j) + 8)``)."""
-    return data.ArrayLayout(data.ArrayLayout(8, config.lanes), vectors)
+    """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (vector ``i``, lane
+    ``j`` at bits ``[8*(i*V + j), +8)``), then with scale units ``scale``, G fields of S bits per vector
+    (vector ``i``, group ``g`` at bits ``8*V*vectors + [S*(i*G + g), +S)``)."""
+    fields = {"data": data.ArrayLayout(data.ArrayLayout(8, config.lanes), vectors)}
+    if config.scale_bits:
+        fields["scale"] = data.ArrayLayout(data.ArrayLayout(config.scale_bits, config.scale_groups), vectors)
+    return data.StructLayout(fields)
 
 
 def result_layout(config):
@@ -157,7 +161,7 @@ class MacArray(wiring.Component):
             for c, unit in enumerate(row):
                 below = units[r + 1][c] if r + 1 < cfg.rows else None
                 m.d.comb += [
-                    unit["w"].eq(self.w.payload[r]), unit["a"].eq(self.a.payload[c]),
+                    unit["w"].eq(self.w.payload.data[r]), unit["a"].eq(self.a.payload.data[c]),
                     unit["en"].eq(advance), unit["acc_en"].eq(acc_en),
                     unit["first"].eq(p_first), unit["last"].eq(p_last), unit["shift"].eq(shift),
                     unit["shadow_in"].eq(below["shadow"] if below else zero),
@@ -165,6 +169,8 @@ class MacArray(wiring.Component):
                 ]
                 if cfg.dual:
                     m.d.comb += unit["int4"].eq(int4)
+                if cfg.scale_bits:
+                    m.d.comb += [unit["sw"].eq(self.w.payload.scale[r]), unit["sa"].eq(self.a.payload.scale[c])]
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in units for u in row) != 0)
 
         # Drain: shift rows towards row 0, one per transfer.

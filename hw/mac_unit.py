@@ -1,12 +1,13 @@
 """One processing element of the MAC array: a dot-product unit, its accumulator and its shadow register."""
 
-from amaranth.hdl import EnableInserter, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
 from .ops import AmaranthOps
+from .vector_scale import VectorScale
 
 __all__ = ["MacUnit", "mac_unit_signature"]
 
@@ -22,6 +23,10 @@ def mac_unit_signature(config):
     }
     if config.dual:
         ports["int4"] = In(1)
+    if config.scale_bits:
+        scales = data.ArrayLayout(config.scale_bits, config.scale_groups)
+        ports["sw"] = In(scales)
+        ports["sa"] = In(scales)
     return wiring.Signature(ports)
 
 
@@ -29,7 +34,12 @@ class MacUnit(wiring.Component):
     """Accumulates dot products of one weight and one activation vector stream.
 
     Each cycle with ``en`` high the dot-product pipeline advances; ``sum`` of the vector pair that entered
-    ``config.dot_latency`` advancing cycles earlier is then accumulated when ``acc_en`` is high::
+    ``config.dot_latency`` advancing cycles earlier is then accumulated when ``acc_en`` is high.
+
+    Without scale units ``sum`` is one :class:`DotProduct` over all V lanes. With them, each of the G
+    groups of ``group_lanes`` lanes has its own :class:`DotProduct`; the group sums and the scale
+    products ``ScaleFormat.product(sw[g], sa[g])`` (computed when the operands enter and delayed beside
+    them) meet in a :class:`VectorScale`::
 
         acc <= (first ? 0 : acc) + sum          (exact, or saturated to acc_bits)
         sat <= (first ? 0 : sat) | clipped      (sticky per tile)
@@ -47,6 +57,8 @@ class MacUnit(wiring.Component):
     w, a : In(ArrayLayout(8, V))
     int4 : In(1)
         Present only with both INT modes built.
+    sw, sa : In(ArrayLayout(unsigned(S), G))
+        Present only with scale units: the weight and activation vectors' scale fields, one per group.
     en, acc_en, first, last, shift : In(1)
     shadow_in : In(signed(acc_bits))
     shadow_sat_in : In(1)
@@ -60,7 +72,9 @@ class MacUnit(wiring.Component):
         if not isinstance(config, CoreConfig):
             raise ConfigError(f"MacUnit needs a CoreConfig, not {config!r}")
         self._config = config
-        self._dot = DotProduct(config.lanes, config.modes, config.tree_levels_per_stage)
+        self._dots = [DotProduct(config.group_lanes, config.modes, config.tree_levels_per_stage)
+                      for _ in range(config.scale_groups)]
+        self._scale = VectorScale(config) if config.scale_bits else None
         super().__init__(mac_unit_signature(config))
 
     @property
@@ -70,15 +84,33 @@ class MacUnit(wiring.Component):
     def elaborate(self, platform):
         cfg = self._config
         m = Module()
-        m.submodules.dot = EnableInserter(self.en)(self._dot)
-        m.d.comb += [self._dot.w.eq(self.w), self._dot.a.eq(self.a)]
-        if cfg.dual:
-            m.d.comb += self._dot.int4.eq(self.int4)
+        L = cfg.group_lanes
+        for g, dot in enumerate(self._dots):
+            m.submodules[f"dot{g}"] = EnableInserter(self.en)(dot)
+            m.d.comb += [dot.w.eq(Cat(self.w[g * L + i] for i in range(L))),
+                         dot.a.eq(Cat(self.a[g * L + i] for i in range(L)))]
+            if cfg.dual:
+                m.d.comb += dot.int4.eq(self.int4)
+        if self._scale is None:
+            psum = self._dots[0].sum
+        else:
+            m.submodules.scale = EnableInserter(self.en)(self._scale)
+            fmt = cfg.scale_format
+            product = Cat(fmt.product(self.sw[g], self.sa[g], AmaranthOps)[:fmt.product_bits]
+                          for g in range(cfg.scale_groups))
+            for stage in range(self._dots[0].latency):  # align with the group sums
+                delayed = Signal(len(product), name=f"product_{stage}")
+                with m.If(self.en):
+                    m.d.sync += delayed.eq(product)
+                product = delayed
+            m.d.comb += [self._scale.psum.eq(Cat(dot.sum for dot in self._dots)),
+                         self._scale.product.eq(product)]
+            psum = self._scale.sum
 
         acc_fmt = cfg.acc_format
         acc = Signal(signed(acc_fmt.bits))
         sat = Signal()
-        total = Mux(self.first, 0, acc) + self._dot.sum
+        total = Mux(self.first, 0, acc) + psum
         if cfg.saturating:
             nxt, clipped = acc_fmt.saturate(total, AmaranthOps)
         else:

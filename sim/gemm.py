@@ -1,7 +1,9 @@
 """How a GEMM runs on the core: tiling, the operand beats the driver streams, and the golden result.
 
 ``Y = W @ A`` with W of shape N x K (weights, one row per output channel) and A of shape K x M
-(activations). The driver pads N to a multiple of R, M to a multiple of C and K to a multiple of the
+(activations). With scale units, every group of ``group_elements`` consecutive K elements of a weight row
+or activation column has an S-bit scale field, and the core computes
+``Y = sum over groups of ScaleFormat.apply(W_g @ A_g, ScaleFormat.product(sw_g, sa_g))``. The driver pads N to a multiple of R, M to a multiple of C and K to a multiple of the
 elements per beat E, all with zeros, and runs tiles in row-major tile order: for each block of R weight
 rows, for each block of C activation columns, K/E beats. Each tile yields R result rows of C
 accumulators. See docs/architecture.md.
@@ -14,9 +16,11 @@ import numpy as np
 from ..hw.config import CoreConfig
 from ..hw.formats import ELEMENT_FORMATS
 from .mac_unit import accumulate
+from .ops import NumpyOps
 from .packing import pack_lanes
 
-__all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble"]
+__all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
+           "core_scales"]
 
 
 def _ceil(x, m):
@@ -78,6 +82,15 @@ class GemmPlan:
     def useful_macs(self):
         return self.n * self.k * self.m
 
+    @property
+    def group_elements(self):
+        return self.config.group_elements(self.mode)
+
+    @property
+    def k_groups(self):
+        """Scale fields per weight row (and per activation column) after padding."""
+        return self.k_padded // self.group_elements
+
 
 def plan_gemm(config, mode, weights_shape, activations_shape):
     n, k = weights_shape
@@ -102,6 +115,52 @@ def _padded(plan, W, A):
     return Wp, Ap
 
 
+def _scales(plan, w_scales, a_scales):
+    """Scale fields padded to the core's grid: ``(Np, k_groups)`` and ``(k_groups, Mp)`` (neutral where
+    absent: factor 1)."""
+    cfg = plan.config
+    if not cfg.scale_bits:
+        if w_scales is not None or a_scales is not None:
+            raise ValueError("this core has no scale units (scale_bits = 0); scales cannot be given")
+        return None, None
+    fmt = cfg.scale_format
+    neutral = 1 if fmt.kind == "int" else 0
+    out = []
+    for name, sc, shape, valid in (("weight", w_scales, (plan.row_tiles * cfg.rows, plan.k_groups), (plan.n, None)),
+                                   ("activation", a_scales, (plan.k_groups, plan.col_tiles * cfg.cols), (None, plan.m))):
+        full = np.full(shape, neutral, dtype=np.int64)
+        if sc is not None:
+            sc = np.asarray(sc, dtype=np.int64)
+            want = (plan.n, -(-plan.k // plan.group_elements)) if name == "weight" else \
+                   (-(-plan.k // plan.group_elements), plan.m)
+            if sc.shape != want:
+                raise ValueError(f"{name} scales must have shape {want} (one per {plan.group_elements} K "
+                                 f"elements), not {sc.shape}")
+            if sc.size and (sc.min() < 0 or sc.max() > fmt.max_field):
+                raise ValueError(f"{name} scale fields must lie in [0, {fmt.max_field}], not "
+                                 f"[{sc.min()}, {sc.max()}]")
+            full[:want[0], :want[1]] = sc
+        out.append(full)
+    return out
+
+
+def core_scales(t, plan):
+    """A host :class:`qmac.sim.quantize.VsqTensor`'s per-vector scales as the core's per-group fields:
+    each vector's field repeated over the ``vector / group_elements`` groups it spans."""
+    cfg, g = plan.config, plan.group_elements
+    if not cfg.scale_bits:
+        raise ValueError("this core has no scale units (scale_bits = 0)")
+    if t.scale_kind != cfg.scale_kind or t.scale_bits > cfg.scale_bits:
+        raise ValueError(f"{t.scale_kind} scales of {t.scale_bits} bits do not fit this core's "
+                         f"{cfg.scale_kind} scales of {cfg.scale_bits} bits")
+    if t.vector % g:
+        raise ValueError(f"vector length {t.vector} must be a multiple of the {g} {plan.mode} elements one "
+                         f"scale field covers on this core")
+    groups = -(-plan.k // g)
+    rep = np.repeat(t.scales, t.vector // g, axis=t.axis)
+    return rep[:, :groups] if t.axis == 1 else rep[:groups, :]
+
+
 def _words(lanes):
     """``(tiles, beats, vectors, V)`` lane bytes -> nested lists of payload integers ``[tile][beat]``."""
     t, b = lanes.shape[:2]
@@ -109,14 +168,32 @@ def _words(lanes):
     return [[int.from_bytes(flat[i, j].tobytes(), "little") for j in range(b)] for i in range(t)]
 
 
-def operand_beats(plan, W, A):
-    """Payload integers of every beat in streaming order: ``(w_words, a_words)``, two equal-length lists."""
+def _scale_words(fields, tiles, vectors, plan):
+    """Scale fields ``(tiles * vectors, k_groups)`` -> ``[tile][beat]`` integers placed above the data bits."""
+    cfg = plan.config
+    G, S = cfg.scale_groups, cfg.scale_bits
+    f = fields.reshape(tiles, vectors, plan.k_beats, G).transpose(0, 2, 1, 3).reshape(tiles, plan.k_beats, -1)
+    shift = 8 * cfg.lanes * vectors
+    return [[sum(int(v) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
+            for t in range(tiles)]
+
+
+def operand_beats(plan, W, A, w_scales=None, a_scales=None):
+    """Payload integers of every beat in streaming order: ``(w_words, a_words)``, two equal-length lists.
+
+    ``w_scales`` (N x ceil(K / group_elements)) and ``a_scales`` (ceil(K / group_elements) x M) are the
+    scale fields of a core with scale units (neutral when omitted)."""
     cfg, E = plan.config, plan.elements_per_beat
     Wp, Ap = _padded(plan, W, A)
+    sw, sa = _scales(plan, w_scales, a_scales)
     # (row tile, R, beat, E) -> (row tile, beat, R, E) -> lane bytes
     wl = pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, E).transpose(0, 2, 1, 3), plan.mode)
     al = pack_lanes(Ap.T.reshape(plan.col_tiles, cfg.cols, plan.k_beats, E).transpose(0, 2, 1, 3), plan.mode)
     w_tiles, a_tiles = _words(wl), _words(al)
+    if sw is not None:
+        w_sc, a_sc = _scale_words(sw, plan.row_tiles, cfg.rows, plan), _scale_words(sa.T, plan.col_tiles, cfg.cols, plan)
+        w_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(w_tiles, w_sc)]
+        a_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(a_tiles, a_sc)]
     w_words, a_words = [], []
     for i in range(plan.row_tiles):
         for j in range(plan.col_tiles):
@@ -125,28 +202,43 @@ def operand_beats(plan, W, A):
     return w_words, a_words
 
 
-def golden_gemm(plan, W, A):
+def _block_sums(Wp, Ap, block):
+    """Exact partial sums of consecutive K blocks: ``(K / block, Np, Mp)`` int64, from float64 BLAS, which
+    is exact here because every partial sum is below ``2**53`` (|product| <= 2**14, K <= 2**24)."""
+    nb = Wp.shape[1] // block
+    Wb = Wp.reshape(Wp.shape[0], nb, block).transpose(1, 0, 2).astype(np.float64)
+    Ab = Ap.reshape(nb, block, Ap.shape[1]).astype(np.float64)
+    return np.rint(Wb @ Ab).astype(np.int64)
+
+
+def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool.
 
-    Exact accumulators: ``Y = W @ A``, computed in float64 BLAS, which is exact here because every partial
-    sum is below ``2**53`` (|product| <= 2**14, K <= 2**24). Saturating accumulators: per-beat partial sums
+    Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
+    (``ScaleFormat.apply``) before it is summed. Saturating accumulators: per-beat (scaled) partial sums
     accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
     """
+    cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
-    if not plan.config.saturating:
+    sw, sa = _scales(plan, w_scales, a_scales)
+    if sw is None and not cfg.saturating:
         Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
         return Y, np.zeros(Y.shape, dtype=bool)
-    E = plan.elements_per_beat
-    Wb = Wp.reshape(Wp.shape[0], plan.k_beats, E).transpose(1, 0, 2).astype(np.float64)
-    Ab = Ap.reshape(plan.k_beats, E, Ap.shape[1]).astype(np.float64)
-    psums = np.rint(Wb @ Ab).astype(np.int64)
-    return accumulate(psums, plan.config)
+    if sw is None:
+        beats = _block_sums(Wp, Ap, plan.elements_per_beat)
+    else:
+        fmt = cfg.scale_format
+        groups = _block_sums(Wp, Ap, plan.group_elements)
+        product = fmt.product(sw.T[:, :, None], sa[:, None, :], NumpyOps)
+        groups = fmt.apply(groups, product, NumpyOps)
+        beats = groups.reshape((plan.k_beats, cfg.scale_groups) + groups.shape[1:]).sum(axis=1)
+    return accumulate(beats, cfg)
 
 
-def expected_results(plan, W, A):
+def expected_results(plan, W, A, w_scales=None, a_scales=None):
     """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row."""
     cfg = plan.config
-    Y, sat = golden_gemm(plan, W, A)
+    Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
     out = []
     for i in range(plan.row_tiles):
         for j in range(plan.col_tiles):

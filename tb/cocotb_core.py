@@ -6,6 +6,7 @@ from cocotb.triggers import ClockCycles, FallingEdge
 
 from ..hw.config import MODE_CODES
 from ..hw.formats import ELEMENT_FORMATS
+from ..sim.gemm import plan_gemm
 from .core_tb import CoreTB, compare_transactions
 from .runner import config_from_env
 
@@ -47,6 +48,36 @@ async def random_gemms(dut, stalls):
             assert st["cycles"] >= plan.beats and st["error"] == 0 and st["overflow"] == 0, st
 
 
+def _scale_fields(rng, plan, shape):
+    """Random scale fields with the extremes (0, 1 and the largest field) always present."""
+    top = CONFIG.scale_format.max_field
+    f = rng.integers(0, top + 1, shape)
+    f.flat[:3] = [0, 1, top][:f.size]
+    return f
+
+
+@cocotb.test(skip=not CONFIG.scale_bits)
+@cocotb.parametrize(stalls=STALLS)
+async def scaled_gemms(dut, stalls):
+    """Per-vector scale units: random scale fields (including 0, 1 and the largest) with odd GEMM shapes
+    in every mode, with and without stalls on every stream."""
+    gap, ready = stalls
+    tb = await _start(dut)
+    rng = np.random.default_rng(17 + int(gap * 10))
+    cfg = CONFIG
+    for mode in cfg.modes:
+        E = cfg.elements_per_beat(mode)
+        for n, k, m in [(cfg.rows, E, cfg.cols), (2 * cfg.rows + 1, 3 * E - 1, cfg.cols + 1)]:
+            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+            plan = plan_gemm(cfg, mode, W.shape, A.shape)
+            groups = -(-k // plan.group_elements)
+            sw, sa = _scale_fields(rng, plan, (n, groups)), _scale_fields(rng, plan, (groups, m))
+            await tb.clear()
+            plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, sw, sa)
+            compare_transactions(rows, expected)
+            await tb.wait_idle()
+
+
 @cocotb.test()
 async def extreme_values(dut):
     """All operands at the most negative code over the longest K the core allows: the largest possible
@@ -59,11 +90,17 @@ async def extreme_values(dut):
         for wv, av in [(f.min, f.min), (f.min, f.max)]:
             W = np.full((cfg.rows, k), wv)
             A = np.full((k, cfg.cols), av)
+            plan = plan_gemm(cfg, mode, W.shape, A.shape)
+            scales, factor = (None, None), 1
+            if cfg.scale_bits:  # the largest scale fields everywhere: the largest possible sum
+                top = cfg.scale_format.max_field
+                scales = (np.full((cfg.rows, plan.k_groups), top), np.full((plan.k_groups, cfg.cols), top))
+                factor = cfg.scale_format.max_product
             await tb.clear()
-            plan, rows, expected = await tb.run_gemm(mode, W, A)
+            plan, rows, expected = await tb.run_gemm(mode, W, A, 0.0, 1.0, *scales)
             compare_transactions(rows, expected)
             await tb.wait_idle()
-            true_sum = k * wv * av
+            true_sum = k * wv * av * factor
             fits = cfg.acc_format.contains(true_sum, true_sum)
             assert all(v == true_sum for r in rows for v in r[0]) == fits
             assert tb.status()["overflow"] == (0 if fits else 1)

@@ -95,17 +95,18 @@ class CoreTB:
         d.y__ready.value = 0
         return rows
 
-    async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0):
-        """Stream a whole GEMM and collect its rows; returns ``(plan, rows, expected)``."""
+    async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None):
+        """Stream a whole GEMM (with scale fields, on a core with scale units) and collect its rows;
+        returns ``(plan, rows, expected)``."""
         plan = plan_gemm(self.config, mode, W.shape, A.shape)
-        w_words, a_words = operand_beats(plan, W, A)
+        w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
         self.set_mode(mode, plan.k_beats)
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
             await s
-        return plan, rows, expected_results(plan, W, A)
+        return plan, rows, expected_results(plan, W, A, w_scales, a_scales)
 
     async def wait_idle(self, limit=10000):
         for _ in range(limit):

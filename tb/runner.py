@@ -66,13 +66,15 @@ def build_core(config, sim, build_root="build/tb"):
     key = _config_key(config)
     rtl = root / f"rtl-{key}"
     verilog = rtl / f"{TOP_NAME}.v"
-    if not verilog.exists():
-        tmp = root / f"rtl-{key}.{os.getpid()}"
-        write_core(config, tmp)
-        try:
-            tmp.rename(rtl)
-        except OSError:  # another worker emitted the same config first
-            shutil.rmtree(tmp, ignore_errors=True)
+    # Emit every time (seconds at most for test-sized cores) but touch the file only when the text
+    # changed, so the simulators' own up-to-date checks rebuild exactly when the RTL changed.
+    tmp = root / f"rtl-{key}.{os.getpid()}"
+    write_core(config, tmp)
+    if not verilog.exists() or verilog.read_text() != (tmp / f"{TOP_NAME}.v").read_text():
+        rtl.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            os.replace(f, rtl / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
     build_dir = root / f"{sim}-{key}"
     runner = get_runner(sim)
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []

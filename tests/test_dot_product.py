@@ -43,5 +43,5 @@ def test_pipelined_sums(lanes, modes, levels):
 
 
 def test_bad_lanes():
-    with pytest.raises(ConfigError, match=r"^dot-product lanes must be one of 4, 8, 16, 32, 64, not 3$"):
+    with pytest.raises(ConfigError, match=r"^dot-product lanes must be one of 1, 2, 4, 8, 16, 32, 64, not 3$"):
         DotProduct(3, ("int8",))

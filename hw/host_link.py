@@ -1,0 +1,123 @@
+"""A core that a host drives over a serial line: the top level of the FPGA builds."""
+
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .command_engine import CommandEngine
+from .config import ConfigError, CoreConfig
+from .core import Core
+from .slip_decoder import SlipDecoder
+from .slip_encoder import SlipEncoder
+from .uart import RX_LAYOUT, UART
+
+__all__ = ["HostLink"]
+
+
+def _feed(m, source, sink, gate=None):
+    """Connect stream ``source`` to ``sink`` whose payloads differ only in type (a FIFO's plain bits
+    against a layout); ``gate``, when given, must be high for beats to move."""
+    ok = 1 if gate is None else gate
+    m.d.comb += [sink.payload.eq(source.payload), sink.valid.eq(source.valid & ok),
+                 source.ready.eq(sink.ready & ok)]
+
+
+class HostLink(wiring.Component):
+    """A :class:`~qmac.hw.core.Core` behind a UART command link (protocol: ``docs/host_link.md``).
+
+    Receive path: :class:`~qmac.hw.uart.UART` -> receive queue (``receive_depth`` bytes) ->
+    :class:`~qmac.hw.slip_decoder.SlipDecoder` -> :class:`~qmac.hw.command_engine.CommandEngine`, which
+    answers through :class:`~qmac.hw.slip_encoder.SlipEncoder` and the UART. The engine fills a weight
+    and an activation queue (``queue_depth`` beats each) that feed the core's ``w`` and ``a`` streams
+    while the CONTROL ``hold`` flag is low; the core's result rows wait in a result queue
+    (``queue_depth`` rows) until READ_Y takes them. A CLEAR request resets the core and the three queues
+    (a clock domain ``core`` on the same clock, reset by ``rst`` or the request).
+
+    With ``hold`` low throughout, the core starts as soon as both queues hold a beat; to measure the
+    core's own throughput a host queues whole tiles with ``hold`` set and then clears it.
+
+    Parameters
+    ----------
+    config : CoreConfig
+    divisor : int
+        UART clock cycles per bit (:class:`~qmac.hw.uart.UART`).
+    clock_hz : int
+        The clock frequency, reported by INFO.
+    max_payload : int
+        Request payload buffer, bytes (:class:`~qmac.hw.command_engine.CommandEngine`).
+    queue_depth : int
+        Entries of each operand queue (beats) and of the result queue (rows).
+    receive_depth : int
+        Bytes the receive queue holds while the engine is busy.
+    unit_module : str or None
+        As :class:`~qmac.hw.core.Core`.
+
+    Members
+    -------
+    rx : In(1, init=1)
+        Serial input (idle high).
+    tx : Out(1, init=1)
+        Serial output (idle high).
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def __init__(self, config, *, divisor, clock_hz, max_payload=512, queue_depth=256, receive_depth=16,
+                 unit_module=None):
+        if not isinstance(config, CoreConfig):
+            raise ConfigError(f"HostLink needs a CoreConfig, not {config!r}")
+        if not isinstance(receive_depth, int) or not 2 <= receive_depth <= 65536:
+            raise ValueError(f"receive_depth must be an integer from 2 to 65536, not {receive_depth!r}")
+        self._uart = UART(divisor)
+        self._engine = CommandEngine(config, max_payload=max_payload, w_depth=queue_depth, a_depth=queue_depth,
+                                     y_depth=queue_depth, clock_hz=clock_hz, divisor=divisor)
+        self._config = config
+        self._queue_depth = queue_depth
+        self._receive_depth = receive_depth
+        self._unit_module = unit_module
+        super().__init__()
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def info(self):
+        """The INFO reply payload (bytes)."""
+        return self._engine.info
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart = uart = self._uart
+        m.submodules.engine = engine = self._engine
+        m.submodules.receive_queue = rxq = SyncFIFOBuffered(width=RX_LAYOUT.size, depth=self._receive_depth)
+        m.submodules.decoder = decoder = SlipDecoder()
+        m.submodules.encoder = encoder = SlipEncoder()
+        m.d.comb += [uart.rx_pin.eq(self.rx), self.tx.eq(uart.tx_pin)]
+        _feed(m, uart.rx, rxq.w_stream)
+        _feed(m, rxq.r_stream, decoder.i)
+        wiring.connect(m, decoder.o, engine.i)
+        wiring.connect(m, engine.o, encoder.i)
+        wiring.connect(m, encoder.o, uart.tx)
+
+        m.domains.core = ClockDomain(local=True)
+        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(ResetSignal() | engine.clear)]
+        in_core = DomainRenamer("core")
+        m.submodules.core = core = in_core(Core(self._config, self._unit_module))
+        queues = {}
+        for name, width in (("w", len(engine.w.payload)), ("a", len(engine.a.payload)),
+                            ("y", len(engine.y.payload))):
+            queues[name] = in_core(SyncFIFOBuffered(width=width, depth=self._queue_depth))
+            m.submodules[f"{name}_queue"] = queues[name]
+        for name in ("w", "a"):
+            _feed(m, getattr(engine, name), queues[name].w_stream)
+            _feed(m, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
+        _feed(m, core.y, queues["y"].w_stream)
+        _feed(m, queues["y"].r_stream, engine.y)
+        m.d.comb += [engine.w_level.eq(queues["w"].level), engine.a_level.eq(queues["a"].level),
+                     engine.y_level.eq(queues["y"].level),
+                     core.ctrl.mode.eq(engine.mode), core.ctrl.k_beats_m1.eq(engine.k_beats_m1)]
+        wiring.connect(m, core.status, engine.status)
+        return m

@@ -1,0 +1,53 @@
+"""SLIP (RFC 1055) decoding of a received byte stream into packet symbols."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .link_protocol import SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC
+from .uart import RX_LAYOUT
+
+__all__ = ["SlipDecoder", "SYMBOL_LAYOUT"]
+
+#: One decoded symbol: a packet byte (``end`` low) or the end of a packet (``end`` high, ``data``
+#: unused); ``error`` marks a line error at this point of the packet.
+SYMBOL_LAYOUT = data.StructLayout({"data": 8, "end": 1, "error": 1})
+
+
+class SlipDecoder(wiring.Component):
+    """Undoes SLIP framing: END (0xC0) ends a packet; ESC (0xDB) followed by ESC_END (0xDC) or ESC_ESC
+    (0xDD) stands for a data byte 0xC0 or 0xDB.
+
+    Each input byte yields at most one symbol, combinationally (no added latency): an ESC yields none,
+    END an end symbol, any other byte a data symbol. ``error`` is set on a symbol whose byte carried the
+    receiver's ``error`` and on an escape that is not ESC_END or ESC_ESC (the byte after ESC passes
+    through unchanged; END after ESC ends the packet). Empty packets are passed on as lone end symbols.
+
+    Members
+    -------
+    i : In(stream.Signature(RX_LAYOUT))
+    o : Out(stream.Signature(SYMBOL_LAYOUT))
+    """
+
+    i: In(stream.Signature(RX_LAYOUT))
+    o: Out(stream.Signature(SYMBOL_LAYOUT))
+
+    def elaborate(self, platform):
+        m = Module()
+        escaped = Signal()
+        byte = self.i.payload.data
+        is_esc = byte == SLIP_ESC
+        is_end = byte == SLIP_END
+        swallow = ~escaped & is_esc
+        bad_escape = escaped & (byte != SLIP_ESC_END) & (byte != SLIP_ESC_ESC)
+        m.d.comb += [
+            self.o.payload.data.eq(Mux(escaped & (byte == SLIP_ESC_END), SLIP_END,
+                                       Mux(escaped & (byte == SLIP_ESC_ESC), SLIP_ESC, byte))),
+            self.o.payload.end.eq(is_end),
+            self.o.payload.error.eq(self.i.payload.error | bad_escape),
+            self.o.valid.eq(self.i.valid & ~swallow),
+            self.i.ready.eq(self.o.ready | swallow),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += escaped.eq(swallow)
+        return m
