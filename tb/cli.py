@@ -74,9 +74,35 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
+def _quantize_operands(args, cfg, W, A, fmt):
+    """Float operands -> (W codes, A codes, w scale fields, a scale fields, dequantize(Y_int)) per the
+    --scale options; the config gains scale units when the scheme needs them and it has none."""
+    from ..sim.quantize import quantize
+    vector = args.vector if args.scale == "vector" else None
+    bits = args.scale_bits if args.scale == "vector" else None
+    kind = args.scale_kind if args.scale == "vector" else "int"
+    try:
+        qw = quantize(W, fmt, args.scale, 1, vector, bits, args.clip, kind)
+        qa = quantize(A, fmt, args.scale, 0, vector, bits, args.clip, kind)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
+    if args.scale != "vector":
+        return cfg, qw.codes, qa.codes, None, None, lambda Y: Y * gamma
+    if not cfg.scale_bits or cfg.scale_kind != kind or cfg.scale_bits < bits:
+        try:
+            cfg = cfg.replace(scale_bits=bits, scale_kind=kind)
+        except ConfigError as e:
+            raise UsageError(f"--scale-bits {bits} --scale-kind {kind}: {e}") from None
+        print(f"qmac: note: the config's scale units do not take {kind} scales of {bits} bits; using it "
+              f"with scale_bits = {bits}, scale_kind = {kind}", file=sys.stderr)
+    return cfg, qw.codes, qa.codes, qw, qa, lambda Y: Y * gamma
+
+
 def cmd_gemm(args):
     from ..hw.formats import ELEMENT_FORMATS
-    from ..sim.quantize import clip_max, quantize_symmetric, sqnr_db
+    from ..sim.gemm import core_scales, plan_gemm
+    from ..sim.quantize import sqnr_db
     from .engine import run_gemm
     cfg = _config(args)
     W, A = _load_npy(args.weights, "weights"), _load_npy(args.activations, "activations")
@@ -87,10 +113,18 @@ def cmd_gemm(args):
         raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
     fmt = ELEMENT_FORMATS[mode]
     is_float = np.issubdtype(W.dtype, np.floating) or np.issubdtype(A.dtype, np.floating)
+    w_scales = a_scales = None
     if is_float:
-        Wq, sw = quantize_symmetric(W, fmt, clip_max(W))
-        Aq, sa = quantize_symmetric(A, fmt, clip_max(A))
+        cfg, Wq, Aq, qw, qa, dequantize = _quantize_operands(args, cfg, W, A, fmt)
+        if qw is not None:
+            try:
+                plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape)
+                w_scales, a_scales = core_scales(qw, plan), core_scales(qa, plan)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
     else:
+        if args.scale != "per-tensor":
+            raise UsageError("--scale applies to float inputs; integer inputs are taken as codes")
         Wq, Aq = W.astype(np.int64), A.astype(np.int64)
         for name, x in (("weights", Wq), ("activations", Aq)):
             if x.size and (x.min() < fmt.code.min or x.max() > fmt.code.max):
@@ -99,7 +133,7 @@ def cmd_gemm(args):
     try:
         with _stdout_to_stderr():
             res = run_gemm(cfg, mode, Wq, Aq, engine=args.engine, gap=args.stall, ready=1 - args.stall,
-                           seed=args.seed)
+                           seed=args.seed, w_scales=w_scales, a_scales=a_scales)
     except ValueError as e:
         raise UsageError(str(e)) from None
     Y = res["Y"]
@@ -107,10 +141,13 @@ def cmd_gemm(args):
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
               "utilization": res["utilization"], "saturated": res["saturated"]}
     if is_float:
-        Yf = Y * (np.asarray(sw).item() * np.asarray(sa).item())
+        Y = dequantize(Y)
         ref = W.astype(np.float64) @ A.astype(np.float64)
-        report["sqnr_db"] = float(sqnr_db(ref, Yf))
-        Y = Yf
+        report.update(scale=args.scale, sqnr_db=float(sqnr_db(ref, Y)),
+                      relative_error=float(np.linalg.norm(Y - ref) / np.linalg.norm(ref)))
+        if args.scale == "vector":
+            report.update(vector=args.vector, scale_bits=args.scale_bits, scale_kind=args.scale_kind)
+        report["clip"] = args.clip
     if args.out:
         np.save(args.out, Y)
         report["out"] = args.out
@@ -118,8 +155,64 @@ def cmd_gemm(args):
         print(json.dumps(report))
     else:
         for k, v in report.items():
-            print(f"{k:>13}: {v}")
+            print(f"{k:>14}: {v}")
     return 0 if res["bit_exact"] in (None, True) else 1
+
+
+def cmd_eval(args):
+    from ..sim.evaluate import evaluate, format_table, synthetic
+    if args.weights:
+        tensors = {"W": (_load_npy(args.weights, "weights").astype(np.float64),
+                         _load_npy(args.activations, "activations").astype(np.float64) if args.activations else None)}
+    else:
+        tensors = {name: (synthetic(name, (args.n, args.k), args.seed), synthetic("gaussian", (args.k, args.m), args.seed + 1))
+                   for name in ("gaussian", "laplacian", "student-t3")}
+    results = []
+    for name, (W, A) in tensors.items():
+        if A is not None and W.shape[1] != A.shape[0]:
+            raise UsageError(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
+        extra = {}
+        if args.sparse:
+            from ..sim.sparse24 import pad_k, pruning_error, prune_2_4
+            W = pad_k(W, 4)
+            if A is not None:
+                A = np.pad(A, ((0, W.shape[1] - A.shape[0]), (0, 0)))
+            extra = {"pruning_" + k: v for k, v in pruning_error(W).items()}
+            W = prune_2_4(W)
+        try:
+            rows = evaluate(W, A, formats=args.formats.split(","), schemes=args.schemes.split(","),
+                            vectors=[int(v) for v in args.vectors.split(",")],
+                            scale_bits=[int(v) for v in args.scale_bits.split(",")], clips=args.clips.split(","))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        results.append({"tensor": name, **extra, "rows": rows})
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            print(f"## {r['tensor']}" + (f" (2:4 pruning alone: SQNR {r['pruning_sqnr_db']:.2f} dB, relative L2 "
+                                         f"error {r['pruning_relative_l2']:.4f})" if args.sparse else ""))
+            print(format_table(r["rows"]) + "\n")
+    if args.plot:
+        _plot_eval(results, args.plot)
+    return 0
+
+
+def _plot_eval(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        labels = [f"{x['format']} {x['scheme']}" + (f" V{x['vector']} S{x['scale_bits']}" if x["vector"] else "")
+                  + f" {x['clip']}" for x in r["rows"]]
+        key = "sqnr_y_db" if r["rows"][0]["sqnr_y_db"] is not None else "sqnr_w_db"
+        ax.barh(range(len(labels)), [x[key] for x in r["rows"]])
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.set_xlabel(("output" if key == "sqnr_y_db" else "weight") + " SQNR (dB)")
+        ax.set_title(r["tensor"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def cmd_synth(args):
@@ -166,10 +259,33 @@ def _parser():
     m.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
     m.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat (default 0)")
+    m.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
+                   help="float inputs: scale granularity (default per-tensor)")
+    m.add_argument("--vector", type=int, default=16, metavar="V", help="--scale vector: elements per vector (16)")
+    m.add_argument("--scale-bits", type=int, default=8, metavar="S", help="--scale vector: scale width (8)")
+    m.add_argument("--scale-kind", default="int", choices=["int", "pow2"], help="--scale vector: int or pow2")
+    m.add_argument("--clip", default="max", choices=["max", "percentile", "mse"], help="float inputs: clip method")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", metavar="Y.npy", help="save Y (integers for code inputs, floats otherwise)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=cmd_gemm)
+
+    e = sub.add_parser("eval", help="compare quantization schemes (SQNR) on tensors or synthetic data")
+    e.add_argument("weights", nargs="?", metavar="W.npy", help="N x K float weights (default: synthetic)")
+    e.add_argument("activations", nargs="?", metavar="A.npy", help="K x M float activations (optional)")
+    e.add_argument("--formats", default="int8,int4")
+    e.add_argument("--schemes", default="per-tensor,per-channel,vector")
+    e.add_argument("--vectors", default="16,32,64")
+    e.add_argument("--scale-bits", default="4,6,8")
+    e.add_argument("--clips", default="max,percentile,mse")
+    e.add_argument("--sparse", choices=["2:4"], help="prune W to 2:4 first and report the pruning error alone")
+    e.add_argument("--n", type=int, default=256, help="synthetic: rows of W (256)")
+    e.add_argument("--k", type=int, default=1024, help="synthetic: K (1024)")
+    e.add_argument("--m", type=int, default=64, help="synthetic: columns of A (64)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--plot", metavar="OUT.png", help="bar chart of the SQNRs")
+    e.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("synth", help="synthesize the core with Yosys and report cells / transistors")
     _add_config_args(s)

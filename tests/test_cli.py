@@ -59,7 +59,7 @@ def _gemm(tmp_path, capsys, *args):
 def test_gemm_engines_agree(request, tmp_path, capsys, monkeypatch, fmt, lo, hi, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group("cli-engines"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("qmac.tb.engine.run_gemm.__defaults__", (0.0, 1.0, 0, tb_build_root))
+    monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(4)
     W, A = rng.integers(lo, hi, (5, 37)), rng.integers(lo, hi, (37, 3))
     np.save(tmp_path / "W.npy", W)
@@ -93,3 +93,50 @@ def test_gemm_rejects_out_of_range_codes(tmp_path, capsys):
     assert main(["gemm", "--preset", "tiny", "--format", "int4", "--weights", str(tmp_path / "W.npy"),
                  "--activations", str(tmp_path / "A.npy")]) == 2
     assert capsys.readouterr().err == "qmac: error: --weights codes span [9, 9]; int4 allows [-8, 7]\n"
+
+
+@pytest.mark.parametrize("kind,bits", [("int", 8), ("pow2", 3)])
+def test_vsq_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root, kind, bits):
+    """Float operands quantized per vector (INT4, V = 16) run bit-exact on both simulators, and per-vector
+    scaling beats per-tensor scaling on heavy-tailed weights."""
+    request.node.add_marker(pytest.mark.xdist_group(f"cli-vsq-{kind}"))
+    monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
+    rng = np.random.default_rng(6)
+    W = rng.standard_t(3, size=(5, 70)) * np.exp(rng.normal(size=(5, 70)))
+    A = rng.normal(size=(70, 3))
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "A.npy", A)
+    files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy"), "--format", "int4"]
+    vsq = ["--scale", "vector", "--vector", "16", "--scale-bits", str(bits), "--scale-kind", kind]
+    base = _gemm(tmp_path, capsys, *files)
+    golden = _gemm(tmp_path, capsys, *files, *vsq, "--preset", "tiny-vsq")
+    assert golden["sqnr_db"] > base["sqnr_db"] + 2
+    for engine in ("icarus", "verilator"):
+        r = _gemm(tmp_path, capsys, *files, *vsq, "--preset", "tiny-vsq", "--engine", engine, "--stall", "0.2")
+        assert r["bit_exact"] is True and r["sqnr_db"] == golden["sqnr_db"]
+
+
+def test_vsq_vector_must_cover_whole_scale_groups(tmp_path, capsys):
+    np.save(tmp_path / "W.npy", np.ones((2, 32)))
+    np.save(tmp_path / "A.npy", np.ones((32, 2)))
+    assert main(["gemm", "--preset", "tiny-vsq", "--format", "int4", "--scale", "vector", "--vector", "4",
+                 "--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy")]) == 2
+    assert capsys.readouterr().err == ("qmac: error: vector length 4 must be a multiple of the 8 int4 elements "
+                                       "one scale field covers on this core\n")
+
+
+def test_eval_table_json_and_plot(tmp_path, capsys):
+    assert main(["eval", "--formats", "int4", "--vectors", "16", "--scale-bits", "8", "--clips", "max",
+                 "--n", "32", "--k", "128", "--m", "8", "--json", "--plot", str(tmp_path / "p.png")]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["tensor"] for r in results] == ["gaussian", "laplacian", "student-t3"]
+    for r in results:
+        by = {row["scheme"]: row["sqnr_y_db"] for row in r["rows"]}
+        assert by["vector"] > by["per-tensor"]
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    W = np.random.default_rng(1).normal(size=(8, 30))
+    np.save(tmp_path / "W.npy", W)
+    assert main(["eval", str(tmp_path / "W.npy"), "--sparse", "2:4", "--formats", "int8", "--schemes",
+                 "per-channel", "--clips", "max"]) == 0
+    out = capsys.readouterr().out
+    assert "2:4 pruning alone: SQNR" in out and "| int8 | per-channel |" in out
