@@ -11,7 +11,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 
-from .formats import ELEMENT_FORMATS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
+from .formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "preset", "load_config"]
 
@@ -69,6 +69,11 @@ class CoreConfig:
         Lanes per scale group: each beat carries ``lanes / scale_lanes`` scale fields per vector, one per
         group of ``scale_lanes`` lanes (``scale_lanes`` INT8 or ``2 * scale_lanes`` INT4 elements). A power
         of two dividing ``lanes``; default ``min(lanes, 8)``. Only with ``scale_bits > 0``.
+    output_stage : bool
+        Build the requantizing output stage: result rows then also carry INT8/INT4 codes computed with
+        per-channel parameters from the ``requant`` stream (docs/output_stage.md). Needs ``acc_bits`` <= 64.
+    output_rounding : str
+        Tie rule of the output stage's fixed-point mode: half_even (default), half_away, half_up, floor.
     """
     rows: int = 8
     cols: int = 8
@@ -80,6 +85,8 @@ class CoreConfig:
     scale_bits: int = 0
     scale_kind: str = "int"
     scale_lanes: int | None = None
+    output_stage: bool = False
+    output_rounding: str = "half_even"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, _MAX_DIM)
@@ -127,6 +134,11 @@ class CoreConfig:
         if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
         _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
+        if not isinstance(self.output_stage, bool):
+            raise ConfigError(f"config key 'output_stage': {self.output_stage!r} is not allowed; allowed: true, false")
+        if self.output_rounding not in ROUNDINGS:
+            raise ConfigError(f"config key 'output_rounding': {self.output_rounding!r} is not allowed; allowed: "
+                              f"{', '.join(ROUNDINGS)}")
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -153,6 +165,8 @@ class CoreConfig:
                 del d[key]
         if not self.scale_bits:
             del d["scale_bits"], d["scale_kind"]
+        if not self.output_stage:
+            del d["output_stage"], d["output_rounding"]
         return d
 
     def to_toml(self):
@@ -160,6 +174,8 @@ class CoreConfig:
         for key, value in self.to_dict().items():
             if isinstance(value, list):
                 value = "[" + ", ".join(f'"{v}"' for v in value) + "]"
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
             elif isinstance(value, str):
                 value = f'"{value}"'
             lines.append(f"{key} = {value}")
@@ -278,6 +294,7 @@ PRESETS = {
     "int8": CoreConfig(rows=8, cols=8, lanes=16, modes=("int8",)),
     "int4-wide": CoreConfig(rows=4, cols=8, lanes=32, modes=("int4",)),
     "vsq": CoreConfig(scale_bits=8),
+    "tiny-out": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, output_stage=True),
     "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
                            scale_lanes=4),
 }

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import MODE_CODES, ConfigError, CoreConfig
 from .mac_array import MacArray
+from .output_stage import OutputStage
 
 __all__ = ["Core", "control_signature", "status_signature", "COUNTER_BITS"]
 
@@ -47,7 +48,11 @@ class Core(wiring.Component):
     a : In(stream.Signature(operand_layout(config, cols)))
         Activation beats: one V-lane vector per array column.
     y : Out(stream.Signature(result_layout(config)))
-        Result rows of finished tiles, row 0 first.
+        Result rows of finished tiles, row 0 first; with the output stage,
+        ``output_layout(config)`` (the same fields plus the requantized codes).
+    requant : In(stream.Signature(PARAMS))
+        Only with the output stage: one output channel's requantization parameters per result row,
+        in result-row order.
     ctrl : In(control_signature(config))
     status : Out(status_signature())
 
@@ -67,13 +72,17 @@ class Core(wiring.Component):
             raise ConfigError(f"Core needs a CoreConfig, not {config!r}")
         self._config = config
         self._array = MacArray(config, unit_module)
-        super().__init__({
+        self._output = OutputStage(config) if config.output_stage else None
+        ports = {
             "w": In(self._array.w.signature.flip()),
             "a": In(self._array.a.signature.flip()),
-            "y": Out(self._array.y.signature),
+            "y": Out((self._output.o if self._output else self._array.y).signature),
             "ctrl": In(control_signature(config)),
             "status": Out(status_signature()),
-        })
+        }
+        if self._output:
+            ports["requant"] = In(self._output.params.signature.flip())
+        super().__init__(ports)
 
     @property
     def config(self):
@@ -81,8 +90,8 @@ class Core(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a tile's last beat to its first result row."""
-        return self._array.latency
+        """Cycles from a tile's last beat to its first result row (through the output stage if built)."""
+        return self._array.latency + (self._output.latency if self._output else 0)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -90,7 +99,13 @@ class Core(wiring.Component):
         m.submodules.array = array = self._array
         wiring.connect(m, wiring.flipped(self.w), array.w)
         wiring.connect(m, wiring.flipped(self.a), array.a)
-        wiring.connect(m, array.y, wiring.flipped(self.y))
+        if self._output:
+            m.submodules.output = out = self._output
+            wiring.connect(m, array.y, out.i)
+            wiring.connect(m, wiring.flipped(self.requant), out.params)
+            wiring.connect(m, out.o, wiring.flipped(self.y))
+        else:
+            wiring.connect(m, array.y, wiring.flipped(self.y))
         m.d.comb += array.k_beats_m1.eq(self.ctrl.k_beats_m1)
 
         # ``(x ^ k).any()`` rather than ``x == k``: Yosys writes ``x == 0`` as ``!x``, which Verilator
@@ -103,7 +118,8 @@ class Core(wiring.Component):
         step = (Mux(array.fire_int4, per_beat["int4"], per_beat["int8"]) if cfg.dual
                 else per_beat[cfg.modes[0]])
 
-        m.d.comb += [self.status.busy.eq(array.busy)]
+        busy = array.busy | self._output.busy if self._output else array.busy
+        m.d.comb += self.status.busy.eq(busy)
         with m.If(self.ctrl.clear):
             m.d.sync += [self.status.overflow.eq(0), self.status.error.eq(0),
                          self.status.cycles.eq(0), self.status.macs.eq(0)]
@@ -112,7 +128,7 @@ class Core(wiring.Component):
                 m.d.sync += self.status.overflow.eq(1)
             with m.If(array.fire_first & ~supported):
                 m.d.sync += self.status.error.eq(1)
-            with m.If(array.busy):
+            with m.If(busy):
                 m.d.sync += self.status.cycles.eq(self.status.cycles + 1)
             with m.If(array.fire):
                 m.d.sync += self.status.macs.eq(self.status.macs + step)

@@ -20,7 +20,7 @@ from .ops import NumpyOps
 from .packing import pack_lanes
 
 __all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
-           "core_scales"]
+           "core_scales", "requant_rows"]
 
 
 def _ceil(x, m):
@@ -235,10 +235,31 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     return accumulate(beats, cfg)
 
 
-def expected_results(plan, W, A, w_scales=None, a_scales=None):
-    """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row."""
+def requant_rows(plan, params):
+    """Per-output-channel requantization parameters (a dict of arrays of length N: ``multiplier``,
+    ``shift``, ``zero_point``, ``int4``, ``tflite``) in result-row order, padded channels all zero."""
+    cfg = plan.config
+    rows = {}
+    for name in ("multiplier", "shift", "zero_point", "int4", "tflite"):
+        v = np.zeros(plan.row_tiles * cfg.rows, dtype=np.int64)
+        v[:plan.n] = np.broadcast_to(np.asarray(params[name], dtype=np.int64), (plan.n,))
+        rows[name] = np.repeat(v.reshape(plan.row_tiles, 1, cfg.rows), plan.col_tiles, axis=1).reshape(-1)
+    return rows
+
+
+def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None):
+    """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row, and
+    with the output stage also ``(q tuple, clipped)`` from the per-channel ``requant`` parameters
+    (see :func:`requant_rows`)."""
     cfg = plan.config
     Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
+    if cfg.output_stage:
+        from .requantize import requantize
+        p = requant_rows(plan, requant)
+        data = np.array([Y[i * cfg.rows + r, j * cfg.cols:(j + 1) * cfg.cols]
+                         for i in range(plan.row_tiles) for j in range(plan.col_tiles) for r in range(cfg.rows)])
+        q, clipped = requantize(data, p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"],
+                                cfg.acc_format.bits, cfg.output_rounding)
     out = []
     for i in range(plan.row_tiles):
         for j in range(plan.col_tiles):
@@ -247,6 +268,9 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None):
                 cols = slice(j * cfg.cols, (j + 1) * cfg.cols)
                 out.append((tuple(int(v) for v in Y[row, cols]), int(r == cfg.rows - 1),
                             int(sat[row, cols].any())))
+                if cfg.output_stage:
+                    k = len(out) - 1
+                    out[-1] += (tuple(int(v) for v in q[k]), int(clipped[k]))
     return out
 
 

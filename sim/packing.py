@@ -10,7 +10,7 @@ import numpy as np
 
 from ..hw.formats import ELEMENT_FORMATS
 
-__all__ = ["pack_lanes", "unpack_lanes", "payload_word", "unpack_result"]
+__all__ = ["pack_lanes", "unpack_lanes", "payload_word", "unpack_result", "params_word"]
 
 
 def pack_lanes(codes, mode):
@@ -40,12 +40,30 @@ def payload_word(lane_bytes):
     return int.from_bytes(np.ascontiguousarray(lane_bytes, dtype=np.uint8).tobytes(), "little")
 
 
-def unpack_result(word, cols, acc_bits):
-    """Result payload integer -> ``(data tuple of C signed ints, last, saturated)``."""
-    mask = (1 << acc_bits) - 1
-    data = []
-    for c in range(cols):
-        v = (word >> (c * acc_bits)) & mask
-        data.append(v - (1 << acc_bits) if v >> (acc_bits - 1) else v)
-    flags = word >> (cols * acc_bits)
-    return tuple(data), flags & 1, (flags >> 1) & 1
+def _fields(word, count, bits):
+    mask = (1 << bits) - 1
+    out = []
+    for c in range(count):
+        v = (word >> (c * bits)) & mask
+        out.append(v - (1 << bits) if v >> (bits - 1) else v)
+    return tuple(out)
+
+
+def unpack_result(word, cols, acc_bits, output_stage=False):
+    """Result payload integer -> ``(data tuple of C signed ints, last, saturated)``, and with the output
+    stage also ``q`` (tuple of C codes) and ``clipped``."""
+    data = _fields(word, cols, acc_bits)
+    rest = word >> (cols * acc_bits)
+    row = (data, rest & 1, (rest >> 1) & 1)
+    if output_stage:
+        rest >>= 2
+        row += (_fields(rest, cols, 8), (rest >> (8 * cols)) & 1)
+    return row
+
+
+def params_word(multiplier, shift, zero_point, int4, tflite):
+    """One output channel's requantization parameters as a ``requant`` payload integer
+    (:data:`qmac.hw.requantize.PARAMS`: multiplier [0, 32), shift [32, 38), zero point [38, 46), int4 bit 46,
+    tflite bit 47)."""
+    return ((int(multiplier) & 0xFFFFFFFF) | (int(shift) & 63) << 32 | (int(zero_point) & 0xFF) << 38
+            | (int(int4) & 1) << 46 | (int(tflite) & 1) << 47)

@@ -6,7 +6,9 @@ from cocotb.triggers import ClockCycles, FallingEdge
 
 from ..hw.config import MODE_CODES
 from ..hw.formats import ELEMENT_FORMATS
-from ..sim.gemm import plan_gemm
+from ..hw.requantize import RequantizeArithmetic
+from ..sim.gemm import operand_beats, plan_gemm
+from ..sim.requantize import tflite_shift_field
 from .core_tb import CoreTB, compare_transactions
 from .runner import config_from_env
 
@@ -78,6 +80,43 @@ async def scaled_gemms(dut, stalls):
             await tb.wait_idle()
 
 
+def _requant_params(rng, n):
+    """Per-channel parameters mixing small multipliers with short shifts (many exact ties), TFLite-style
+    multipliers in [2**30, 2**31) with right shifts, left shifts, large zero points, both output formats
+    and both modes: saturation at both ends happens often."""
+    tflite = rng.integers(0, 2, n)
+    small = rng.integers(-5, 6, n)
+    big = rng.integers(1 << 30, 1 << 31, n)
+    multiplier = np.where(rng.random(n) < 0.5, small, big)
+    shift = np.where(multiplier == small, rng.integers(0, 5, n), rng.integers(36, 46, n))
+    tfl_shift = np.array([tflite_shift_field(int(s)) for s in rng.integers(-31, 4, n)])
+    return {"multiplier": multiplier, "shift": np.where(tflite == 1, tfl_shift, shift),
+            "zero_point": rng.integers(-128, 128, n), "int4": rng.integers(0, 2, n), "tflite": tflite}
+
+
+@cocotb.test(skip=not CONFIG.output_stage)
+@cocotb.parametrize(stalls=STALLS)
+async def requantized_gemms(dut, stalls):
+    """The output stage: raw accumulators and requantized INT8/INT4 codes per result row, per-channel
+    parameters in both modes (fixed point and TFLite), with and without stalls on every stream."""
+    gap, ready = stalls
+    tb = await _start(dut)
+    rng = np.random.default_rng(23 + int(gap * 10))
+    cfg = CONFIG
+    clipped = set()
+    for mode in cfg.modes:
+        E = cfg.elements_per_beat(mode)
+        for n, k, m in [(3 * cfg.rows + 1, 2 * E + 1, cfg.cols + 1), (4 * cfg.rows, 5 * E, 2 * cfg.cols)]:
+            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+            params = _requant_params(rng, n)
+            await tb.clear()
+            plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, requant=params)
+            compare_transactions(rows, expected)
+            clipped |= {r[4] for r in rows}
+            await tb.wait_idle()
+    assert clipped == {0, 1}, "rows with and without saturation must both occur"
+
+
 @cocotb.test()
 async def extreme_values(dut):
     """All operands at the most negative code over the longest K the core allows: the largest possible
@@ -126,7 +165,9 @@ async def back_to_back_tiles(dut):
         cycles = tb.status()["cycles"]
         if k_beats > cfg.rows:
             # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
-            assert cycles <= plan.beats + cfg.dot_latency + 1 + cfg.rows + 1, (cycles, plan.beats)
+            latency = cfg.dot_latency + 1 + (len(RequantizeArithmetic(cfg.acc_format.bits).stages)
+                                             if cfg.output_stage else 0)
+            assert cycles <= plan.beats + latency + cfg.rows + 1, (cycles, plan.beats)
 
 
 @cocotb.test()
@@ -139,7 +180,6 @@ async def reset_mid_tile(dut):
     E = cfg.elements_per_beat(mode)
     W, A = _codes(rng, mode, (cfg.rows, 4 * E)), _codes(rng, mode, (4 * E, cfg.cols))
     tb.set_mode(mode, 4)
-    from ..sim.gemm import operand_beats, plan_gemm
     w_words, a_words = operand_beats(plan_gemm(cfg, mode, W.shape, A.shape), W, A)
     half = [cocotb.start_soon(tb.send("w", w_words[:2])), cocotb.start_soon(tb.send("a", a_words[:2]))]
     for s in half:
@@ -162,17 +202,8 @@ async def unsupported_mode(dut):
     mode = cfg.modes[0]
     E = cfg.elements_per_beat(mode)
     W, A = _codes(rng, mode, (cfg.rows, E)), _codes(rng, mode, (E, cfg.cols))
-    from ..sim.gemm import operand_beats, plan_gemm
-    plan = plan_gemm(cfg, mode, W.shape, A.shape)
-    w_words, a_words = operand_beats(plan, W, A)
-    tb.set_mode(missing, plan.k_beats)
-    senders = [cocotb.start_soon(tb.send("w", w_words)), cocotb.start_soon(tb.send("a", a_words))]
-    rows = await tb.receive(cfg.rows)
-    for s in senders:
-        await s
-    await FallingEdge(dut.clk)
-    from ..sim.gemm import expected_results
-    compare_transactions(rows, expected_results(plan, W, A))
+    plan, rows, expected = await tb.run_gemm(mode, W, A, mode_code=missing)
+    compare_transactions(rows, expected)
     assert tb.status()["error"] == 1
     await tb.clear()
     assert tb.status()["error"] == 0

@@ -11,8 +11,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from ..hw.config import MODE_CODES
-from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm
-from ..sim.packing import unpack_result
+from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
+from ..sim.packing import params_word, unpack_result
 
 __all__ = ["CoreTB", "compare_transactions"]
 
@@ -44,7 +44,10 @@ class CoreTB:
 
     async def reset(self, cycles=2):
         d = self.dut
-        for name in ("w__valid", "a__valid", "y__ready", "ctrl__clear"):
+        names = ["w__valid", "a__valid", "y__ready", "ctrl__clear"]
+        if self.config.output_stage:
+            names.append("requant__valid")
+        for name in names:
             self._port(name).value = 0
         d.rst.value = 1
         await ClockCycles(d.clk, cycles)
@@ -90,23 +93,31 @@ class CoreTB:
             await ReadOnly()
             if int(d.y__valid.value) and int(d.y__ready.value):
                 rows.append(unpack_result(d.y__payload.value.to_unsigned(), self.config.cols,
-                                          self.config.acc_format.bits))
+                                          self.config.acc_format.bits, self.config.output_stage))
         await FallingEdge(d.clk)
         d.y__ready.value = 0
         return rows
 
-    async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None):
-        """Stream a whole GEMM (with scale fields, on a core with scale units) and collect its rows;
-        returns ``(plan, rows, expected)``."""
+    async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None, requant=None,
+                       mode_code=None):
+        """Stream a whole GEMM (with scale fields, on a core with scale units; with per-channel
+        requantization parameters, on a core with the output stage: default multiplier 1, shift 0) and
+        collect its rows; returns ``(plan, rows, expected)``. ``mode_code`` overrides the ``ctrl.mode``
+        value (to test codes the build lacks)."""
         plan = plan_gemm(self.config, mode, W.shape, A.shape)
         w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
-        self.set_mode(mode, plan.k_beats)
+        self.set_mode(mode if mode_code is None else mode_code, plan.k_beats)
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
+        if self.config.output_stage:
+            requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "tflite": 0}
+            p = requant_rows(plan, requant)
+            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"])]
+            senders.append(cocotb.start_soon(self.send("requant", words, gap)))
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
             await s
-        return plan, rows, expected_results(plan, W, A, w_scales, a_scales)
+        return plan, rows, expected_results(plan, W, A, w_scales, a_scales, requant)
 
     async def wait_idle(self, limit=10000):
         for _ in range(limit):

@@ -12,6 +12,7 @@ CONFIGS = {
     "int4-2x3-v4": CoreConfig(rows=2, cols=3, lanes=4, modes=("int4",), max_k=256, tree_levels_per_stage=1),
     "saturating-dual": PRESETS["tiny"].replace(acc_bits=20, max_k=512),
     "vsq-int-dual": PRESETS["tiny-vsq"],
+    "output-stage-dual": PRESETS["tiny-out"],
     "vsq-pow2-int8-sat": CoreConfig(rows=2, cols=3, lanes=4, modes=("int8",), max_k=256, scale_bits=3,
                                     scale_kind="pow2", scale_lanes=2, acc_bits=34),
 }
@@ -22,5 +23,5 @@ CONFIGS = {
 def test_cocotb_regression(request, sim, name, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group(f"{sim}-{name}"))
     tests, failed, xml = run_cocotb(CONFIGS[name], sim, "qmac.tb.cocotb_core", build_root=tb_build_root)
-    assert tests >= 8, f"only {tests} cocotb tests ran; see {xml}"
+    assert tests >= 10, f"only {tests} cocotb tests ran; see {xml}"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; see {xml.parent / 'sim.log'}"
