@@ -43,8 +43,9 @@ class MacArray(wiring.Component):
 
     Drain: at a tile's last beat the accumulators move to a shadow bank that drains one row per ``y``
     transfer (row 0 first) while the next tile accumulates. Only when a tile ends while the shadow bank is
-    still draining does the pipeline stall, so with ``k_beats >= rows + 1`` and a ready consumer the array
-    accepts a beat every cycle.
+    still draining (its last row not leaving in that very cycle) does the pipeline stall, so with
+    ``k_beats >= rows`` and a ready consumer the array accepts a beat every cycle. (``w.ready`` and
+    ``a.ready`` therefore depend combinationally on ``y.ready``.)
 
     Latency from a tile's last beat to its first result row: ``dot_latency + 1`` cycles.
 
@@ -150,9 +151,11 @@ class MacArray(wiring.Component):
             flags.append(regs)
         p_valid, p_first, p_last = flags[-1]
         shadow_full = Signal()
-        m.d.comb += advance.eq(~(p_valid & p_last & shadow_full))
-        acc_en = p_valid & advance
+        drain_row = Signal(range(cfg.rows))
         shift = self.y.valid & self.y.ready
+        drained = shift & (drain_row == cfg.rows - 1)  # the shadow bank empties at this edge
+        m.d.comb += advance.eq(~(p_valid & p_last & shadow_full & ~drained))
+        acc_en = p_valid & advance
 
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
         units = [[self._unit(m, r, c) for c in range(cfg.cols)] for r in range(cfg.rows)]
@@ -174,19 +177,18 @@ class MacArray(wiring.Component):
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in units for u in row) != 0)
 
         # Drain: shift rows towards row 0, one per transfer.
-        drain_row = Signal(range(cfg.rows))
         m.d.comb += [
             self.y.valid.eq(shadow_full),
             self.y.payload.data.eq(Cat(u["shadow"] for u in units[0])),
             self.y.payload.last.eq(drain_row == cfg.rows - 1),
             self.y.payload.saturated.eq(sum(u["shadow_sat"] for u in units[0]) != 0),
         ]
-        with m.If(p_valid & advance & p_last):
-            m.d.sync += shadow_full.eq(1)
         with m.If(shift):
             m.d.sync += drain_row.eq(Mux(drain_row == cfg.rows - 1, 0, drain_row + 1))
-            with m.If(drain_row == cfg.rows - 1):
-                m.d.sync += shadow_full.eq(0)
+        with m.If(drained):
+            m.d.sync += shadow_full.eq(0)
+        with m.If(acc_en & p_last):  # after the clear: a tile may land as the previous one leaves
+            m.d.sync += shadow_full.eq(1)
 
         in_flight = sum(v for v, _, _ in flags[1:]) != 0
         m.d.comb += self.busy.eq((beat != 0) | in_flight | shadow_full)

@@ -149,13 +149,13 @@ async def extreme_values(dut):
 @cocotb.test()
 async def back_to_back_tiles(dut):
     """Tiles streamed without pause: one-beat tiles (the array must stall while the shadow bank drains)
-    and tiles of rows + 1 beats (draining fully overlaps computing: no stall at all)."""
+    and tiles of as many beats as rows (draining fully overlaps computing: no stall at all)."""
     tb = await _start(dut)
     rng = np.random.default_rng(7)
     cfg = CONFIG
     mode = cfg.modes[0]
     E = cfg.elements_per_beat(mode)
-    for k_beats in (1, cfg.rows + 1):
+    for k_beats in (1, max(cfg.rows, 2)):
         n, m = 3 * cfg.rows, 2 * cfg.cols
         W, A = _codes(rng, mode, (n, k_beats * E)), _codes(rng, mode, (k_beats * E, m))
         await tb.clear()
@@ -163,7 +163,7 @@ async def back_to_back_tiles(dut):
         compare_transactions(rows, expected)
         await tb.wait_idle()
         cycles = tb.status()["cycles"]
-        if k_beats > cfg.rows:
+        if k_beats >= cfg.rows:
             # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
             latency = cfg.dot_latency + 1 + (len(RequantizeArithmetic(cfg.acc_format.bits).stages)
                                              if cfg.output_stage else 0)
