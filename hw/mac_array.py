@@ -1,11 +1,11 @@
 """An R x C output-stationary array of dot-product units with exact (or saturating) accumulators."""
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
-from .mac_unit import MacUnit, mac_unit_signature
+from .mac_unit import MacUnit
 
 __all__ = ["MacArray", "operand_layout", "result_layout"]
 
@@ -84,7 +84,6 @@ class MacArray(wiring.Component):
             raise ConfigError(f"unit module name must be a Verilog identifier, not {unit_module!r}")
         self._config = config
         self._unit_module = unit_module
-        self._unit_signature = mac_unit_signature(config)
         ports = {
             "w": In(stream.Signature(operand_layout(config, config.rows))),
             "a": In(stream.Signature(operand_layout(config, config.cols))),
@@ -158,30 +157,29 @@ class MacArray(wiring.Component):
         acc_en = p_valid & advance
 
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
-        units = [[self._unit(m, r, c) for c in range(cfg.cols)] for r in range(cfg.rows)]
-        zero = Signal(signed(cfg.acc_format.bits))
-        for r, row in enumerate(units):
-            for c, unit in enumerate(row):
-                below = units[r + 1][c] if r + 1 < cfg.rows else None
-                m.d.comb += [
-                    unit["w"].eq(self.w.payload.data[r]), unit["a"].eq(self.a.payload.data[c]),
-                    unit["en"].eq(advance), unit["acc_en"].eq(acc_en),
-                    unit["first"].eq(p_first), unit["last"].eq(p_last), unit["shift"].eq(shift),
-                    unit["shadow_in"].eq(below["shadow"] if below else zero),
-                    unit["shadow_sat_in"].eq(below["shadow_sat"] if below else 0),
-                ]
+        acc_shape = signed(cfg.acc_format.bits)
+        outs = [[{"shadow": Signal(acc_shape, name=f"shadow{r}_{c}"), "shadow_sat": Signal(name=f"shadow_sat{r}_{c}"),
+                  "clipped": Signal(name=f"clipped{r}_{c}")} for c in range(cfg.cols)] for r in range(cfg.rows)]
+        for r in range(cfg.rows):
+            for c in range(cfg.cols):
+                below = outs[r + 1][c] if r + 1 < cfg.rows else None
+                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "en": advance, "acc_en": acc_en,
+                       "first": p_first, "last": p_last, "shift": shift,
+                       "shadow_in": below["shadow"] if below else Const(0, acc_shape),
+                       "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}
                 if cfg.dual:
-                    m.d.comb += unit["int4"].eq(int4)
+                    ins["int4"] = int4
                 if cfg.scale_bits:
-                    m.d.comb += [unit["sw"].eq(self.w.payload.scale[r]), unit["sa"].eq(self.a.payload.scale[c])]
-        m.d.comb += self.clipped.eq(sum(u["clipped"] for row in units for u in row) != 0)
+                    ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
+                self._unit(m, f"u{r}_{c}", ins, outs[r][c])
+        m.d.comb += self.clipped.eq(sum(u["clipped"] for row in outs for u in row) != 0)
 
         # Drain: shift rows towards row 0, one per transfer.
         m.d.comb += [
             self.y.valid.eq(shadow_full),
-            self.y.payload.data.eq(Cat(u["shadow"] for u in units[0])),
+            self.y.payload.data.eq(Cat(u["shadow"] for u in outs[0])),
             self.y.payload.last.eq(drain_row == cfg.rows - 1),
-            self.y.payload.saturated.eq(sum(u["shadow_sat"] for u in units[0]) != 0),
+            self.y.payload.saturated.eq(sum(u["shadow_sat"] for u in outs[0]) != 0),
         ]
         with m.If(shift):
             m.d.sync += drain_row.eq(Mux(drain_row == cfg.rows - 1, 0, drain_row + 1))
@@ -194,19 +192,17 @@ class MacArray(wiring.Component):
         m.d.comb += self.busy.eq((beat != 0) | in_flight | shadow_full)
         return m
 
-    def _unit(self, m, r, c):
-        """Unit ``(r, c)``'s ports as a dict of name -> value: a :class:`MacUnit`, or an ``Instance`` of the
-        separately emitted unit module when ``unit_module`` is set."""
-        name = f"u{r}_{c}"
+    def _unit(self, m, name, ins, outs):
+        """Add one processing element driven by ``ins`` and driving ``outs`` (dicts of port name -> value):
+        a :class:`MacUnit`, or an ``Instance`` of the separately emitted unit module when ``unit_module`` is
+        set (ports connected directly, without intermediate signals: this keeps large arrays fast to emit)."""
         if self._unit_module is None:
             unit = MacUnit(self._config)
             m.submodules[name] = unit
-            return {"__".join(map(str, path)): Value.cast(value)
-                    for path, _, value in unit.signature.flatten(unit)}
-        ports, args = {}, {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-        for path, member in self._unit_signature.members.flatten():
-            port = "__".join(map(str, path))
-            ports[port] = Signal(member.shape, name=f"{name}_{port}")
-            args[("i_" if member.flow == In else "o_") + port] = ports[port]
+            m.d.comb += [getattr(unit, k).eq(v) for k, v in ins.items()]
+            m.d.comb += [v.eq(getattr(unit, k)) for k, v in outs.items()]
+            return
+        args = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+        args.update({f"i_{k}": Value.cast(v) for k, v in ins.items()})
+        args.update({f"o_{k}": v for k, v in outs.items()})
         m.submodules[name] = Instance(self._unit_module, **args)
-        return ports
