@@ -74,6 +74,10 @@ class CoreConfig:
         per-channel parameters from the ``requant`` stream (docs/output_stage.md). Needs ``acc_bits`` <= 64.
     output_rounding : str
         Tie rule of the output stage's fixed-point mode: half_even (default), half_away, half_up, floor.
+    sparse : bool
+        Build 2:4 structured-sparse operand selection: activation vectors get 2V lanes and weight vectors
+        2-bit indices; a tile with ``ctrl.sparse`` set takes V kept weights per vector per beat against 2V
+        lanes of dense activations (twice the dense MACs per cycle). See docs/sparse24.md.
     """
     rows: int = 8
     cols: int = 8
@@ -87,6 +91,7 @@ class CoreConfig:
     scale_lanes: int | None = None
     output_stage: bool = False
     output_rounding: str = "half_even"
+    sparse: bool = False
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, _MAX_DIM)
@@ -136,6 +141,8 @@ class CoreConfig:
         _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
         if not isinstance(self.output_stage, bool):
             raise ConfigError(f"config key 'output_stage': {self.output_stage!r} is not allowed; allowed: true, false")
+        if not isinstance(self.sparse, bool):
+            raise ConfigError(f"config key 'sparse': {self.sparse!r} is not allowed; allowed: true, false")
         if self.output_rounding not in ROUNDINGS:
             raise ConfigError(f"config key 'output_rounding': {self.output_rounding!r} is not allowed; allowed: "
                               f"{', '.join(ROUNDINGS)}")
@@ -167,6 +174,8 @@ class CoreConfig:
             del d["scale_bits"], d["scale_kind"]
         if not self.output_stage:
             del d["output_stage"], d["output_rounding"]
+        if not self.sparse:
+            del d["sparse"]
         return d
 
     def to_toml(self):
@@ -201,8 +210,9 @@ class CoreConfig:
     def min_elements_per_beat(self):
         return min(self.elements_per_beat(m) for m in self.modes)
 
-    def macs_per_cycle(self, mode):
-        return self.rows * self.cols * self.elements_per_beat(mode)
+    def macs_per_cycle(self, mode, sparse=False):
+        """Dense-equivalent MACs per cycle (a sparse beat covers twice the dense positions)."""
+        return self.rows * self.cols * self.elements_per_beat(mode) * (2 if sparse else 1)
 
     @property
     def max_k_beats(self):
@@ -295,6 +305,7 @@ PRESETS = {
     "int4-wide": CoreConfig(rows=4, cols=8, lanes=32, modes=("int4",)),
     "vsq": CoreConfig(scale_bits=8),
     "tiny-out": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, output_stage=True),
+    "tiny-sparse": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, sparse=True),
     "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
                            scale_lanes=4),
 }

@@ -15,10 +15,12 @@ COUNTER_BITS = 48
 
 
 def control_signature(config):
-    """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value) and ``k_beats_m1`` are
-    sampled at each tile's first beat; ``clear`` (one cycle) zeroes the counters and sticky flags."""
+    """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value), ``sparse`` (2:4 compressed
+    weights) and ``k_beats_m1`` are sampled at each tile's first beat; ``clear`` (one cycle) zeroes the
+    counters and sticky flags."""
     return wiring.Signature({
         "mode": Out(2),
+        "sparse": Out(1),
         "k_beats_m1": Out(config.k_bits),
         "clear": Out(1),
     })
@@ -26,9 +28,9 @@ def control_signature(config):
 
 def status_signature():
     """Status outputs: ``busy``; sticky ``overflow`` (an accumulator saturated) and ``error`` (a tile
-    started with a mode the build lacks; it then runs in the build's first mode); ``cycles`` counts
-    cycles with ``busy`` high, ``macs`` the multiply-accumulates issued (``R*C*elements_per_beat`` per
-    beat, padding included)."""
+    started with a mode, or sparsity, the build lacks; it then runs in the build's first mode, dense);
+    ``cycles`` counts cycles with ``busy`` high, ``macs`` the dense-equivalent multiply-accumulates issued
+    (``R*C*elements_per_beat`` per beat, twice that for a sparse beat, padding included)."""
     return wiring.Signature({
         "busy": Out(1),
         "overflow": Out(1),
@@ -113,10 +115,16 @@ class Core(wiring.Component):
         supported = Cat((self.ctrl.mode ^ MODE_CODES[name]).any() == 0 for name in cfg.modes).any()
         if cfg.dual:
             m.d.comb += array.int4.eq(~(self.ctrl.mode ^ MODE_CODES["int4"]).any())
+        if cfg.sparse:
+            m.d.comb += array.sparse.eq(self.ctrl.sparse)
+        else:
+            supported = supported & ~self.ctrl.sparse
 
         per_beat = {name: cfg.macs_per_cycle(name) for name in cfg.modes}
         step = (Mux(array.fire_int4, per_beat["int4"], per_beat["int8"]) if cfg.dual
                 else per_beat[cfg.modes[0]])
+        if cfg.sparse:
+            step = Mux(array.fire_sparse, step * 2, step)
 
         busy = array.busy | self._output.busy if self._output else array.busy
         m.d.comb += self.status.busy.eq(busy)

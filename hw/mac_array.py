@@ -10,13 +10,18 @@ from .mac_unit import MacUnit
 __all__ = ["MacArray", "operand_layout", "result_layout"]
 
 
-def operand_layout(config, vectors):
-    """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (vector ``i``, lane
-    ``j`` at bits ``[8*(i*V + j), +8)``), then with scale units ``scale``, G fields of S bits per vector
-    (vector ``i``, group ``g`` at bits ``8*V*vectors + [S*(i*G + g), +S)``)."""
-    fields = {"data": data.ArrayLayout(data.ArrayLayout(8, config.lanes), vectors)}
+def operand_layout(config, vectors, activations=False):
+    """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (``2V`` for the
+    activations of a sparse build; vector ``i``, lane ``j`` at bits ``[8*(i*lanes + j), +8)``), then with
+    scale units ``scale``, G fields of S bits per vector (vector ``i``, group ``g`` at ``S*(i*G + g)``
+    above ``data``), then for the weights of a sparse build ``meta``, ``2V`` 2-bit indices per vector
+    (vector ``i``, kept element ``e`` at ``2*(i*2V + e)`` above ``scale``)."""
+    lanes = 2 * config.lanes if config.sparse and activations else config.lanes
+    fields = {"data": data.ArrayLayout(data.ArrayLayout(8, lanes), vectors)}
     if config.scale_bits:
         fields["scale"] = data.ArrayLayout(data.ArrayLayout(config.scale_bits, config.scale_groups), vectors)
+    if config.sparse and not activations:
+        fields["meta"] = data.ArrayLayout(data.ArrayLayout(2, 2 * config.lanes), vectors)
     return data.StructLayout(fields)
 
 
@@ -56,6 +61,10 @@ class MacArray(wiring.Component):
     y : Out(stream.Signature(result_layout(config)))
     int4 : In(1)
         Present only with both INT modes built.
+    sparse : In(1)
+        Present only in sparse builds: the tile's weights are 2:4 compressed. Sampled with ``int4``.
+    fire_sparse : Out(1)
+        Present only in sparse builds: the beat taken is a sparse beat.
     k_beats_m1 : In(k_bits)
     fire : Out(1)
         A beat is taken this cycle.
@@ -86,7 +95,7 @@ class MacArray(wiring.Component):
         self._unit_module = unit_module
         ports = {
             "w": In(stream.Signature(operand_layout(config, config.rows))),
-            "a": In(stream.Signature(operand_layout(config, config.cols))),
+            "a": In(stream.Signature(operand_layout(config, config.cols, activations=True))),
             "y": Out(stream.Signature(result_layout(config))),
             "k_beats_m1": In(config.k_bits),
             "fire": Out(1),
@@ -97,6 +106,9 @@ class MacArray(wiring.Component):
         }
         if config.dual:
             ports["int4"] = In(1)
+        if config.sparse:
+            ports["sparse"] = In(1)
+            ports["fire_sparse"] = Out(1)
         super().__init__(ports)
 
     @property
@@ -123,6 +135,9 @@ class MacArray(wiring.Component):
             int4 = Mux(first_in, self.int4, tile_int4)
         else:
             int4 = int(cfg.modes == ("int4",))
+        if cfg.sparse:
+            tile_sparse = Signal()
+            sparse = Mux(first_in, self.sparse, tile_sparse)
 
         advance = Signal()
         fire = Signal()
@@ -134,12 +149,16 @@ class MacArray(wiring.Component):
             self.fire_first.eq(fire & first_in),
             self.fire_int4.eq(fire & int4),
         ]
+        if cfg.sparse:
+            m.d.comb += self.fire_sparse.eq(fire & sparse)
         with m.If(fire):
             m.d.sync += beat.eq(Mux(last_in, 0, beat + 1))
             with m.If(first_in):
                 m.d.sync += tile_k_m1.eq(self.k_beats_m1)
                 if cfg.dual:
                     m.d.sync += tile_int4.eq(self.int4)
+                if cfg.sparse:
+                    m.d.sync += tile_sparse.eq(self.sparse)
 
         # Beat flags travel beside the partial sums: valid, first, last.
         flags = [(fire, first_in, last_in)]
@@ -171,6 +190,8 @@ class MacArray(wiring.Component):
                     ins["int4"] = int4
                 if cfg.scale_bits:
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
+                if cfg.sparse:
+                    ins["meta"], ins["sparse"] = self.w.payload.meta[r], sparse
                 self._unit(m, f"u{r}_{c}", ins, outs[r][c])
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in outs for u in row) != 0)
 

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
 from .ops import AmaranthOps
+from .sparse24_select import Sparse24Select
 from .vector_scale import VectorScale
 
 __all__ = ["MacUnit", "mac_unit_signature"]
@@ -15,8 +16,9 @@ __all__ = ["MacUnit", "mac_unit_signature"]
 def mac_unit_signature(config):
     """Ports of :class:`MacUnit` for ``config`` (also the port list of its emitted Verilog module)."""
     acc = signed(config.acc_format.bits)
+    a_lanes = 2 * config.lanes if config.sparse else config.lanes
     ports = {
-        "w": In(data.ArrayLayout(8, config.lanes)), "a": In(data.ArrayLayout(8, config.lanes)),
+        "w": In(data.ArrayLayout(8, config.lanes)), "a": In(data.ArrayLayout(8, a_lanes)),
         "en": In(1), "acc_en": In(1), "first": In(1), "last": In(1), "shift": In(1),
         "shadow_in": In(acc), "shadow_sat_in": In(1),
         "shadow": Out(acc), "shadow_sat": Out(1), "clipped": Out(1),
@@ -27,6 +29,9 @@ def mac_unit_signature(config):
         scales = data.ArrayLayout(config.scale_bits, config.scale_groups)
         ports["sw"] = In(scales)
         ports["sa"] = In(scales)
+    if config.sparse:
+        ports["meta"] = In(data.ArrayLayout(2, 2 * config.lanes))
+        ports["sparse"] = In(1)
     return wiring.Signature(ports)
 
 
@@ -59,6 +64,10 @@ class MacUnit(wiring.Component):
         Present only with both INT modes built.
     sw, sa : In(ArrayLayout(unsigned(S), G))
         Present only with scale units: the weight and activation vectors' scale fields, one per group.
+    meta, sparse : In(ArrayLayout(2, 2V)), In(1)
+        Present only in sparse builds: with ``sparse`` high, ``w`` holds kept 2:4 weights, ``meta`` their
+        indices and ``a`` 2V lanes of dense activations, and a :class:`Sparse24Select` picks the activation
+        each kept weight multiplies; with ``sparse`` low the unit is dense on lanes ``0..V-1`` of ``a``.
     en, acc_en, first, last, shift : In(1)
     shadow_in : In(signed(acc_bits))
     shadow_sat_in : In(1)
@@ -75,6 +84,7 @@ class MacUnit(wiring.Component):
         self._dots = [DotProduct(config.group_lanes, config.modes, config.tree_levels_per_stage)
                       for _ in range(config.scale_groups)]
         self._scale = VectorScale(config) if config.scale_bits else None
+        self._select = Sparse24Select(config.lanes, config.modes) if config.sparse else None
         super().__init__(mac_unit_signature(config))
 
     @property
@@ -85,10 +95,19 @@ class MacUnit(wiring.Component):
         cfg = self._config
         m = Module()
         L = cfg.group_lanes
+        a = self.a
+        if self._select is not None:
+            m.submodules.select = sel = self._select
+            m.d.comb += [sel.a.eq(self.a), sel.meta.eq(self.meta)]
+            if cfg.dual:
+                m.d.comb += sel.int4.eq(self.int4)
+            dense = Cat(self.a[i] for i in range(cfg.lanes))
+            a = Signal(data.ArrayLayout(8, cfg.lanes))
+            m.d.comb += a.eq(Mux(self.sparse, sel.a_sel, dense))
         for g, dot in enumerate(self._dots):
             m.submodules[f"dot{g}"] = EnableInserter(self.en)(dot)
             m.d.comb += [dot.w.eq(Cat(self.w[g * L + i] for i in range(L))),
-                         dot.a.eq(Cat(self.a[g * L + i] for i in range(L)))]
+                         dot.a.eq(Cat(a[g * L + i] for i in range(L)))]
             if cfg.dual:
                 m.d.comb += dot.int4.eq(self.int4)
         if self._scale is None:

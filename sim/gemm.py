@@ -18,6 +18,7 @@ from ..hw.formats import ELEMENT_FORMATS
 from .mac_unit import accumulate
 from .ops import NumpyOps
 from .packing import pack_lanes
+from .sparse24 import compress
 
 __all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
            "core_scales", "requant_rows"]
@@ -35,8 +36,11 @@ class GemmPlan:
     n: int
     k: int
     m: int
+    sparse: bool = False
 
     def __post_init__(self):
+        if self.sparse and not self.config.sparse:
+            raise ValueError("this core has no 2:4 sparse operand selection (config key sparse = false)")
         if self.mode not in self.config.modes:
             raise ValueError(f"mode {self.mode!r} is not built into this core; allowed: "
                              f"{', '.join(self.config.modes)}")
@@ -51,7 +55,8 @@ class GemmPlan:
 
     @property
     def elements_per_beat(self):
-        return self.config.elements_per_beat(self.mode)
+        """Dense K positions per beat: twice the kept elements in sparse mode."""
+        return self.config.elements_per_beat(self.mode) * (2 if self.sparse else 1)
 
     @property
     def k_padded(self):
@@ -84,7 +89,8 @@ class GemmPlan:
 
     @property
     def group_elements(self):
-        return self.config.group_elements(self.mode)
+        """Dense K positions one scale field covers (twice as many in sparse mode)."""
+        return self.config.group_elements(self.mode) * (2 if self.sparse else 1)
 
     @property
     def k_groups(self):
@@ -92,12 +98,12 @@ class GemmPlan:
         return self.k_padded // self.group_elements
 
 
-def plan_gemm(config, mode, weights_shape, activations_shape):
+def plan_gemm(config, mode, weights_shape, activations_shape, sparse=False):
     n, k = weights_shape
     k2, m = activations_shape
     if k != k2:
         raise ValueError(f"inner dimensions differ: weights are {n}x{k}, activations {k2}x{m}")
-    return GemmPlan(config, mode, int(n), int(k), int(m))
+    return GemmPlan(config, mode, int(n), int(k), int(m), bool(sparse))
 
 
 def _padded(plan, W, A):
@@ -161,6 +167,27 @@ def core_scales(t, plan):
     return rep[:, :groups] if t.axis == 1 else rep[:groups, :]
 
 
+def _meta_words(plan, meta):
+    """Kept-element indices ``(Np, K/2)`` (or ``None`` for a dense tile) -> ``[row tile][beat]`` integers
+    placed above the data and scale bits: 2V two-bit entries per vector, INT8 using the first V."""
+    cfg = plan.config
+    shift = 8 * cfg.lanes * cfg.rows + cfg.scale_bits * cfg.scale_groups * cfg.rows
+    entries = 2 * cfg.lanes
+    out = []
+    for t in range(plan.row_tiles):
+        beats = []
+        for b in range(plan.k_beats):
+            word = 0
+            if meta is not None:
+                per = meta.shape[1] // plan.k_beats
+                for r in range(cfg.rows):
+                    for e, idx in enumerate(meta[t * cfg.rows + r, b * per:(b + 1) * per]):
+                        word |= int(idx) << (2 * (r * entries + e))
+            beats.append(word << shift)
+        out.append(beats)
+    return out
+
+
 def _words(lanes):
     """``(tiles, beats, vectors, V)`` lane bytes -> nested lists of payload integers ``[tile][beat]``."""
     t, b = lanes.shape[:2]
@@ -168,12 +195,13 @@ def _words(lanes):
     return [[int.from_bytes(flat[i, j].tobytes(), "little") for j in range(b)] for i in range(t)]
 
 
-def _scale_words(fields, tiles, vectors, plan):
+def _scale_words(fields, tiles, vectors, plan, activations):
     """Scale fields ``(tiles * vectors, k_groups)`` -> ``[tile][beat]`` integers placed above the data bits."""
     cfg = plan.config
     G, S = cfg.scale_groups, cfg.scale_bits
     f = fields.reshape(tiles, vectors, plan.k_beats, G).transpose(0, 2, 1, 3).reshape(tiles, plan.k_beats, -1)
-    shift = 8 * cfg.lanes * vectors
+    lanes = 2 * cfg.lanes if cfg.sparse and activations else cfg.lanes
+    shift = 8 * lanes * vectors
     return [[sum(int(v) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
             for t in range(tiles)]
 
@@ -186,12 +214,22 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
     cfg, E = plan.config, plan.elements_per_beat
     Wp, Ap = _padded(plan, W, A)
     sw, sa = _scales(plan, w_scales, a_scales)
-    # (row tile, R, beat, E) -> (row tile, beat, R, E) -> lane bytes
-    wl = pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, E).transpose(0, 2, 1, 3), plan.mode)
+    meta = None
+    if plan.sparse:  # kept weights and their indices, E / 2 per vector per beat
+        sp = compress(Wp)
+        Wp, meta = sp.values, sp.indices.astype(np.int64)
+    Ew = Wp.shape[1] // plan.k_beats
+    # (row tile, R, beat, Ew) -> (row tile, beat, R, Ew) -> lane bytes
+    wl = pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, Ew).transpose(0, 2, 1, 3), plan.mode)
     al = pack_lanes(Ap.T.reshape(plan.col_tiles, cfg.cols, plan.k_beats, E).transpose(0, 2, 1, 3), plan.mode)
+    if cfg.sparse:  # activation vectors are 2V lanes wide; a dense tile fills the low V
+        al = np.concatenate([al, np.zeros(al.shape[:-1] + (2 * cfg.lanes - al.shape[-1],), np.uint8)], axis=-1)
     w_tiles, a_tiles = _words(wl), _words(al)
+    if cfg.sparse:
+        w_tiles = [[d | m for d, m in zip(dt, mt)] for dt, mt in zip(w_tiles, _meta_words(plan, meta))]
     if sw is not None:
-        w_sc, a_sc = _scale_words(sw, plan.row_tiles, cfg.rows, plan), _scale_words(sa.T, plan.col_tiles, cfg.cols, plan)
+        w_sc = _scale_words(sw, plan.row_tiles, cfg.rows, plan, False)
+        a_sc = _scale_words(sa.T, plan.col_tiles, cfg.cols, plan, True)
         w_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(w_tiles, w_sc)]
         a_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(a_tiles, a_sc)]
     w_words, a_words = [], []

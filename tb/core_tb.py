@@ -47,15 +47,16 @@ class CoreTB:
         names = ["w__valid", "a__valid", "y__ready", "ctrl__clear"]
         if self.config.output_stage:
             names.append("requant__valid")
-        for name in names:
+        for name in names + ["ctrl__mode", "ctrl__sparse", "ctrl__k_beats_m1"]:
             self._port(name).value = 0
         d.rst.value = 1
         await ClockCycles(d.clk, cycles)
         await FallingEdge(d.clk)
         d.rst.value = 0
 
-    def set_mode(self, mode, k_beats):
+    def set_mode(self, mode, k_beats, sparse=False):
         self.dut.ctrl__mode.value = MODE_CODES[mode] if isinstance(mode, str) else mode
+        self.dut.ctrl__sparse.value = int(sparse)
         self.dut.ctrl__k_beats_m1.value = k_beats - 1
 
     async def clear(self):
@@ -99,14 +100,16 @@ class CoreTB:
         return rows
 
     async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None, requant=None,
-                       mode_code=None):
+                       mode_code=None, sparse=False, sparse_code=None):
         """Stream a whole GEMM (with scale fields, on a core with scale units; with per-channel
         requantization parameters, on a core with the output stage: default multiplier 1, shift 0) and
         collect its rows; returns ``(plan, rows, expected)``. ``mode_code`` overrides the ``ctrl.mode``
-        value (to test codes the build lacks)."""
-        plan = plan_gemm(self.config, mode, W.shape, A.shape)
+        value (to test codes the build lacks), ``sparse_code`` the ``ctrl.sparse`` value; ``sparse`` streams
+        W (2:4 sparse) compressed."""
+        plan = plan_gemm(self.config, mode, W.shape, A.shape, sparse)
         w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
-        self.set_mode(mode if mode_code is None else mode_code, plan.k_beats)
+        self.set_mode(mode if mode_code is None else mode_code, plan.k_beats,
+                      sparse if sparse_code is None else sparse_code)
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:

@@ -31,7 +31,7 @@ def test_generate_without_arguments(tmp_path, monkeypatch):
     ("lanes = 6\n", "qmac: error: config key 'lanes': 6 is not allowed; allowed: 4, 8, 16, 32, 64\n"),
     ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
                     "acc_bits, tree_levels_per_stage, scale_bits, scale_kind, scale_lanes, output_stage, "
-                    "output_rounding\n"),
+                    "output_rounding, sparse\n"),
     ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
                          "allowed: int8, int4\n"),
 ])
@@ -48,7 +48,7 @@ def test_console_script_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "qmac.tb.cli", "generate", "--preset", "nope"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-vsq\n"
+    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq\n"
 
 
 def _gemm(tmp_path, capsys, *args):

@@ -32,14 +32,14 @@ def test_unknown_key_and_toml(tmp_path):
     f.write_text('rows = 4\ncolumns = 4\n')
     with pytest.raises(ConfigError, match=r"^config key 'columns' is unknown; allowed keys: rows, cols, lanes, "
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
-                                          r"scale_lanes, output_stage, output_rounding$"):
+                                          r"scale_lanes, output_stage, output_rounding, sparse$"):
         load_config(f)
     f.write_text('rows = [4\n')
     with pytest.raises(ConfigError, match=r"is not valid TOML"):
         load_config(f)
     f.write_text('rows = 4\ncols = 2\nlanes = 8\nmodes = ["int4"]\nmax_k = 256\n')
     assert load_config(f) == CoreConfig(rows=4, cols=2, lanes=8, modes=("int4",), max_k=256)
-    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-vsq$"):
+    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq$"):
         preset("huge")
 
 

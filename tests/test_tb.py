@@ -13,6 +13,9 @@ CONFIGS = {
     "saturating-dual": PRESETS["tiny"].replace(acc_bits=20, max_k=512),
     "vsq-int-dual": PRESETS["tiny-vsq"],
     "output-stage-dual": PRESETS["tiny-out"],
+    "sparse-dual": PRESETS["tiny-sparse"],
+    "sparse-vsq-int4": CoreConfig(rows=3, cols=2, lanes=4, modes=("int4",), max_k=256, sparse=True, scale_bits=4,
+                                  scale_lanes=2),
     "vsq-pow2-int8-sat": CoreConfig(rows=2, cols=3, lanes=4, modes=("int8",), max_k=256, scale_bits=3,
                                     scale_kind="pow2", scale_lanes=2, acc_bits=34),
 }
@@ -23,5 +26,5 @@ CONFIGS = {
 def test_cocotb_regression(request, sim, name, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group(f"{sim}-{name}"))
     tests, failed, xml = run_cocotb(CONFIGS[name], sim, "qmac.tb.cocotb_core", build_root=tb_build_root)
-    assert tests >= 10, f"only {tests} cocotb tests ran; see {xml}"
+    assert tests >= 12, f"only {tests} cocotb tests ran; see {xml}"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; see {xml.parent / 'sim.log'}"
