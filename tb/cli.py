@@ -114,11 +114,27 @@ def cmd_gemm(args):
     fmt = ELEMENT_FORMATS[mode]
     is_float = np.issubdtype(W.dtype, np.floating) or np.issubdtype(A.dtype, np.floating)
     w_scales = a_scales = None
+    sparse_report = {}
+    if args.sparse:
+        from ..sim.sparse24 import is_2_4, pad_k, pruning_error, prune_2_4
+        if W.shape[1] % 4:
+            W, A = pad_k(W, 4), np.pad(A, ((0, -W.shape[1] % 4), (0, 0)))
+        if is_2_4(W):
+            sparse_report = {"sparse": "2:4", "pruned": False}
+        else:
+            err = pruning_error(W.astype(np.float64))
+            sparse_report = {"sparse": "2:4", "pruned": True, "pruning_sqnr_db": err["sqnr_db"],
+                             "pruning_relative_error": err["relative_l2"]}
+            W = prune_2_4(W)
+        if not cfg.sparse:
+            cfg = cfg.replace(sparse=True)
+            print("qmac: note: this config has no 2:4 operand selection; using it with sparse = true",
+                  file=sys.stderr)
     if is_float:
         cfg, Wq, Aq, qw, qa, dequantize = _quantize_operands(args, cfg, W, A, fmt)
         if qw is not None:
             try:
-                plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape)
+                plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape, bool(args.sparse))
                 w_scales, a_scales = core_scales(qw, plan), core_scales(qa, plan)
             except ValueError as e:
                 raise UsageError(str(e)) from None
@@ -133,13 +149,13 @@ def cmd_gemm(args):
     try:
         with _stdout_to_stderr():
             res = run_gemm(cfg, mode, Wq, Aq, engine=args.engine, gap=args.stall, ready=1 - args.stall,
-                           seed=args.seed, w_scales=w_scales, a_scales=a_scales)
+                           seed=args.seed, w_scales=w_scales, a_scales=a_scales, sparse=bool(args.sparse))
     except ValueError as e:
         raise UsageError(str(e)) from None
     Y = res["Y"]
     report = {"engine": args.engine, "format": mode, "shape": [int(W.shape[0]), int(W.shape[1]), int(A.shape[1])],
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
-              "utilization": res["utilization"], "saturated": res["saturated"]}
+              "utilization": res["utilization"], "saturated": res["saturated"], **sparse_report}
     if is_float:
         Y = dequantize(Y)
         ref = W.astype(np.float64) @ A.astype(np.float64)
@@ -265,6 +281,7 @@ def _parser():
     m.add_argument("--scale-bits", type=int, default=8, metavar="S", help="--scale vector: scale width (8)")
     m.add_argument("--scale-kind", default="int", choices=["int", "pow2"], help="--scale vector: int or pow2")
     m.add_argument("--clip", default="max", choices=["max", "percentile", "mse"], help="float inputs: clip method")
+    m.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", metavar="Y.npy", help="save Y (integers for code inputs, floats otherwise)")
     m.add_argument("--json", action="store_true", help="print one JSON object")

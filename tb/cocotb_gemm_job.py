@@ -21,7 +21,7 @@ async def gemm_job(dut):
     await tb.clear()
     scales = (job["w_scales"], job["a_scales"]) if "w_scales" in job else (None, None)
     plan, rows, _ = await tb.run_gemm(str(job["mode"]), job["W"], job["A"], float(job["gap"]),
-                                      float(job["ready"]), *scales)
+                                      float(job["ready"]), *scales, sparse=bool(job["sparse"]))
     await tb.wait_idle()
     st = tb.status()
     np.savez(os.environ["QMAC_JOB_OUT"], data=np.array([r[0] for r in rows], dtype=np.int64),

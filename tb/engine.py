@@ -14,7 +14,7 @@ ENGINES = ("golden", "icarus", "verilator")
 
 
 def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, build_root=None,
-             w_scales=None, a_scales=None):
+             w_scales=None, a_scales=None, sparse=False):
     """Compute ``W @ A`` (integer codes, with per-group scale fields on a core with scale units) on
     ``engine``.
 
@@ -26,8 +26,8 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    plan = plan_gemm(config, mode, np.shape(W), np.shape(A))
-    ideal = plan.useful_macs / config.macs_per_cycle(mode)
+    plan = plan_gemm(config, mode, np.shape(W), np.shape(A), sparse)
+    ideal = plan.useful_macs / config.macs_per_cycle(mode, sparse)
     Yg, sat = golden_gemm(plan, W, A, w_scales, a_scales)
     result = {"ideal_cycles": ideal, "beats": plan.beats, "k_beats": plan.k_beats, "tiles": plan.tiles}
     if engine == "golden":
@@ -40,7 +40,7 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
         scales = {} if w_scales is None else {"w_scales": np.asarray(w_scales, dtype=np.int64),
                                               "a_scales": np.asarray(a_scales, dtype=np.int64)}
         np.savez(job, W=np.asarray(W, dtype=np.int64), A=np.asarray(A, dtype=np.int64), mode=mode, gap=gap,
-                 ready=ready, seed=seed, **scales)
+                 ready=ready, seed=seed, sparse=sparse, **scales)
         tests, failed, xml = run_cocotb(config, engine, "qmac.tb.cocotb_gemm_job", build_root=build_root,
                                         extra_env={"QMAC_JOB": str(job), "QMAC_JOB_OUT": str(out)})
         if failed or not out.exists():
