@@ -83,11 +83,18 @@ class Sparse24Select(wiring.Component):
         return self._modes
 
     def _selected(self, fmt):
-        """``a_sel`` of mode ``fmt``: one 4:1 multiplexer per kept element, its fields concatenated."""
+        """``a_sel`` of mode ``fmt``: one 4:1 multiplexer per kept element, its fields concatenated.
+
+        Written as a tree of 2:1 multiplexers rather than ``word_select``: Yosys writes the latter as a
+        wide shift that Verilator's lint flags (WIDTHTRUNC)."""
         dense = self.a.as_value()
-        group_bits = 4 * fmt.bits
-        return Cat(dense[(e // 2) * group_bits:(e // 2 + 1) * group_bits].word_select(self.meta[e], fmt.bits)
-                   for e in range(self._lanes * fmt.per_lane))
+        fields = []
+        for e in range(self._lanes * fmt.per_lane):
+            base = (e // 2) * 4 * fmt.bits
+            x = [dense[base + i * fmt.bits:base + (i + 1) * fmt.bits] for i in range(4)]
+            idx = self.meta[e]
+            fields.append(Mux(idx[1], Mux(idx[0], x[3], x[2]), Mux(idx[0], x[1], x[0])))
+        return Cat(fields)
 
     def elaborate(self, platform):
         m = Module()
