@@ -62,7 +62,9 @@ class MacArray(wiring.Component):
     int4 : In(1)
         Present only with both INT modes built.
     sparse : In(1)
-        Present only in sparse builds: the tile's weights are 2:4 compressed. Sampled with ``int4``.
+        Present only in sparse builds: the tile's weights are 2:4 compressed (it only changes what
+        ``fire_sparse`` reports: the datapath always selects activations by the indices, and a dense tile
+        sends indices (0, 1) per group). Sampled with ``int4``.
     fire_sparse : Out(1)
         Present only in sparse builds: the beat taken is a sparse beat.
     k_beats_m1 : In(k_bits)
@@ -191,7 +193,7 @@ class MacArray(wiring.Component):
                 if cfg.scale_bits:
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
                 if cfg.sparse:
-                    ins["meta"], ins["sparse"] = self.w.payload.meta[r], sparse
+                    ins["meta"] = self.w.payload.meta[r]
                 self._unit(m, f"u{r}_{c}", ins, outs[r][c])
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in outs for u in row) != 0)
 

@@ -31,7 +31,6 @@ def mac_unit_signature(config):
         ports["sa"] = In(scales)
     if config.sparse:
         ports["meta"] = In(data.ArrayLayout(2, 2 * config.lanes))
-        ports["sparse"] = In(1)
     return wiring.Signature(ports)
 
 
@@ -64,10 +63,11 @@ class MacUnit(wiring.Component):
         Present only with both INT modes built.
     sw, sa : In(ArrayLayout(unsigned(S), G))
         Present only with scale units: the weight and activation vectors' scale fields, one per group.
-    meta, sparse : In(ArrayLayout(2, 2V)), In(1)
-        Present only in sparse builds: with ``sparse`` high, ``w`` holds kept 2:4 weights, ``meta`` their
-        indices and ``a`` 2V lanes of dense activations, and a :class:`Sparse24Select` picks the activation
-        each kept weight multiplies; with ``sparse`` low the unit is dense on lanes ``0..V-1`` of ``a``.
+    meta : In(ArrayLayout(2, 2V))
+        Present only in sparse builds: ``w`` holds kept 2:4 weights, ``meta`` their indices and ``a`` 2V
+        lanes of dense activations, and a :class:`Sparse24Select` picks the activation each kept weight
+        multiplies. A dense tile is the special case of indices (0, 1) in every group with the activations
+        laid out to match (the driver does this), so a sparse build needs no dense bypass.
     en, acc_en, first, last, shift : In(1)
     shadow_in : In(signed(acc_bits))
     shadow_sat_in : In(1)
@@ -101,9 +101,7 @@ class MacUnit(wiring.Component):
             m.d.comb += [sel.a.eq(self.a), sel.meta.eq(self.meta)]
             if cfg.dual:
                 m.d.comb += sel.int4.eq(self.int4)
-            dense = Cat(self.a[i] for i in range(cfg.lanes))
-            a = Signal(data.ArrayLayout(8, cfg.lanes))
-            m.d.comb += a.eq(Mux(self.sparse, sel.a_sel, dense))
+            a = sel.a_sel
         for g, dot in enumerate(self._dots):
             m.submodules[f"dot{g}"] = EnableInserter(self.en)(dot)
             m.d.comb += [dot.w.eq(Cat(self.w[g * L + i] for i in range(L))),

