@@ -17,7 +17,8 @@ The bit-level spec of every format is ``docs/formats.md``.
 
 from dataclasses import dataclass
 
-__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS", "lane_range", "ScaleFormat",
+__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS", "modes_valid", "lane_range",
+           "ScaleFormat",
            "SCALE_KINDS"]
 
 
@@ -152,6 +153,12 @@ class ElementFormat:
 INT8 = ElementFormat("int8", 8)
 INT4 = ElementFormat("int4", 4)
 ELEMENT_FORMATS = {f.name: f for f in (INT8, INT4)}
+
+
+def modes_valid(modes):
+    """Whether ``modes`` is a non-empty tuple of distinct element format names (a unit's ``modes``)."""
+    return (isinstance(modes, tuple) and bool(modes) and len(set(modes)) == len(modes)
+            and all(m in ELEMENT_FORMATS for m in modes))
 
 
 def lane_range(modes):

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
-from .formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range
+from .formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range, modes_valid
 
 __all__ = ["LaneProduct"]
 
@@ -49,8 +49,7 @@ class LaneProduct(wiring.Component):
     """
 
     def __init__(self, modes):
-        if (not isinstance(modes, tuple) or not modes or len(set(modes)) != len(modes)
-                or any(m not in ELEMENT_FORMATS for m in modes)):
+        if not modes_valid(modes):
             raise ConfigError(f"lane modes must be a non-empty tuple of distinct names from "
                               f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
         self._modes = modes

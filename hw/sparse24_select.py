@@ -5,7 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
-from .formats import ELEMENT_FORMATS, INT4, INT8
+from .formats import ELEMENT_FORMATS, INT4, INT8, modes_valid
 
 __all__ = ["Sparse24Select"]
 
@@ -62,8 +62,7 @@ class Sparse24Select(wiring.Component):
     def __init__(self, lanes, modes):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 2 or lanes % 2:
             raise ConfigError(f"sparse select lanes must be a positive even integer, not {lanes!r}")
-        if (not isinstance(modes, tuple) or not modes or len(set(modes)) != len(modes)
-                or any(m not in ELEMENT_FORMATS for m in modes)):
+        if not modes_valid(modes):
             raise ConfigError(f"sparse select modes must be a non-empty tuple of distinct names from "
                               f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
         self._lanes = lanes
