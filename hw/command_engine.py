@@ -1,8 +1,7 @@
 """Executes host-link requests on a core's operand and result queues and its control registers."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.crc import Processor
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -36,9 +35,9 @@ class CommandEngine(wiring.Component):
     acted; symbols arriving meanwhile wait in the input stream. Nothing but a ``CLEAR`` request or a
     reset changes the core's state, so garbage on the line costs an error reply and nothing else.
 
-    Timing (cycles, ``o`` always ready): the check takes 1 after the end symbol; a LOAD of ``n`` beats of
-    ``b`` bytes then takes ``n + 1`` to divide the length and ``n * (2 * b + 1)`` to queue; the reply
-    streams one byte per cycle.
+    Timing (cycles, ``o`` and the queues always ready): the checks take 2 after the end symbol (3 for
+    READ_Y); a LOAD of ``n`` beats of ``b`` bytes then takes ``n + 2`` to divide the length and
+    ``n * (2 * b + 1)`` to queue; the reply is one byte per cycle, with one idle cycle before the CRC.
 
     Parameters
     ----------
@@ -132,51 +131,48 @@ class CommandEngine(wiring.Component):
         line_error = Signal()
         control = data.View(CONTROL_LAYOUT, args)
         read = data.View(READ_LAYOUT, args[:READ_LAYOUT.size])
+        # The checks, registered at CHECK and acted on at DISPATCH (two short paths, not one long one).
+        verdict = Signal(8)               # the Status of the first link check that fails, else OK
+        known, length_ok, values_ok = Signal(), Signal(), Signal()
+        rows = Signal(16)                 # READ_Y: rows to send
 
         # -- LOAD state ------------------------------------------------------------------------------
         to_a = Signal()
         unit = Mux(to_a, self._beat_bytes[Command.LOAD_A], self._beat_bytes[Command.LOAD_W])
         remainder = Signal(16)
         beats = Signal(range(max_payload + 1))
-        free = Mux(to_a, self._depths["a"] - self.a_level, self._depths["w"] - self.w_level)
+        free = Signal(16)                 # free entries of the target queue, a cycle old (only grows)
+        whole, fits = Signal(), Signal()  # the division's verdicts, registered for FIT
         addr = Signal(range(max_payload))
         byte_index = Signal(range(max(self._beat_bytes.values())))
         beat = Signal(8 * max(self._beat_bytes.values()))
 
         # -- reply state -----------------------------------------------------------------------------
-        reply_status, reply_len = Signal(8), Signal(16)
+        reply_status, reply_len, last = Signal(8), Signal(16), Signal(16)
         body = Signal(2)
         index = Signal(16)        # byte of the header, body or CRC being sent
-        row_index = Signal(range(row_size))
+        row_index = Signal(range(max(row_size, status_size)))   # byte of the snapshot being sent
         snapshot = Signal(max(STATUS_LAYOUT.size, 8 * row_size))
         link_errors, command_errors = Signal(16), Signal(16)
         sent = self.o.valid & self.o.ready
 
-        m.d.comb += [buf_r.addr.eq(addr), crc_in.data.eq(self.i.payload.data), crc_out.data.eq(self.o.payload.data),
-                     crc_out.valid.eq(sent), self.w.payload.eq(beat), self.a.payload.eq(beat)]
-        m.d.sync += self.clear.eq(0)
+        m.d.sync += [self.clear.eq(0),
+                     free.eq(Mux(to_a, self._depths["a"] - self.a_level, self._depths["w"] - self.w_level)),
+                     whole.eq(remainder == 0), fits.eq(beats <= free)]
 
         def reply(status, size=0, source=_BODY_ROM):
             m.d.sync += [reply_status.eq(status), reply_len.eq(size), body.eq(source), index.eq(0),
                          row_index.eq(0)]
-            if Status(status).is_link_error:
-                m.d.sync += link_errors.eq(link_errors + 1)
-            elif status != Status.OK:
-                m.d.sync += command_errors.eq(command_errors + 1)
             m.next = "HEADER"
 
-        with m.FSM(name="engine_fsm"):
+        symbol = self.i.payload
+        with m.FSM(name="engine_fsm") as fsm:
             with m.State("RECEIVE"):
-                m.d.comb += self.i.ready.eq(1)
-                symbol = self.i.payload
                 with m.If(self.i.valid & symbol.end):
                     m.d.sync += line_error.eq(line_error | symbol.error)
                     with m.If((count != 0) | line_error | symbol.error):
                         m.next = "CHECK"
                 with m.Elif(self.i.valid):
-                    m.d.comb += [crc_in.valid.eq(1), crc_in.start.eq(count == 0),
-                                 buf_w.addr.eq(count - HEADER_BYTES), buf_w.data.eq(symbol.data),
-                                 buf_w.en.eq((count >= HEADER_BYTES) & (count < HEADER_BYTES + max_payload))]
                     m.d.sync += line_error.eq(line_error | symbol.error)
                     with m.If(count != count_max):
                         m.d.sync += count.eq(count + 1)
@@ -191,72 +187,85 @@ class CommandEngine(wiring.Component):
             with m.State("CHECK"):
                 packet_size = length + HEADER_BYTES + CRC_BYTES
                 with m.If(line_error):
-                    reply(Status.LINE_ERROR)
+                    m.d.sync += verdict.eq(Status.LINE_ERROR)
                 with m.Elif((length > max_payload) | (count > packet_size)):
-                    reply(Status.OVERSIZED)
+                    m.d.sync += verdict.eq(Status.OVERSIZED)
                 with m.Elif(count < packet_size):
-                    reply(Status.TRUNCATED)
+                    m.d.sync += verdict.eq(Status.TRUNCATED)
                 with m.Elif(~crc_in.match_detected):
-                    reply(Status.BAD_CRC)
+                    m.d.sync += verdict.eq(Status.BAD_CRC)
+                with m.Else():
+                    m.d.sync += verdict.eq(Status.OK)
+                m.d.sync += [known.eq(1), length_ok.eq(length == 0),
+                             rows.eq(Mux(read.max_rows < self.y_level, read.max_rows, self.y_level)),
+                             values_ok.eq((control.mode <= 3) & (control.k_beats_m1 >> cfg.k_bits == 0)
+                                          & ((control.flags & ~CONTROL_HOLD & 0xFF) == 0))]
+                with m.Switch(cmd):
+                    with m.Case(Command.CONTROL):
+                        m.d.sync += length_ok.eq(length == CONTROL_LAYOUT.size // 8)
+                    with m.Case(Command.READ_Y):
+                        m.d.sync += length_ok.eq(length == READ_LAYOUT.size // 8)
+                    with m.Case(Command.LOAD_W, Command.LOAD_A):
+                        m.d.sync += length_ok.eq(length != 0)
+                    with m.Case(Command.INFO, Command.STATUS, Command.CLEAR):
+                        pass
+                    with m.Default():
+                        m.d.sync += known.eq(0)
+                m.next = "DISPATCH"
+
+            with m.State("DISPATCH"):
+                with m.If(verdict != Status.OK):
+                    reply(verdict)
+                with m.Elif(~known):
+                    reply(Status.UNKNOWN_COMMAND)
+                with m.Elif(~length_ok):
+                    reply(Status.BAD_LENGTH)
                 with m.Else():
                     with m.Switch(cmd):
                         with m.Case(Command.INFO):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                reply(Status.OK, len(self._info), _BODY_ROM)
+                            reply(Status.OK, len(self._info), _BODY_ROM)
                         with m.Case(Command.STATUS):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                view = data.View(STATUS_LAYOUT, snapshot[:STATUS_LAYOUT.size])
-                                m.d.sync += [
-                                    view.busy.eq(self.status.busy), view.overflow.eq(self.status.overflow),
-                                    view.error.eq(self.status.error), view.hold.eq(self.hold),
-                                    view.mode.eq(self.mode), view.k_beats_m1.eq(self.k_beats_m1),
-                                    view.cycles.eq(self.status.cycles), view.macs.eq(self.status.macs),
-                                    view.w_level.eq(self.w_level), view.a_level.eq(self.a_level),
-                                    view.y_level.eq(self.y_level), view.link_errors.eq(link_errors),
-                                    view.command_errors.eq(command_errors),
-                                ]
-                                reply(Status.OK, status_size, _BODY_SNAPSHOT)
+                            view = data.View(STATUS_LAYOUT, snapshot[:STATUS_LAYOUT.size])
+                            m.d.sync += [
+                                view.busy.eq(self.status.busy), view.overflow.eq(self.status.overflow),
+                                view.error.eq(self.status.error), view.hold.eq(self.hold),
+                                view.mode.eq(self.mode), view.k_beats_m1.eq(self.k_beats_m1),
+                                view.cycles.eq(self.status.cycles), view.macs.eq(self.status.macs),
+                                view.w_level.eq(self.w_level), view.a_level.eq(self.a_level),
+                                view.y_level.eq(self.y_level), view.link_errors.eq(link_errors),
+                                view.command_errors.eq(command_errors),
+                            ]
+                            reply(Status.OK, status_size, _BODY_SNAPSHOT)
                         with m.Case(Command.CONTROL):
-                            with m.If(length != CONTROL_LAYOUT.size // 8):
-                                reply(Status.BAD_LENGTH)
-                            with m.Elif((control.mode > 3) | (control.k_beats_m1 >> cfg.k_bits != 0)
-                                        | ((control.flags & ~CONTROL_HOLD & 0xFF) != 0)):
+                            with m.If(~values_ok):
                                 reply(Status.BAD_VALUE)
                             with m.Else():
                                 m.d.sync += [self.mode.eq(control.mode), self.k_beats_m1.eq(control.k_beats_m1),
                                              self.hold.eq((control.flags & CONTROL_HOLD) != 0)]
                                 reply(Status.OK)
                         with m.Case(Command.CLEAR):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                m.d.sync += self.clear.eq(1)
-                                reply(Status.OK)
+                            m.d.sync += self.clear.eq(1)
+                            reply(Status.OK)
                         with m.Case(Command.LOAD_W, Command.LOAD_A):
-                            with m.If(length == 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                m.d.sync += [to_a.eq(cmd == Command.LOAD_A), remainder.eq(length), beats.eq(0)]
-                                m.next = "DIVIDE"
+                            m.d.sync += [to_a.eq(cmd == Command.LOAD_A), remainder.eq(length), beats.eq(0)]
+                            m.next = "DIVIDE"
                         with m.Case(Command.READ_Y):
-                            with m.If(length != READ_LAYOUT.size // 8):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                rows = Mux(read.max_rows < self.y_level, read.max_rows, self.y_level)
-                                reply(Status.OK, rows * row_size, _BODY_ROWS)
-                        with m.Default():
-                            reply(Status.UNKNOWN_COMMAND)
+                            m.next = "SIZE"
+
+            with m.State("SIZE"):
+                # rows * row_size as shifted adds: a multiplier would take a DSP block from the core.
+                reply(Status.OK, sum(rows << k for k in range(row_size.bit_length()) if row_size >> k & 1),
+                      _BODY_ROWS)
 
             with m.State("DIVIDE"):
                 with m.If(remainder >= unit):
                     m.d.sync += [remainder.eq(remainder - unit), beats.eq(beats + 1)]
-                with m.Elif(remainder != 0):
+                with m.Else():
+                    m.next = "FIT"
+            with m.State("FIT"):
+                with m.If(~whole):
                     reply(Status.BAD_LENGTH)
-                with m.Elif(beats > free):
+                with m.Elif(~fits):
                     reply(Status.NO_SPACE)
                 with m.Else():
                     m.d.sync += [addr.eq(0), byte_index.eq(0)]
@@ -273,9 +282,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += byte_index.eq(0)
                     m.next = "PUSH"
             with m.State("PUSH"):
-                stream_ = Mux(to_a, self.a.ready, self.w.ready)
-                m.d.comb += [self.w.valid.eq(~to_a), self.a.valid.eq(to_a)]
-                with m.If(stream_):
+                with m.If(Mux(to_a, self.a.ready, self.w.ready)):
                     m.d.sync += beats.eq(beats - 1)
                     m.next = "READ"
                     with m.If(beats == 1):
@@ -283,44 +290,67 @@ class CommandEngine(wiring.Component):
 
             # -- the reply: header, body, CRC ----------------------------------------------------------
             with m.State("HEADER"):
-                header = Cat(seq, reply_status, reply_len)
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(header.word_select(index[:2], 8)),
-                             crc_out.start.eq(index == 0)]
+                m.d.sync += last.eq(reply_len - 1)
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == HEADER_BYTES - 1):
                         m.d.sync += index.eq(0)
                         with m.If(reply_len == 0):
-                            m.next = "CRC"
+                            m.next = "SETTLE"
                         with m.Elif(body == _BODY_ROWS):
                             m.next = "FETCH"
                         with m.Else():
                             m.next = "BODY"
             with m.State("FETCH"):
-                m.d.comb += self.y.ready.eq(1)
                 with m.If(self.y.valid):
                     m.d.sync += snapshot.eq(self.y.payload)
                     m.next = "BODY"
             with m.State("BODY"):
-                m.d.comb += [self.o.valid.eq(1),
-                             self.o.payload.data.eq(Mux(body == _BODY_ROM, rom_r.data, snapshot[:8])),
-                             rom_r.addr.eq(index + sent)]
                 with m.If(sent):
-                    m.d.sync += [index.eq(index + 1), snapshot.eq(snapshot >> 8)]
-                    with m.If(index == reply_len - 1):
+                    m.d.sync += [index.eq(index + 1), row_index.eq(row_index + 1)]
+                    with m.If(index == last):
                         m.d.sync += index.eq(0)
-                        m.next = "CRC"
-                    with m.Elif(body == _BODY_ROWS):
-                        m.d.sync += row_index.eq(row_index + 1)
-                        with m.If(row_index == row_size - 1):
-                            m.d.sync += row_index.eq(0)
-                            m.next = "FETCH"
+                        m.next = "SETTLE"
+                    with m.Elif((body == _BODY_ROWS) & (row_index == row_size - 1)):
+                        m.d.sync += row_index.eq(0)
+                        m.next = "FETCH"
+            with m.State("SETTLE"):
+                # The CRC takes in each byte a cycle after it is sent (off the byte select's path).
+                m.next = "CRC"
             with m.State("CRC"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(crc_out.crc.word_select(index[0], 8)),
-                             self.o.payload.last.eq(index[0])]
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index[0]):
                         m.d.sync += [count.eq(0), line_error.eq(0), seq.eq(0), cmd.eq(0), length.eq(0)]
+                        with m.If(reply_status >= 0x10):
+                            m.d.sync += command_errors.eq(command_errors + 1)
+                        with m.Elif(reply_status != Status.OK):
+                            m.d.sync += link_errors.eq(link_errors + 1)
                         m.next = "RECEIVE"
+
+        # Outputs as plain expressions of the state (not assigned inside the states): Yosys writes those
+        # as processes that Icarus, in its SystemVerilog mode, does not evaluate before the state first
+        # changes, which would leave ``i.ready`` undefined in the reset state for ever.
+        receiving, pushing = fsm.ongoing("RECEIVE"), fsm.ongoing("PUSH")
+        in_header, in_body, in_crc = fsm.ongoing("HEADER"), fsm.ongoing("BODY"), fsm.ongoing("CRC")
+        stored = receiving & self.i.valid & ~symbol.end
+        header = Cat(seq, reply_status, reply_len)
+        m.d.comb += [
+            self.i.ready.eq(receiving),
+            crc_in.valid.eq(stored), crc_in.start.eq(count == 0), crc_in.data.eq(symbol.data),
+            buf_w.en.eq(stored & (count >= HEADER_BYTES) & (count < HEADER_BYTES + max_payload)),
+            buf_w.addr.eq(count - HEADER_BYTES), buf_w.data.eq(symbol.data), buf_r.addr.eq(addr),
+            self.w.valid.eq(pushing & ~to_a), self.a.valid.eq(pushing & to_a),
+            self.w.payload.eq(beat), self.a.payload.eq(beat),
+            self.y.ready.eq(fsm.ongoing("FETCH")),
+            self.o.valid.eq(in_header | in_body | in_crc),
+            self.o.payload.data.eq(Mux(in_header, header.word_select(index[:2], 8),
+                                       Mux(in_body, Mux(body == _BODY_ROM, rom_r.data, snapshot.word_select(row_index, 8)),
+                                           crc_out.crc.word_select(index[0], 8)))),
+            self.o.payload.last.eq(in_crc & index[0]),
+            # The ROM's output holds byte ``index`` of the body; ``sent`` only enables the next read.
+            rom_r.addr.eq(Mux(in_body, index + 1, 0)), rom_r.en.eq(~in_body | sent),
+        ]
+        m.d.sync += [crc_out.valid.eq(sent & ~in_crc), crc_out.start.eq(in_header & (index == 0)),
+                     crc_out.data.eq(self.o.payload.data)]
         return m

@@ -9,7 +9,7 @@ from .command_engine import CommandEngine
 from .config import ConfigError, CoreConfig
 from .core import Core
 from .slip_decoder import SlipDecoder
-from .slip_encoder import SlipEncoder
+from .slip_encoder import PACKET_BYTE_LAYOUT, SlipEncoder
 from .uart import RX_LAYOUT, UART
 
 __all__ = ["HostLink"]
@@ -28,14 +28,17 @@ class HostLink(wiring.Component):
 
     Receive path: :class:`~qmac.hw.uart.UART` -> receive queue (``receive_depth`` bytes) ->
     :class:`~qmac.hw.slip_decoder.SlipDecoder` -> :class:`~qmac.hw.command_engine.CommandEngine`, which
-    answers through :class:`~qmac.hw.slip_encoder.SlipEncoder` and the UART. The engine fills a weight
+    answers through a two-byte reply queue, :class:`~qmac.hw.slip_encoder.SlipEncoder` and the UART. The engine fills a weight
     and an activation queue (``queue_depth`` beats each) that feed the core's ``w`` and ``a`` streams
     while the CONTROL ``hold`` flag is low; the core's result rows wait in a result queue
     (``queue_depth`` rows) until READ_Y takes them. A CLEAR request resets the core and the three queues
     (a clock domain ``core`` on the same clock, reset by ``rst`` or the request).
 
     With ``hold`` low throughout, the core starts as soon as both queues hold a beat; to measure the
-    core's own throughput a host queues whole tiles with ``hold`` set and then clears it.
+    core's own throughput a host queues whole tiles with ``hold`` set and then clears it. With
+    ``operand_stage``, each operand queue feeds the core through a two-entry queue of flip-flops (after
+    the ``hold`` gate, so it always drains), which takes the block RAM's slow output and the long wires
+    from it off the core's input paths at the cost of ``3 * width`` flip-flops per stream.
 
     Parameters
     ----------
@@ -50,6 +53,8 @@ class HostLink(wiring.Component):
         Entries of each operand queue (beats) and of the result queue (rows).
     receive_depth : int
         Bytes the receive queue holds while the engine is busy.
+    operand_stage : bool
+        Register the operand streams between their queues and the core (see above).
     unit_module : str or None
         As :class:`~qmac.hw.core.Core`.
 
@@ -65,17 +70,24 @@ class HostLink(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, config, *, divisor, clock_hz, max_payload=512, queue_depth=256, receive_depth=16,
-                 unit_module=None):
+                 operand_stage=False, unit_module=None):
         if not isinstance(config, CoreConfig):
             raise ConfigError(f"HostLink needs a CoreConfig, not {config!r}")
-        if not isinstance(receive_depth, int) or not 2 <= receive_depth <= 65536:
-            raise ValueError(f"receive_depth must be an integer from 2 to 65536, not {receive_depth!r}")
+        if config.output_stage:
+            raise ConfigError("HostLink does not feed the output stage's requant stream; build the core with "
+                              "output_stage = false")
+        for name, depth in (("queue_depth", queue_depth), ("receive_depth", receive_depth)):
+            if not isinstance(depth, int) or isinstance(depth, bool) or not 2 <= depth <= 65535:
+                raise ValueError(f"{name} must be an integer from 2 to 65535, not {depth!r}")
+        if not isinstance(operand_stage, bool):
+            raise TypeError(f"operand_stage must be a bool, not {operand_stage!r}")
         self._uart = UART(divisor)
         self._engine = CommandEngine(config, max_payload=max_payload, w_depth=queue_depth, a_depth=queue_depth,
                                      y_depth=queue_depth, clock_hz=clock_hz, divisor=divisor)
         self._config = config
         self._queue_depth = queue_depth
         self._receive_depth = receive_depth
+        self._operand_stage = operand_stage
         self._unit_module = unit_module
         super().__init__()
 
@@ -94,12 +106,16 @@ class HostLink(wiring.Component):
         m.submodules.engine = engine = self._engine
         m.submodules.receive_queue = rxq = SyncFIFOBuffered(width=RX_LAYOUT.size, depth=self._receive_depth)
         m.submodules.decoder = decoder = SlipDecoder()
+        m.submodules.reply_queue = txq = SyncFIFOBuffered(width=PACKET_BYTE_LAYOUT.size, depth=2)
         m.submodules.encoder = encoder = SlipEncoder()
         m.d.comb += [uart.rx_pin.eq(self.rx), self.tx.eq(uart.tx_pin)]
         _feed(m, uart.rx, rxq.w_stream)
         _feed(m, rxq.r_stream, decoder.i)
         wiring.connect(m, decoder.o, engine.i)
-        wiring.connect(m, engine.o, encoder.i)
+        # The reply queue registers the path from the engine's byte select through the encoder's escape
+        # check back to the engine's handshake.
+        _feed(m, engine.o, txq.w_stream)
+        _feed(m, txq.r_stream, encoder.i)
         wiring.connect(m, encoder.o, uart.tx)
 
         m.domains.core = ClockDomain(local=True)
@@ -113,7 +129,13 @@ class HostLink(wiring.Component):
             m.submodules[f"{name}_queue"] = queues[name]
         for name in ("w", "a"):
             _feed(m, getattr(engine, name), queues[name].w_stream)
-            _feed(m, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
+            if self._operand_stage:
+                m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFOBuffered(width=len(getattr(engine, name).payload),
+                                                                                depth=2))
+                _feed(m, queues[name].r_stream, stage.w_stream, gate=~engine.hold)
+                _feed(m, stage.r_stream, getattr(core, name))
+            else:
+                _feed(m, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
         _feed(m, core.y, queues["y"].w_stream)
         _feed(m, queues["y"].r_stream, engine.y)
         m.d.comb += [engine.w_level.eq(queues["w"].level), engine.a_level.eq(queues["a"].level),

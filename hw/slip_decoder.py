@@ -18,10 +18,11 @@ class SlipDecoder(wiring.Component):
     """Undoes SLIP framing: END (0xC0) ends a packet; ESC (0xDB) followed by ESC_END (0xDC) or ESC_ESC
     (0xDD) stands for a data byte 0xC0 or 0xDB.
 
-    Each input byte yields at most one symbol, combinationally (no added latency): an ESC yields none,
-    END an end symbol, any other byte a data symbol. ``error`` is set on a symbol whose byte carried the
-    receiver's ``error`` and on an escape that is not ESC_END or ESC_ESC (the byte after ESC passes
-    through unchanged; END after ESC ends the packet). Empty packets are passed on as lone end symbols.
+    Each input byte yields at most one symbol, one cycle later (the output is registered; a byte is taken
+    whenever the output register is empty or being emptied): an ESC yields none, END an end symbol, any
+    other byte a data symbol. ``error`` is set on a symbol whose byte (or the ESC before it) carried the
+    receiver's ``error``, and on an escape that is not ESC_END or ESC_ESC (the byte after ESC passes through unchanged; END
+    after ESC ends the packet). Empty packets are passed on as lone end symbols.
 
     Members
     -------
@@ -35,19 +36,22 @@ class SlipDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         escaped = Signal()
+        carried = Signal()   # the error flag of a swallowed ESC, passed on to the next symbol
         byte = self.i.payload.data
         is_esc = byte == SLIP_ESC
-        is_end = byte == SLIP_END
         swallow = ~escaped & is_esc
         bad_escape = escaped & (byte != SLIP_ESC_END) & (byte != SLIP_ESC_ESC)
-        m.d.comb += [
-            self.o.payload.data.eq(Mux(escaped & (byte == SLIP_ESC_END), SLIP_END,
-                                       Mux(escaped & (byte == SLIP_ESC_ESC), SLIP_ESC, byte))),
-            self.o.payload.end.eq(is_end),
-            self.o.payload.error.eq(self.i.payload.error | bad_escape),
-            self.o.valid.eq(self.i.valid & ~swallow),
-            self.i.ready.eq(self.o.ready | swallow),
-        ]
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += escaped.eq(swallow)
+            m.d.sync += [
+                escaped.eq(swallow),
+                carried.eq(swallow & self.i.payload.error),
+                self.o.valid.eq(~swallow),
+                self.o.payload.data.eq(Mux(escaped & (byte == SLIP_ESC_END), SLIP_END,
+                                           Mux(escaped & (byte == SLIP_ESC_ESC), SLIP_ESC, byte))),
+                self.o.payload.end.eq(byte == SLIP_END),
+                self.o.payload.error.eq(self.i.payload.error | bad_escape | carried),
+            ]
         return m

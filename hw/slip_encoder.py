@@ -34,29 +34,32 @@ class SlipEncoder(wiring.Component):
         byte, last = self.i.payload.data, self.i.payload.last
         special = (byte == SLIP_END) | (byte == SLIP_ESC)
         done = self.o.valid & self.o.ready
-        with m.FSM(name="slip_fsm"):
+        with m.FSM(name="slip_fsm") as fsm:
             with m.State("IDLE"):
-                m.d.comb += [self.o.payload.eq(SLIP_END), self.o.valid.eq(self.i.valid)]
                 with m.If(done):
                     m.next = "BODY"
             with m.State("BODY"):
-                m.d.comb += [self.o.payload.eq(Mux(special, SLIP_ESC, byte)), self.o.valid.eq(self.i.valid),
-                             self.i.ready.eq(self.o.ready & ~special)]
-                with m.If(done):
-                    with m.If(special):
-                        m.next = "ESCAPED"
-                    with m.Elif(last):
-                        m.next = "TAIL"
+                with m.If(done & special):
+                    m.next = "ESCAPED"
+                with m.Elif(done & last):
+                    m.next = "TAIL"
             with m.State("ESCAPED"):
-                m.d.comb += [self.o.payload.eq(Mux(byte == SLIP_END, SLIP_ESC_END, SLIP_ESC_ESC)),
-                             self.o.valid.eq(1), self.i.ready.eq(self.o.ready)]
-                with m.If(done):
-                    with m.If(last):
-                        m.next = "TAIL"
-                    with m.Else():
-                        m.next = "BODY"
+                with m.If(done & last):
+                    m.next = "TAIL"
+                with m.Elif(done):
+                    m.next = "BODY"
             with m.State("TAIL"):
-                m.d.comb += [self.o.payload.eq(SLIP_END), self.o.valid.eq(1)]
                 with m.If(done):
                     m.next = "IDLE"
+        # Outputs as plain expressions of the state (not assigned inside the states): Yosys writes those
+        # as processes that Icarus, in its SystemVerilog mode, would not evaluate before the state
+        # first changes.
+        idle, body, escaped, tail = (fsm.ongoing(s) for s in ("IDLE", "BODY", "ESCAPED", "TAIL"))
+        m.d.comb += [
+            self.o.payload.eq(Mux(idle | tail, SLIP_END,
+                                  Mux(escaped, Mux(byte == SLIP_END, SLIP_ESC_END, SLIP_ESC_ESC),
+                                      Mux(special, SLIP_ESC, byte)))),
+            self.o.valid.eq(((idle | body) & self.i.valid) | escaped | tail),
+            self.i.ready.eq(((body & ~special) | escaped) & self.o.ready),
+        ]
         return m

@@ -25,8 +25,9 @@ class UART(wiring.Component):
     completes while the previous one has not been taken is dropped, and the next byte delivered carries
     ``error``.
 
-    Transmitter: a byte taken from ``tx`` (``ready`` is high only while idle) is sent at once; ``tx_pin``
-    is high while idle.
+    Transmitter: a byte taken from ``tx`` is sent from the next cycle; ``ready`` is high while idle and in
+    the last cycle of a stop bit, so bytes offered back to back leave without a gap. ``tx_pin`` is high
+    while idle.
 
     Parameters
     ----------
@@ -116,11 +117,12 @@ class UART(wiring.Component):
         timer = Signal(range(div))
         shreg = Signal(10, init=1)  # start bit, 8 data bits, stop bit; shifted out from bit 0
         bits_left = Signal(range(11))
-        m.d.comb += [self.tx_pin.eq(shreg[0]), self.tx.ready.eq(bits_left == 0)]
-        with m.If(bits_left == 0):
-            with m.If(self.tx.valid):
-                m.d.sync += [shreg.eq(Cat(0, self.tx.payload, 1)), bits_left.eq(10), timer.eq(div - 1)]
-        with m.Elif(timer != 0):
+        idle = bits_left == 0
+        # Ready while idle and in the last cycle of a stop bit, so that bytes follow without a gap.
+        m.d.comb += [self.tx_pin.eq(shreg[0]), self.tx.ready.eq(idle | ((bits_left == 1) & (timer == 0)))]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += [shreg.eq(Cat(0, self.tx.payload, 1)), bits_left.eq(10), timer.eq(div - 1)]
+        with m.Elif(~idle & (timer != 0)):
             m.d.sync += timer.eq(timer - 1)
-        with m.Else():
+        with m.Elif(~idle):
             m.d.sync += [shreg.eq(Cat(shreg[1:], 1)), bits_left.eq(bits_left - 1), timer.eq(div - 1)]

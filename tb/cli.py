@@ -313,6 +313,9 @@ def _parser():
     pr = sub.add_parser("presets", help="print the embedded configs as TOML")
     pr.set_defaults(func=cmd_presets)
 
+    from .board_cli import add_commands
+    add_commands(sub)
+
     t = sub.add_parser("test", help="run the regression (pytest) of a source checkout")
     t.add_argument("pytest_args", nargs=argparse.REMAINDER)
     t.set_defaults(func=cmd_test)

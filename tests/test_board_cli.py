@@ -1,0 +1,59 @@
+"""``qmac bitstream`` and ``qmac run`` (tb/board_cli.py): arguments, errors, the summary."""
+
+import argparse
+import sys
+
+import pytest
+
+from qmac.hw.config import ConfigError
+from qmac.tb import cli
+from qmac.tb.board_cli import _print_summary, add_commands
+
+
+def qmac(argv):
+    """What ``qmac.tb.cli.main`` does with these commands once they are registered there."""
+    parser = argparse.ArgumentParser(prog="qmac")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, cli.UsageError) as e:
+        print(f"qmac: error: {e}", file=sys.stderr)
+        return 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["bitstream", "--board", "icebreaker", "--config", "x.toml", "--preset", "tiny"],
+     "give --config or --preset, not both"),
+    (["bitstream", "--board", "icebreaker", "--clock", "5"], "iCE40 PLL output must be 16 to 275 MHz, not 5.0"),
+    (["bitstream", "--board", "ulx3s-85f", "--baud", "30000000"], "baud rate 30000000 is not reachable"),
+    (["bitstream", "--board", "icebreaker", "--preset", "huge"], "preset 'huge' is unknown"),
+    (["run", "--port", "/dev/null", "--weights", "W.npy"], "give both --weights and --activations, or neither"),
+])
+def test_bad_arguments_exit_2(capsys, argv, message):
+    assert qmac(argv) == 2
+    assert capsys.readouterr().err.startswith(f"qmac: error: {message}")
+
+
+def test_bad_shape_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        qmac(["run", "--port", "p", "--shape", "4", "0", "4"])
+    assert e.value.code == 2
+    assert "GEMM dimensions must be positive integers, not '0'" in capsys.readouterr().err
+
+
+def test_run_without_a_port_exits_1(capsys, tmp_path):
+    assert qmac(["run", "--port", str(tmp_path / "ttyNONE")]) == 1
+    assert capsys.readouterr().err.startswith(f"qmac: error: cannot open {tmp_path / 'ttyNONE'}")
+
+
+def test_summary_text(capsys):
+    _print_summary({
+        "board": "icebreaker", "device": "iCE40UP5K", "config": {"rows": 2, "cols": 2, "lanes": 4, "modes": ["int4"]},
+        "macs_per_cycle": {"int4": 32}, "requested_mhz": 30.0, "clock_mhz": 30.0, "fmax_mhz": 31.5,
+        "timing_met": True, "baud": 115200, "divisor": 260, "luts": 3600, "ffs": 1500, "dsps": 0, "brams": 13,
+        "utilization": {"ICESTORM_LC": [4368, 5280]}, "bitstream": "build/qmac.bin", "programmed": False})
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "      core  2x2 array, V=4, int4: 32 INT4 MACs/cycle"
+    assert out[2] == "     clock  requested 30 MHz, PLL 30 MHz, Fmax 31.5 MHz: met"
+    assert out[8] == "    device  ICESTORM_LC 4368/5280 (83 %)"
