@@ -10,7 +10,7 @@ import numpy as np
 
 from ..hw.formats import ELEMENT_FORMATS
 
-__all__ = ["pack_lanes", "unpack_lanes", "payload_word", "unpack_result", "params_word"]
+__all__ = ["pack_lanes", "unpack_lanes", "unpack_result", "params_word"]
 
 
 def pack_lanes(codes, mode):
@@ -33,11 +33,6 @@ def unpack_lanes(lanes, mode):
     fields = (lanes[..., None] >> shifts) & ((1 << fmt.bits) - 1)
     fields = np.where(fields >= 1 << (fmt.bits - 1), fields - (1 << fmt.bits), fields)
     return fields.reshape(lanes.shape[:-1] + (-1,))
-
-
-def payload_word(lane_bytes):
-    """Lane bytes ``(vectors, V)`` -> one payload integer (vector 0, lane 0 in the least significant byte)."""
-    return int.from_bytes(np.ascontiguousarray(lane_bytes, dtype=np.uint8).tobytes(), "little")
 
 
 def _fields(word, count, bits):

@@ -83,6 +83,7 @@ def _print_summary(s):
 
 def cmd_run(args):
     from ..host import HostLinkDriver, LinkError, SerialTransport
+    from .cli import print_report
     rng = np.random.default_rng(args.seed)
     if (args.weights is None) != (args.activations is None):
         raise _usage_error("give both --weights and --activations, or neither (random codes of --shape)")
@@ -113,11 +114,7 @@ def cmd_run(args):
     if args.out:
         np.save(args.out, result["Y"])
         report["out"] = args.out
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>13}: {value}")
+    print_report(report, args.json)
     return 0 if result["bit_exact"] else _fail("the board's result differs from the golden model")
 
 

@@ -47,6 +47,15 @@ def _write(cfg, out):
     return write_core(cfg, out)
 
 
+def print_report(report, as_json):
+    """A command's result: one JSON object, or one aligned ``key: value`` line per entry."""
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for k, v in report.items():
+            print(f"{k:>14}: {v}")
+
+
 def _load_npy(path, name):
     try:
         x = np.load(path, allow_pickle=False)
@@ -75,8 +84,9 @@ def _stdout_to_stderr():
 
 
 def _quantize_operands(args, cfg, W, A, fmt):
-    """Float operands -> (W codes, A codes, w scale fields, a scale fields, dequantize(Y_int)) per the
-    --scale options; the config gains scale units when the scheme needs them and it has none."""
+    """Float operands -> ``(config, W codes, A codes, W VsqTensor or None, A VsqTensor or None, gamma)``
+    per the --scale options, ``gamma`` being the coarse scale of each output (``Y = Y_int * gamma``); the
+    config gains scale units when the scheme needs them and it has none."""
     from ..sim.quantize import quantize
     vector = args.vector if args.scale == "vector" else None
     bits = args.scale_bits if args.scale == "vector" else None
@@ -88,7 +98,7 @@ def _quantize_operands(args, cfg, W, A, fmt):
         raise UsageError(str(e)) from None
     gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
     if args.scale != "vector":
-        return cfg, qw.codes, qa.codes, None, None, lambda Y: Y * gamma
+        return cfg, qw.codes, qa.codes, None, None, gamma
     if not cfg.scale_bits or cfg.scale_kind != kind or cfg.scale_bits < bits:
         try:
             cfg = cfg.replace(scale_bits=bits, scale_kind=kind)
@@ -96,7 +106,7 @@ def _quantize_operands(args, cfg, W, A, fmt):
             raise UsageError(f"--scale-bits {bits} --scale-kind {kind}: {e}") from None
         print(f"qmac: note: the config's scale units do not take {kind} scales of {bits} bits; using it "
               f"with scale_bits = {bits}, scale_kind = {kind}", file=sys.stderr)
-    return cfg, qw.codes, qa.codes, qw, qa, lambda Y: Y * gamma
+    return cfg, qw.codes, qa.codes, qw, qa, gamma
 
 
 def cmd_gemm(args):
@@ -131,7 +141,7 @@ def cmd_gemm(args):
             print("qmac: note: this config has no 2:4 operand selection; using it with sparse = true",
                   file=sys.stderr)
     if is_float:
-        cfg, Wq, Aq, qw, qa, dequantize = _quantize_operands(args, cfg, W, A, fmt)
+        cfg, Wq, Aq, qw, qa, gamma = _quantize_operands(args, cfg, W, A, fmt)
         if qw is not None:
             try:
                 plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape, bool(args.sparse))
@@ -157,7 +167,7 @@ def cmd_gemm(args):
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
               "utilization": res["utilization"], "saturated": res["saturated"], **sparse_report}
     if is_float:
-        Y = dequantize(Y)
+        Y = Y * gamma
         ref = W.astype(np.float64) @ A.astype(np.float64)
         report.update(scale=args.scale, sqnr_db=float(sqnr_db(ref, Y)),
                       relative_error=float(np.linalg.norm(Y - ref) / np.linalg.norm(ref)))
@@ -167,11 +177,7 @@ def cmd_gemm(args):
     if args.out:
         np.save(args.out, Y)
         report["out"] = args.out
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for k, v in report.items():
-            print(f"{k:>14}: {v}")
+    print_report(report, args.json)
     return 0 if res["bit_exact"] in (None, True) else 1
 
 
@@ -237,11 +243,7 @@ def cmd_synth(args):
     start = time.perf_counter()
     res = synth_config(cfg, target=args.target)
     res = {"target": args.target, "seconds": round(time.perf_counter() - start, 1), **res}
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:>14}: {v}")
+    print_report(res, args.json)
     return 0
 
 

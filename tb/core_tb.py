@@ -131,8 +131,7 @@ class CoreTB:
         raise AssertionError(f"core still busy after {limit} cycles")
 
     def status(self):
-        s = {n: int(self._port(f"status__{n}").value) for n in ("busy", "overflow", "error", "cycles", "macs")}
-        return s
+        return {n: int(self._port(f"status__{n}").value) for n in ("busy", "overflow", "error", "cycles", "macs")}
 
     @staticmethod
     def result_matrix(plan, rows):
