@@ -203,8 +203,8 @@ def cmd_eval(args):
             W = prune_2_4(W)
         try:
             rows = evaluate(W, A, formats=args.formats.split(","), schemes=args.schemes.split(","),
-                            vectors=[int(v) for v in args.vectors.split(",")],
-                            scale_bits=[int(v) for v in args.scale_bits.split(",")], clips=args.clips.split(","))
+                            vectors=_int_list("--vectors", args.vectors),
+                            scale_bits=_int_list("--scale-bits", args.scale_bits), clips=args.clips.split(","))
         except ValueError as e:
             raise UsageError(str(e)) from None
         results.append({"tensor": name, **extra, "rows": rows})
@@ -218,6 +218,13 @@ def cmd_eval(args):
     if args.plot:
         _plot_eval(results, args.plot)
     return 0
+
+
+def _int_list(flag, text):
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated integers, not {text!r}") from None
 
 
 def _plot_eval(results, path):

@@ -162,3 +162,8 @@ def test_sparse_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, 
         assert np.array_equal(np.load(tmp_path / "Y.npy"), prune_2_4(W) @ A)
     np.save(tmp_path / "W.npy", prune_2_4(W))
     assert _gemm(tmp_path, capsys, *files)["pruned"] is False
+
+
+def test_eval_rejects_bad_lists(capsys):
+    assert main(["eval", "--vectors", "16,x"]) == 2
+    assert capsys.readouterr().err == "qmac: error: --vectors must be comma-separated integers, not '16,x'\n"
