@@ -12,8 +12,10 @@ import tomllib
 from dataclasses import dataclass
 
 from .formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
+from .log_format import LOG_FORMATS
+from .log_sum import LogSum
 
-__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "preset", "load_config"]
+__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset", "load_config"]
 
 
 class ConfigError(ValueError):
@@ -21,11 +23,40 @@ class ConfigError(ValueError):
 
 
 #: Encoding of the ``ctrl.mode`` port.
-MODE_CODES = {"int8": 0, "int4": 1}
+MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3}
+#: Every datapath mode, in canonical order: the integer modes, then the log (LNS) modes.
+MODES = tuple(ELEMENT_FORMATS) + tuple(LOG_FORMATS)
+#: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_dot_product.LogDotProduct`).
+ORGANISATIONS = ("tree", "count")
+#: P of the LNS combine constants when ``p_bits`` is not given.
+DEFAULT_P_BITS = 12
 
 _LANES = (4, 8, 16, 32, 64)
 _MAX_DIM = 32
 _MAX_K_LIMIT = 1 << 24
+
+#: ``multiplier`` names -> pipeline stages a lane adds before the product register (docs/fpga.md):
+#: shift-and-add logic (:class:`~qmac.hw.lane_product.LaneProduct`), iCE40 SB_MAC16 in dual 8x8 mode
+#: (:class:`~qmac.hw.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
+#: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`, a register on each side of the multiplier).
+MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 2}
+
+
+def mode_bits(mode):
+    """Width of one code of ``mode``."""
+    return (ELEMENT_FORMATS.get(mode) or LOG_FORMATS[mode]).bits
+
+
+def per_lane(mode):
+    """Elements of ``mode`` per 8-bit operand lane (element ``j`` at bits ``[j*bits, (j+1)*bits)``)."""
+    return 8 // mode_bits(mode)
+
+
+def code_range(mode):
+    """``(lo, hi)`` of the codes of ``mode``: two's complement for INT, unsigned LNS codes."""
+    if mode in ELEMENT_FORMATS:
+        return ELEMENT_FORMATS[mode].code.min, ELEMENT_FORMATS[mode].code.max
+    return 0, (1 << LOG_FORMATS[mode].bits) - 1
 
 
 def _check_int(key, value, lo, hi):
@@ -48,8 +79,10 @@ class CoreConfig:
         V, 8-bit operand lanes per dot-product unit: 4, 8, 16, 32 or 64. An INT8 lane holds one element,
         an INT4 lane two.
     modes : tuple of str
-        Precision modes built in: any non-empty subset of ``("int8", "int4")``. With both, every lane is
-        a dual-mode lane (one INT8 product, or two INT4 products, per cycle), selected at run time.
+        Precision modes built in: any non-empty subset of ``("int8", "int4")``, or one log mode,
+        ``("lns8",)`` or ``("lns4",)``. With both INT modes, every lane is a dual-mode lane (one INT8
+        product, or two INT4 products, per cycle), selected at run time. A log mode builds the LNS
+        datapath (docs/lns.md): an LNS8 lane holds one code, an LNS4 lane two.
     max_k : int
         Longest reduction, in elements, of one tile in the mode with the fewest elements per beat (INT8
         when built; INT4 then fits twice as many): a power of two from two beats to 2**24. It sizes the
@@ -64,7 +97,9 @@ class CoreConfig:
         S, width of the per-vector scale factors that travel with the operand vectors; 0 (default)
         builds no scale units. ``int`` scales: 1..8, ``pow2`` scales (exponents): 1..4.
     scale_kind : str
-        ``"int"`` (the unit multiplies by ``sw * sa``) or ``"pow2"`` (it shifts by ``sw + sa``).
+        ``"int"`` (the unit multiplies by ``sw * sa``) or ``"pow2"`` (it shifts by ``sw + sa``) for the
+        INT modes; ``"log"`` for a log mode (signed exponents, in units of ``2**-F``, added to every
+        product: ``t += sw + sa``; S = 1..8).
     scale_lanes : int or None
         Lanes per scale group: each beat carries ``lanes / scale_lanes`` scale fields per vector, one per
         group of ``scale_lanes`` lanes (``scale_lanes`` INT8 or ``2 * scale_lanes`` INT4 elements). A power
@@ -78,6 +113,22 @@ class CoreConfig:
         Build 2:4 structured-sparse operand selection: activation vectors get 2V lanes and weight vectors
         2-bit indices; a tile with ``ctrl.sparse`` set takes V kept weights per vector per beat against 2V
         lanes of dense activations (twice the dense MACs per cycle). See docs/sparse24.md.
+    p_bits : int or None
+        LNS only: P, fractional bits of the combine constants ``C_r = round(2**(P + r/2**F))``, 1..48
+        (default 12: the combine errs by at most ``2**-13`` of the sum of the product magnitudes).
+    q_floor : int or None
+        LNS only: products below ``2**q_floor`` are dropped (narrower buckets); ``None`` (default)
+        keeps every product exactly. See :class:`qmac.hw.log_sum.LogSum`.
+    bucket_organisation : str or None
+        LNS only: structure of the bucket adders, ``"tree"`` (default) or ``"count"``.
+    log_output : bool
+        LNS only: result rows also carry each result as a code of the build's log format
+        (:class:`qmac.hw.log_encode.LogEncode`, nearest in the log domain, after subtracting the exponent
+        ``ctrl.log_shift``), ready to be the next layer's activations.
+    multiplier : str
+        What each INT lane multiplies with: ``"logic"`` (default; shift-and-add in LUTs), ``"sb_mac16"``
+        (iCE40 SB_MAC16 blocks in dual 8x8 mode, two lanes per block) or ``"mult18"`` (ECP5 MULT18X18D,
+        one lane per block; adds two pipeline stages). Results are identical; see :data:`MULTIPLIERS`.
     """
     rows: int = 8
     cols: int = 8
@@ -92,6 +143,11 @@ class CoreConfig:
     output_stage: bool = False
     output_rounding: str = "half_even"
     sparse: bool = False
+    p_bits: int | None = None
+    q_floor: int | None = None
+    bucket_organisation: str | None = None
+    log_output: bool = False
+    multiplier: str = "logic"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, _MAX_DIM)
@@ -103,23 +159,27 @@ class CoreConfig:
         if isinstance(modes, list):
             modes = tuple(modes)
             object.__setattr__(self, "modes", modes)
-        allowed = ", ".join(ELEMENT_FORMATS)
+        allowed = f"a non-empty subset of {', '.join(ELEMENT_FORMATS)}, or one of {', '.join(LOG_FORMATS)}"
         if (not isinstance(modes, tuple) or not modes
                 or not all(isinstance(m, str) for m in modes)):
             raise ConfigError(f"config key 'modes': {self.modes!r} is not a non-empty list of mode names; "
                               f"allowed: {allowed}")
         for m in modes:
-            if m not in ELEMENT_FORMATS:
+            if m not in MODES:
                 raise ConfigError(f"config key 'modes': {m!r} is not a mode; allowed: {allowed}")
         if len(set(modes)) != len(modes):
-            raise ConfigError(f"config key 'modes': {list(modes)!r} names a mode twice; allowed: each of "
-                              f"{allowed} at most once")
+            raise ConfigError(f"config key 'modes': {list(modes)!r} names a mode twice; allowed: {allowed}")
+        if any(m in LOG_FORMATS for m in modes) and len(modes) > 1:
+            raise ConfigError(f"config key 'modes': {list(modes)!r} mixes a log mode with others; allowed: {allowed}")
         # Canonical order, so that equal configs compare equal.
-        object.__setattr__(self, "modes", tuple(m for m in ELEMENT_FORMATS if m in modes))
-        if self.scale_kind not in SCALE_KINDS:
-            raise ConfigError(f"config key 'scale_kind': {self.scale_kind!r} is not allowed; allowed: "
-                              f"{', '.join(SCALE_KINDS)}")
-        _check_int("scale_bits", self.scale_bits, 0, 8 if self.scale_kind == "int" else 4)
+        object.__setattr__(self, "modes", tuple(m for m in MODES if m in modes))
+        kinds = ("log",) if self.lns else tuple(k for k in SCALE_KINDS if k != "log")
+        if self.scale_kind not in kinds and (self.scale_bits or self.scale_kind not in SCALE_KINDS):
+            raise ConfigError(f"config key 'scale_kind': {self.scale_kind!r} is not allowed with modes "
+                              f"{list(self.modes)}; allowed: {', '.join(kinds)}")
+        if self.lns and self.scale_kind == "int" and not self.scale_bits:
+            object.__setattr__(self, "scale_kind", "log")  # the default, read as the LNS kind
+        _check_int("scale_bits", self.scale_bits, 0, 4 if self.scale_kind == "pow2" else 8)
         if self.scale_lanes is not None:
             if not self.scale_bits:
                 raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} needs scale units; "
@@ -128,14 +188,24 @@ class CoreConfig:
             if self.scale_lanes not in allowed or isinstance(self.scale_lanes, bool):
                 raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} is not allowed; allowed: "
                                   f"{', '.join(map(str, allowed))} (powers of two dividing lanes = {self.lanes})")
+        self._check_lns_keys()
         lo_k = 2 * self.min_elements_per_beat
         if (not isinstance(self.max_k, int) or isinstance(self.max_k, bool)
                 or not lo_k <= self.max_k <= _MAX_K_LIMIT or self.max_k & (self.max_k - 1)):
             raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; allowed: a power of two "
                               f"from {lo_k} (two beats of {self.min_elements_per_beat} elements) to {_MAX_K_LIMIT}")
+        if self.lns:
+            try:
+                self.log_sum
+            except ValueError as e:
+                raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; {e}") from None
         if self.exact_acc_format.bits > 64:
+            hint = "lower max_k, scale_bits or p_bits, or set q_floor" if self.lns else "lower max_k or scale_bits"
             raise ConfigError(f"config key 'max_k': {self.max_k!r} needs {self.exact_acc_format.bits}-bit "
-                              f"accumulators with these scales; allowed: at most 64 bits (lower max_k or scale_bits)")
+                              f"accumulators with these scales; allowed: at most 64 bits ({hint})")
+        if self.acc_bits is not None and self.lns:
+            raise ConfigError(f"config key 'acc_bits': {self.acc_bits!r} is not allowed with a log mode; allowed: "
+                              f"unset (LNS accumulators are always exact)")
         if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
         _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
@@ -146,6 +216,32 @@ class CoreConfig:
         if self.output_rounding not in ROUNDINGS:
             raise ConfigError(f"config key 'output_rounding': {self.output_rounding!r} is not allowed; allowed: "
                               f"{', '.join(ROUNDINGS)}")
+        if not isinstance(self.multiplier, str) or self.multiplier not in MULTIPLIERS:
+            raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed; allowed: "
+                              f"{', '.join(MULTIPLIERS)}")
+
+    def _check_lns_keys(self):
+        if not isinstance(self.log_output, bool):
+            raise ConfigError(f"config key 'log_output': {self.log_output!r} is not allowed; allowed: true, false")
+        lns_keys = {"p_bits": self.p_bits, "q_floor": self.q_floor, "bucket_organisation": self.bucket_organisation,
+                    "log_output": self.log_output or None}
+        if not self.lns:
+            for key, value in lns_keys.items():
+                if value is not None:
+                    raise ConfigError(f"config key '{key}': {value!r} needs a log mode; allowed: only with "
+                                      f"modes {' or '.join(repr([m]) for m in LOG_FORMATS)}")
+            return
+        if self.p_bits is not None:
+            _check_int("p_bits", self.p_bits, 1, 48)
+        if self.bucket_organisation is not None and self.bucket_organisation not in ORGANISATIONS:
+            raise ConfigError(f"config key 'bucket_organisation': {self.bucket_organisation!r} is not allowed; "
+                              f"allowed: {', '.join(ORGANISATIONS)}")
+        if self.q_floor is not None:
+            exact = self.replace(q_floor=None, max_k=2 * self.min_elements_per_beat).log_sum
+            _check_int("q_floor", self.q_floor, exact.exact_q_min + 1, exact.q_max)
+        if self.sparse:
+            raise ConfigError("config key 'sparse': True is not allowed with a log mode; allowed: false "
+                              "(2:4 selection is built for the INT modes)")
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -176,6 +272,13 @@ class CoreConfig:
             del d["output_stage"], d["output_rounding"]
         if not self.sparse:
             del d["sparse"]
+        for key in ("p_bits", "q_floor", "bucket_organisation"):
+            if d[key] is None:
+                del d[key]
+        if not self.log_output:
+            del d["log_output"]
+        if self.multiplier == "logic":
+            del d["multiplier"]
         return d
 
     def to_toml(self):
@@ -193,9 +296,37 @@ class CoreConfig:
     # -- derived quantities ----------------------------------------------------------------------
 
     @property
-    def formats(self):
-        """Element formats built in, in canonical order."""
-        return tuple(ELEMENT_FORMATS[m] for m in self.modes)
+    def lns(self):
+        """Whether the datapath is the log (LNS) one."""
+        return self.modes[0] in LOG_FORMATS
+
+    @property
+    def log_format(self):
+        """The :class:`LogFormat` of an LNS build, else ``None``."""
+        return LOG_FORMATS[self.modes[0]] if self.lns else None
+
+    @property
+    def log_p_bits(self):
+        return DEFAULT_P_BITS if self.p_bits is None else self.p_bits
+
+    @property
+    def log_organisation(self):
+        return "tree" if self.bucket_organisation is None else self.bucket_organisation
+
+    @property
+    def log_scale_range(self):
+        """Range of ``sw + sa`` (two signed S-bit fields) of an LNS build with scales, else ``(0, 0)``."""
+        if not self.scale_bits:
+            return 0, 0
+        return -(1 << self.scale_bits), (1 << self.scale_bits) - 2
+
+    @property
+    def log_sum(self):
+        """The :class:`LogSum` of an LNS build: the products of one unit over a ``max_k_beats`` tile."""
+        if not self.lns:
+            return None
+        return LogSum(self.log_format, self.elements_per_beat(self.modes[0]), self.max_k_beats,
+                      *self.log_scale_range, q_floor=self.q_floor, p_bits=self.log_p_bits)
 
     @property
     def dual(self):
@@ -204,7 +335,7 @@ class CoreConfig:
 
     def elements_per_beat(self, mode):
         """Elements of one operand vector consumed per cycle in ``mode``."""
-        return self.lanes * ELEMENT_FORMATS[mode].per_lane
+        return self.lanes * per_lane(mode)
 
     @property
     def min_elements_per_beat(self):
@@ -252,7 +383,7 @@ class CoreConfig:
 
     def group_elements(self, mode):
         """Elements covered by one scale field in ``mode``."""
-        return self.group_lanes * ELEMENT_FORMATS[mode].per_lane
+        return self.group_lanes * per_lane(mode)
 
     @property
     def group_format(self):
@@ -273,7 +404,10 @@ class CoreConfig:
 
     @property
     def exact_acc_format(self):
-        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe."""
+        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe (for LNS, the
+        combined result of a tile: :attr:`LogSum.result_format`)."""
+        if self.lns:
+            return self.log_sum.result_format
         lo, hi = self._beat_range
         return IntFormat.for_range(self.max_k_beats * lo, self.max_k_beats * hi)
 
@@ -292,10 +426,18 @@ class CoreConfig:
         return int(math.log2(self.group_lanes))
 
     @property
+    def bucket_format(self):
+        """LNS: format of each fraction-bucket accumulator (:attr:`LogSum.acc_format`), else ``None``."""
+        return self.log_sum.acc_format if self.lns else None
+
+    @property
     def dot_latency(self):
-        """Cycles from operands to a unit's registered partial sum: product register + tree stages, + 1
-        for the scale unit when built."""
-        return 1 + math.ceil(self.tree_levels / self.tree_levels_per_stage) + (1 if self.scale_bits else 0)
+        """Cycles from operands to a unit's registered partial sum: product register + tree stages, + the
+        ``multiplier``'s lane stages, + 1 for the scale unit when built; 2 for LNS (:class:`LogDotProduct`)."""
+        if self.lns:
+            return 2
+        return (1 + MULTIPLIERS[self.multiplier] + math.ceil(self.tree_levels / self.tree_levels_per_stage)
+                + (1 if self.scale_bits else 0))
 
 
 PRESETS = {
@@ -308,6 +450,10 @@ PRESETS = {
     "tiny-sparse": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, sparse=True),
     "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
                            scale_lanes=4),
+    "lns8": CoreConfig(modes=("lns8",)),
+    "tiny-lns8": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=1024),
+    "tiny-lns4-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("lns4",), max_k=1024, scale_bits=4,
+                                scale_kind="log", scale_lanes=4),
 }
 
 

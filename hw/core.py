@@ -1,10 +1,11 @@
 """The top level of a generated core: the MAC array plus its control and status interface."""
 
-from amaranth.hdl import Cat, Module, Mux
+from amaranth.hdl import Cat, Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MODE_CODES, ConfigError, CoreConfig
+from .log_combine import LOG_SHIFT_BITS, LogCombine
 from .mac_array import MacArray
 from .output_stage import OutputStage
 
@@ -17,13 +18,17 @@ COUNTER_BITS = 48
 def control_signature(config):
     """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value), ``sparse`` (2:4 compressed
     weights) and ``k_beats_m1`` are sampled at each tile's first beat; ``clear`` (one cycle) zeroes the
-    counters and sticky flags."""
-    return wiring.Signature({
+    counters and sticky flags; with ``log_output``, ``log_shift`` (signed, units of ``2**-F``) is the
+    exponent subtracted from each result before it is encoded (hold it while results are produced)."""
+    ports = {
         "mode": Out(2),
         "sparse": Out(1),
         "k_beats_m1": Out(config.k_bits),
         "clear": Out(1),
-    })
+    }
+    if config.log_output:
+        ports["log_shift"] = Out(signed(LOG_SHIFT_BITS))
+    return wiring.Signature(ports)
 
 
 def status_signature():
@@ -51,7 +56,9 @@ class Core(wiring.Component):
         Activation beats: one V-lane vector per array column.
     y : Out(stream.Signature(result_layout(config)))
         Result rows of finished tiles, row 0 first; with the output stage,
-        ``output_layout(config)`` (the same fields plus the requantized codes).
+        ``output_layout(config)`` (the same fields plus the requantized codes). An LNS core's array
+        drains its bucket accumulators through a :class:`LogCombine` first, so ``data`` holds the
+        linear fixed-point results (``value = data * 2**LogSum.result_exponent``).
     requant : In(stream.Signature(PARAMS))
         Only with the output stage: one output channel's requantization parameters per result row,
         in result-row order.
@@ -74,11 +81,13 @@ class Core(wiring.Component):
             raise ConfigError(f"Core needs a CoreConfig, not {config!r}")
         self._config = config
         self._array = MacArray(config, unit_module)
+        self._combine = LogCombine(config) if config.lns else None
         self._output = OutputStage(config) if config.output_stage else None
+        last = self._output.o if self._output else self._combine.o if self._combine else self._array.y
         ports = {
             "w": In(self._array.w.signature.flip()),
             "a": In(self._array.a.signature.flip()),
-            "y": Out((self._output.o if self._output else self._array.y).signature),
+            "y": Out(last.signature),
             "ctrl": In(control_signature(config)),
             "status": Out(status_signature()),
         }
@@ -92,8 +101,9 @@ class Core(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from a tile's last beat to its first result row (through the output stage if built)."""
-        return self._array.latency + (self._output.latency if self._output else 0)
+        """Cycles from a tile's last beat to its first result row (through the combine and output stages
+        when built)."""
+        return sum(u.latency for u in (self._array, self._combine, self._output) if u)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -101,13 +111,19 @@ class Core(wiring.Component):
         m.submodules.array = array = self._array
         wiring.connect(m, wiring.flipped(self.w), array.w)
         wiring.connect(m, wiring.flipped(self.a), array.a)
+        rows, busy = array.y, array.busy
+        if self._combine:
+            m.submodules.combine = combine = self._combine
+            wiring.connect(m, rows, combine.i)
+            if cfg.log_output:
+                m.d.comb += combine.log_shift.eq(self.ctrl.log_shift)
+            rows, busy = combine.o, busy | combine.busy
         if self._output:
             m.submodules.output = out = self._output
-            wiring.connect(m, array.y, out.i)
+            wiring.connect(m, rows, out.i)
             wiring.connect(m, wiring.flipped(self.requant), out.params)
-            wiring.connect(m, out.o, wiring.flipped(self.y))
-        else:
-            wiring.connect(m, array.y, wiring.flipped(self.y))
+            rows, busy = out.o, busy | out.busy
+        wiring.connect(m, rows, wiring.flipped(self.y))
         m.d.comb += array.k_beats_m1.eq(self.ctrl.k_beats_m1)
 
         # ``(x ^ k).any()`` rather than ``x == k``: Yosys writes ``x == 0`` as ``!x``, which Verilator
@@ -126,7 +142,6 @@ class Core(wiring.Component):
         if cfg.sparse:
             step = Mux(array.fire_sparse, step * 2, step)
 
-        busy = array.busy | self._output.busy if self._output else array.busy
         m.d.comb += self.status.busy.eq(busy)
         with m.If(self.ctrl.clear):
             m.d.sync += [self.status.overflow.eq(0), self.status.error.eq(0),

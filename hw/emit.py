@@ -42,7 +42,7 @@ def _ports(core):
 
 def manifest(config, core):
     """What a consumer of the Verilog needs without parsing it."""
-    return {
+    out = {
         "top": TOP_NAME,
         "config": config.to_dict(),
         "ports": _ports(core),
@@ -55,6 +55,13 @@ def manifest(config, core):
         "k_bits": config.k_bits,
         "max_k_beats": config.max_k_beats,
     }
+    if config.lns:
+        spec = config.log_sum
+        out["lns"] = {"bits": spec.fmt.bits, "frac_bits": spec.fmt.frac_bits, "p_bits": spec.p_bits,
+                      "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
+                      "bucket_bits": config.bucket_format.bits, "result_exponent": spec.result_exponent,
+                      "organisation": config.log_organisation}
+    return out
 
 
 def write_core(config, out_dir):

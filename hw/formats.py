@@ -169,7 +169,7 @@ def lane_range(modes):
 
 
 #: Kinds of per-vector scale factor.
-SCALE_KINDS = ("int", "pow2")
+SCALE_KINDS = ("int", "pow2", "log")
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,9 @@ class ScaleFormat:
     ``kind = "int"``: the factor is the field itself, ``0 .. 2**S - 1`` (host quantizers use ``1 ..``).
     ``kind = "pow2"``: the field is an exponent, the factor ``2**field`` (the OCP MX E8M0 idea, without
     a bias); the unit shifts instead of multiplying.
+    ``kind = "log"`` (LNS cores only): the field is a two's-complement exponent in units of ``2**-F`` of
+    the log format, and ``product(sw, sa)`` is their signed sum, which the LNS datapath adds to every
+    product's exponent (``apply`` and ``factor`` do not apply).
 
     A vector pair's combined factor is ``product(sw, sa)`` (``sw * sa``, or the exponent ``sw + sa``), and
     a partial sum is scaled by ``apply(psum, product)`` (``psum * product``, or ``psum << product``). Both
@@ -187,9 +190,9 @@ class ScaleFormat:
     Parameters
     ----------
     bits : int
-        S: 1..8 for ``int``, 1..4 for ``pow2`` (factors up to ``2**15``).
+        S: 1..8 for ``int`` and ``log``, 1..4 for ``pow2`` (factors up to ``2**15``).
     kind : str
-        ``"int"`` or ``"pow2"``.
+        ``"int"``, ``"pow2"`` or ``"log"``.
     """
     bits: int
     kind: str = "int"
@@ -197,7 +200,7 @@ class ScaleFormat:
     def __post_init__(self):
         if self.kind not in SCALE_KINDS:
             raise ValueError(f"scale kind must be one of {', '.join(SCALE_KINDS)}, not {self.kind!r}")
-        hi = 8 if self.kind == "int" else 4
+        hi = 4 if self.kind == "pow2" else 8
         if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= hi:
             raise ValueError(f"{self.kind} scale width must be an integer 1..{hi}, not {self.bits!r}")
 
@@ -217,6 +220,8 @@ class ScaleFormat:
         return 2 * self.bits if self.kind == "int" else self.bits + 1
 
     def product(self, sw, sa, ops):
+        if self.kind == "log":
+            return ops.wrap(sw, self.bits, True) + ops.wrap(sa, self.bits, True)
         return sw * sa if self.kind == "int" else sw + sa
 
     def apply(self, psum, product, ops):

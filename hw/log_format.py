@@ -9,7 +9,7 @@ plain operators that numpy arrays and Amaranth values share; :meth:`LogFormat.sp
 from dataclasses import dataclass
 from math import isqrt
 
-__all__ = ["LogFormat", "LNS8", "LNS4"]
+__all__ = ["LogFormat", "LNS8", "LNS4", "LOG_FORMATS"]
 
 #: Largest ``frac_bits``: 2**8 fraction accumulators is already far past any useful unit.
 _MAX_FRAC_BITS = 8
@@ -111,7 +111,8 @@ class LogFormat:
 
     def is_zero(self, code):
         """Whether ``code`` is a zero code (field 0, either sign)."""
-        return (code & ((1 << self.field_bits) - 1)) == 0
+        # ``< 1``, not ``== 0``: Yosys writes the latter as ``!x``, which Verilator flags (WIDTHTRUNC).
+        return (code & ((1 << self.field_bits) - 1)) < 1
 
     def exponent(self, code):
         """``e = f - bias`` (meaningless for a zero code)."""
@@ -139,3 +140,5 @@ class LogFormat:
 LNS8 = LogFormat(8, 3)
 #: 4-bit LNS: 7 magnitudes 2**(k/4), k in [-3, 3]; steps of 2**(1/4).
 LNS4 = LogFormat(4, 2)
+#: The log modes of a core, by name.
+LOG_FORMATS = {"lns8": LNS8, "lns4": LNS4}

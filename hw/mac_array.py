@@ -1,11 +1,11 @@
 """An R x C output-stationary array of dot-product units with exact (or saturating) accumulators."""
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Shape, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
-from .mac_unit import MacUnit
+from .mac_unit import MacUnit, accumulator_shape
 
 __all__ = ["MacArray", "operand_layout", "result_layout"]
 
@@ -25,14 +25,21 @@ def operand_layout(config, vectors, activations=False):
     return data.StructLayout(fields)
 
 
-def result_layout(config):
+def result_layout(config, buckets=False):
     """Payload of the result stream: one row of C accumulators, the tile's last-row marker, and whether any
-    accumulator of the row saturated (always 0 with exact accumulators)."""
-    return data.StructLayout({
-        "data": data.ArrayLayout(signed(config.acc_format.bits), config.cols),
+    accumulator of the row saturated (always 0 with exact accumulators). With ``buckets`` (what an LNS
+    array drains into its :class:`qmac.hw.log_combine.LogCombine`) each accumulator is the unit's
+    fraction-bucket vector, :func:`qmac.hw.mac_unit.accumulator_shape`. An LNS build with ``log_output``
+    adds ``log``, each result's code in the log format (after the combine stage)."""
+    element = accumulator_shape(config) if buckets else signed(config.acc_format.bits)
+    fields = {
+        "data": data.ArrayLayout(element, config.cols),
         "last": 1,
         "saturated": 1,
-    })
+    }
+    if config.log_output and not buckets:
+        fields["log"] = data.ArrayLayout(config.log_format.bits, config.cols)
+    return data.StructLayout(fields)
 
 
 class MacArray(wiring.Component):
@@ -42,6 +49,8 @@ class MacArray(wiring.Component):
     A *beat* is one transfer on both operand streams (they are joined: a beat moves when both are valid).
     A *tile* is ``k_beats_m1 + 1`` beats; unit ``(r, c)`` then holds ``sum over beats of dot(w_r, a_c)``.
     ``k_beats_m1`` and ``int4`` are sampled at a tile's first beat and held for the tile.
+    (The lanes see ``int4`` through a register, so a tile's first beat waits one cycle after ``int4``
+    changes.)
 
     Accumulation: ``acc <= (first ? 0 : acc) + psum``, exact when the configured accumulator is at least
     :attr:`CoreConfig.exact_acc_format`, else saturated to ``acc_bits`` with the clip recorded per row.
@@ -58,7 +67,8 @@ class MacArray(wiring.Component):
     -------
     w : In(stream.Signature(operand_layout(config, rows)))
     a : In(stream.Signature(operand_layout(config, cols)))
-    y : Out(stream.Signature(result_layout(config)))
+    y : Out(stream.Signature(result_layout(config, buckets=config.lns)))
+        Result rows; an LNS array sends each unit's fraction-bucket accumulators.
     int4 : In(1)
         Present only with both INT modes built.
     sparse : In(1)
@@ -98,7 +108,7 @@ class MacArray(wiring.Component):
         ports = {
             "w": In(stream.Signature(operand_layout(config, config.rows))),
             "a": In(stream.Signature(operand_layout(config, config.cols, activations=True))),
-            "y": Out(stream.Signature(result_layout(config))),
+            "y": Out(stream.Signature(result_layout(config, buckets=config.lns))),
             "k_beats_m1": In(config.k_bits),
             "fire": Out(1),
             "fire_first": Out(1),
@@ -129,12 +139,16 @@ class MacArray(wiring.Component):
         # -- tile sequencing at the input -----------------------------------------------------------
         beat = Signal(cfg.k_bits)
         tile_k_m1 = Signal(cfg.k_bits)
-        first_in = ~beat.any()
+        first_in = Signal(init=1)   # beat == 0, as a register: it gates fire (below)
         k_m1 = Mux(first_in, self.k_beats_m1, tile_k_m1)
         last_in = beat == k_m1
+        mode_ready = 1
         if cfg.dual:
-            tile_int4 = Signal()
-            int4 = Mux(first_in, self.int4, tile_int4)
+            # The INT4 select fans out to every lane, so the lanes see a register, not the int4 port: between
+            # tiles it follows int4 one cycle late, and a tile's first beat waits until it has caught up (one
+            # cycle after int4 changes). A tile thus still runs in the mode int4 has at its first beat.
+            int4 = Signal()
+            mode_ready = ~first_in | (int4 == self.int4)
         else:
             int4 = int(cfg.modes == ("int4",))
         if cfg.sparse:
@@ -144,9 +158,9 @@ class MacArray(wiring.Component):
         advance = Signal()
         fire = Signal()
         m.d.comb += [
-            fire.eq(self.w.valid & self.a.valid & advance),
-            self.w.ready.eq(self.a.valid & advance),
-            self.a.ready.eq(self.w.valid & advance),
+            fire.eq(self.w.valid & self.a.valid & advance & mode_ready),
+            self.w.ready.eq(self.a.valid & advance & mode_ready),
+            self.a.ready.eq(self.w.valid & advance & mode_ready),
             self.fire.eq(fire),
             self.fire_first.eq(fire & first_in),
             self.fire_int4.eq(fire & int4),
@@ -154,13 +168,14 @@ class MacArray(wiring.Component):
         if cfg.sparse:
             m.d.comb += self.fire_sparse.eq(fire & sparse)
         with m.If(fire):
-            m.d.sync += beat.eq(Mux(last_in, 0, beat + 1))
+            m.d.sync += [beat.eq(Mux(last_in, 0, beat + 1)), first_in.eq(last_in)]
             with m.If(first_in):
                 m.d.sync += tile_k_m1.eq(self.k_beats_m1)
-                if cfg.dual:
-                    m.d.sync += tile_int4.eq(self.int4)
                 if cfg.sparse:
                     m.d.sync += tile_sparse.eq(self.sparse)
+        if cfg.dual:
+            with m.If(first_in & ~fire | fire & last_in):   # the next beat is a tile's first
+                m.d.sync += int4.eq(self.int4)
 
         # Beat flags travel beside the partial sums: valid, first, last.
         flags = [(fire, first_in, last_in)]
@@ -178,7 +193,8 @@ class MacArray(wiring.Component):
         acc_en = p_valid & advance
 
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
-        acc_shape = signed(cfg.acc_format.bits)
+        acc_shape = accumulator_shape(cfg)
+        zero = Const(0, Shape.cast(acc_shape).width)
         outs = [[{"shadow": Signal(acc_shape, name=f"shadow{r}_{c}"), "shadow_sat": Signal(name=f"shadow_sat{r}_{c}"),
                   "clipped": Signal(name=f"clipped{r}_{c}")} for c in range(cfg.cols)] for r in range(cfg.rows)]
         for r in range(cfg.rows):
@@ -186,7 +202,7 @@ class MacArray(wiring.Component):
                 below = outs[r + 1][c] if r + 1 < cfg.rows else None
                 ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "en": advance, "acc_en": acc_en,
                        "first": p_first, "last": p_last, "shift": shift,
-                       "shadow_in": below["shadow"] if below else Const(0, acc_shape),
+                       "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}
                 if cfg.dual:
                     ins["int4"] = int4
@@ -200,7 +216,7 @@ class MacArray(wiring.Component):
         # Drain: shift rows towards row 0, one per transfer.
         m.d.comb += [
             self.y.valid.eq(shadow_full),
-            self.y.payload.data.eq(Cat(u["shadow"] for u in outs[0])),
+            self.y.payload.data.eq(Cat(Value.cast(u["shadow"]) for u in outs[0])),
             self.y.payload.last.eq(drain_row == cfg.rows - 1),
             self.y.payload.saturated.eq(sum(u["shadow_sat"] for u in outs[0]) != 0),
         ]
@@ -227,5 +243,5 @@ class MacArray(wiring.Component):
             return
         args = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
         args.update({f"i_{k}": Value.cast(v) for k, v in ins.items()})
-        args.update({f"o_{k}": v for k, v in outs.items()})
+        args.update({f"o_{k}": Value.cast(v) for k, v in outs.items()})
         m.submodules[name] = Instance(self._unit_module, **args)

@@ -6,16 +6,25 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
+from .log_dot_product import LogDotProduct
 from .ops import AmaranthOps
 from .sparse24_select import Sparse24Select
 from .vector_scale import VectorScale
 
-__all__ = ["MacUnit", "mac_unit_signature"]
+__all__ = ["MacUnit", "mac_unit_signature", "accumulator_shape"]
+
+
+def accumulator_shape(config):
+    """Shape of a unit's accumulator (and shadow register): ``signed(acc_bits)``, or for LNS the ``2**F``
+    fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), 2**F)``."""
+    if config.lns:
+        return data.ArrayLayout(signed(config.bucket_format.bits), config.log_format.buckets)
+    return signed(config.acc_format.bits)
 
 
 def mac_unit_signature(config):
     """Ports of :class:`MacUnit` for ``config`` (also the port list of its emitted Verilog module)."""
-    acc = signed(config.acc_format.bits)
+    acc = accumulator_shape(config)
     a_lanes = 2 * config.lanes if config.sparse else config.lanes
     ports = {
         "w": In(data.ArrayLayout(8, config.lanes)), "a": In(data.ArrayLayout(8, a_lanes)),
@@ -39,6 +48,11 @@ class MacUnit(wiring.Component):
 
     Each cycle with ``en`` high the dot-product pipeline advances; ``sum`` of the vector pair that entered
     ``config.dot_latency`` advancing cycles earlier is then accumulated when ``acc_en`` is high.
+
+    LNS builds: ``sum`` is the vector of ``2**F`` fraction-bucket sums of one :class:`LogDotProduct`
+    over all ``elements_per_beat`` codes (its scale inputs, one per group, are the signed sums
+    ``ScaleFormat.product(sw[g], sa[g])``), and each bucket accumulates exactly as below (never
+    saturating); the combine happens per column after the drain (:class:`qmac.hw.log_combine.LogCombine`).
 
     Without scale units ``sum`` is one :class:`DotProduct` over all V lanes. With them, each of the G
     groups of ``group_lanes`` lanes has its own :class:`DotProduct`; the group sums and the scale
@@ -81,9 +95,13 @@ class MacUnit(wiring.Component):
         if not isinstance(config, CoreConfig):
             raise ConfigError(f"MacUnit needs a CoreConfig, not {config!r}")
         self._config = config
-        self._dots = [DotProduct(config.group_lanes, config.modes, config.tree_levels_per_stage)
-                      for _ in range(config.scale_groups)]
-        self._scale = VectorScale(config) if config.scale_bits else None
+        self._log_dot = LogDotProduct(
+            config.elements_per_beat(config.modes[0]), config.log_format, config.log_organisation,
+            scale_bits=config.scale_bits + 1 if config.scale_bits else 0, scale_groups=config.scale_groups,
+            q_floor=config.q_floor) if config.lns else None
+        self._dots = [DotProduct(config.group_lanes, config.modes, config.tree_levels_per_stage, multiplier=config.multiplier)
+                      for _ in range(0 if config.lns else config.scale_groups)]
+        self._scale = VectorScale(config) if config.scale_bits and not config.lns else None
         self._select = Sparse24Select(config.lanes, config.modes) if config.sparse else None
         super().__init__(mac_unit_signature(config))
 
@@ -91,9 +109,21 @@ class MacUnit(wiring.Component):
     def config(self):
         return self._config
 
-    def elaborate(self, platform):
+    def _log_sums(self, m):
+        """The LNS datapath: bucket sums of the beat that entered ``dot_latency`` advancing cycles ago."""
+        cfg, dot = self._config, self._log_dot
+        m.submodules.dot = EnableInserter(self.en)(dot)
+        m.d.comb += [dot.w.eq(self.w), dot.a.eq(self.a)]
+        if cfg.scale_bits:
+            fmt = cfg.scale_format
+            m.d.comb += [dot.scale[g].eq(fmt.product(self.sw[g], self.sa[g], AmaranthOps))
+                         for g in range(cfg.scale_groups)]
+        return [dot.sums[r] for r in range(cfg.log_format.buckets)]
+
+    def _int_sum(self, m):
+        """The INT datapath: the (scaled) partial sum of the beat that entered ``dot_latency`` advancing
+        cycles ago."""
         cfg = self._config
-        m = Module()
         L = cfg.group_lanes
         a = self.a
         if self._select is not None:
@@ -123,15 +153,23 @@ class MacUnit(wiring.Component):
             m.d.comb += [self._scale.psum.eq(Cat(dot.sum for dot in self._dots)),
                          self._scale.product.eq(product)]
             psum = self._scale.sum
+        return psum
 
-        acc_fmt = cfg.acc_format
-        acc = Signal(signed(acc_fmt.bits))
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        acc = Signal(accumulator_shape(cfg))
         sat = Signal()
-        total = Mux(self.first, 0, acc) + psum
-        if cfg.saturating:
-            nxt, clipped = acc_fmt.saturate(total, AmaranthOps)
+        if cfg.lns:
+            nxt = Signal.like(acc)
+            m.d.comb += [nxt[r].eq(Mux(self.first, 0, acc[r]) + s) for r, s in enumerate(self._log_sums(m))]
+            clipped = 0
         else:
-            nxt, clipped = total, 0
+            total = Mux(self.first, 0, acc) + self._int_sum(m)
+            if cfg.saturating:
+                nxt, clipped = cfg.acc_format.saturate(total, AmaranthOps)
+            else:
+                nxt, clipped = total, 0
         sat_next = Mux(self.first, 0, sat) | clipped
         m.d.comb += self.clipped.eq(self.acc_en & clipped)
         with m.If(self.acc_en):

@@ -81,6 +81,7 @@ class OutputStage(wiring.Component):
             self.o.payload.data.eq(side.data),
             self.o.payload.last.eq(side.last),
             self.o.payload.saturated.eq(side.saturated),
+            *([self.o.payload.log.eq(side.log)] if self._config.log_output else []),
             self.o.payload.q.eq(rq.o.q),
             self.o.payload.clipped.eq(rq.o.clipped),
         ]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.config import CoreConfig
-from ..hw.formats import ELEMENT_FORMATS
+from ..hw.config import CoreConfig, code_range
+from . import log_dot_product
 from .mac_unit import accumulate
 from .ops import NumpyOps
 from .packing import pack_lanes
@@ -108,11 +108,11 @@ def plan_gemm(config, mode, weights_shape, activations_shape, sparse=False):
 
 def _padded(plan, W, A):
     cfg = plan.config
-    fmt = ELEMENT_FORMATS[plan.mode].code
+    lo, hi = code_range(plan.mode)
     for name, x in (("weights", W), ("activations", A)):
         x = np.asarray(x)
-        if x.size and (x.min() < fmt.min or x.max() > fmt.max):
-            raise ValueError(f"{name} codes must lie in [{fmt.min}, {fmt.max}] for {plan.mode}, "
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise ValueError(f"{name} codes must lie in [{lo}, {hi}] for {plan.mode}, "
                              f"not [{x.min()}, {x.max()}]")
     Wp = np.zeros((plan.row_tiles * cfg.rows, plan.k_padded), dtype=np.int64)
     Wp[:plan.n, :plan.k] = W
@@ -131,6 +131,7 @@ def _scales(plan, w_scales, a_scales):
         return None, None
     fmt = cfg.scale_format
     neutral = 1 if fmt.kind == "int" else 0
+    lo, hi = (-(1 << (fmt.bits - 1)), (1 << (fmt.bits - 1)) - 1) if fmt.kind == "log" else (0, fmt.max_field)
     out = []
     for name, sc, shape, valid in (("weight", w_scales, (plan.row_tiles * cfg.rows, plan.k_groups), (plan.n, None)),
                                    ("activation", a_scales, (plan.k_groups, plan.col_tiles * cfg.cols), (None, plan.m))):
@@ -142,22 +143,24 @@ def _scales(plan, w_scales, a_scales):
             if sc.shape != want:
                 raise ValueError(f"{name} scales must have shape {want} (one per {plan.group_elements} K "
                                  f"elements), not {sc.shape}")
-            if sc.size and (sc.min() < 0 or sc.max() > fmt.max_field):
-                raise ValueError(f"{name} scale fields must lie in [0, {fmt.max_field}], not "
-                                 f"[{sc.min()}, {sc.max()}]")
+            if sc.size and (sc.min() < lo or sc.max() > hi):
+                raise ValueError(f"{name} scale fields must lie in [{lo}, {hi}], not [{sc.min()}, {sc.max()}]")
             full[:want[0], :want[1]] = sc
         out.append(full)
     return out
 
 
 def core_scales(t, plan):
-    """A host :class:`qmac.sim.quantize.VsqTensor`'s per-vector scales as the core's per-group fields:
-    each vector's field repeated over the ``vector / group_elements`` groups it spans."""
+    """A host tensor's per-vector scales (:class:`qmac.sim.quantize.VsqTensor`, or
+    :class:`qmac.sim.log_quantize.LogTensor` with log scales) as the core's per-group fields: each
+    vector's field repeated over the ``vector / group_elements`` groups it spans."""
     cfg, g = plan.config, plan.group_elements
     if not cfg.scale_bits:
         raise ValueError("this core has no scale units (scale_bits = 0)")
-    if t.scale_kind != cfg.scale_kind or t.scale_bits > cfg.scale_bits:
-        raise ValueError(f"{t.scale_kind} scales of {t.scale_bits} bits do not fit this core's "
+    kind = getattr(t, "scale_kind", "log")
+    fits = t.scale_bits == cfg.scale_bits if kind == "log" else t.scale_bits <= cfg.scale_bits
+    if kind != cfg.scale_kind or not fits:
+        raise ValueError(f"{kind} scales of {t.scale_bits} bits do not fit this core's "
                          f"{cfg.scale_kind} scales of {cfg.scale_bits} bits")
     if t.vector % g:
         raise ValueError(f"vector length {t.vector} must be a multiple of the {g} {plan.mode} elements one "
@@ -201,7 +204,8 @@ def _scale_words(fields, tiles, vectors, plan, activations):
     f = fields.reshape(tiles, vectors, plan.k_beats, G).transpose(0, 2, 1, 3).reshape(tiles, plan.k_beats, -1)
     lanes = 2 * cfg.lanes if cfg.sparse and activations else cfg.lanes
     shift = 8 * lanes * vectors
-    return [[sum(int(v) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
+    mask = (1 << S) - 1  # log scales are signed: two's complement fields
+    return [[sum((int(v) & mask) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
             for t in range(tiles)]
 
 
@@ -257,6 +261,8 @@ def _block_sums(Wp, Ap, block):
 def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool.
 
+    LNS: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the value is
+    ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products' exponents.
     Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
     (``ScaleFormat.apply``) before it is summed. Saturating accumulators: per-beat (scaled) partial sums
     accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
@@ -264,6 +270,13 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
     sw, sa = _scales(plan, w_scales, a_scales)
+    if cfg.lns:
+        g = plan.group_elements
+        w_exp = None if sw is None else np.repeat(sw, g, axis=1)
+        a_exp = None if sa is None else np.repeat(sa, g, axis=0)
+        spec = cfg.log_sum
+        Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
+        return Y, np.zeros(Y.shape, dtype=bool)
     if sw is None and not cfg.saturating:
         Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
         return Y, np.zeros(Y.shape, dtype=bool)
@@ -290,12 +303,18 @@ def requant_rows(plan, params):
     return rows
 
 
-def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None):
-    """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row, and
-    with the output stage also ``(q tuple, clipped)`` from the per-channel ``requant`` parameters
-    (see :func:`requant_rows`)."""
+def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log_shift=0):
+    """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row, with
+    ``log_output`` also the tuple of the results' log codes (``ctrl.log_shift = log_shift``), and with the
+    output stage also ``(q tuple, clipped)`` from the per-channel ``requant`` parameters (see
+    :func:`requant_rows`)."""
     cfg = plan.config
     Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
+    if cfg.log_output:
+        from ..hw.log_combine import LOG_SHIFT_BITS
+        from .log_encode import log_encode
+        codes = log_encode(cfg.log_format, Y, cfg.acc_format.bits, cfg.log_sum.result_exponent, log_shift,
+                           LOG_SHIFT_BITS)
     if cfg.output_stage:
         from .requantize import requantize
         p = requant_rows(plan, requant)
@@ -311,6 +330,8 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None):
                 cols = slice(j * cfg.cols, (j + 1) * cfg.cols)
                 out.append((tuple(int(v) for v in Y[row, cols]), int(r == cfg.rows - 1),
                             int(sat[row, cols].any())))
+                if cfg.log_output:
+                    out[-1] += (tuple(int(v) for v in codes[row, cols]),)
                 if cfg.output_stage:
                     k = len(out) - 1
                     out[-1] += (tuple(int(v) for v in q[k]), int(clipped[k]))

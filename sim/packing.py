@@ -2,36 +2,40 @@
 
 Operand payloads: vector ``i``, lane ``j`` occupy bits ``[8*(i*V + j), +8)``; inside a lane, element ``e``
 occupies bits ``[e*bits, (e+1)*bits)`` (:class:`qmac.hw.formats.ElementFormat`). Result payloads: column
-``c``'s accumulator at bits ``[c*acc_bits, +acc_bits)``, then ``last``, then ``saturated``
-(:func:`qmac.hw.mac_array.result_layout`).
+``c``'s accumulator at bits ``[c*acc_bits, +acc_bits)``, then ``last``, then ``saturated``, then the
+optional fields (:func:`qmac.hw.mac_array.result_layout`, :func:`qmac.hw.output_stage.output_layout`).
 """
 
 import numpy as np
 
-from ..hw.formats import ELEMENT_FORMATS
+from ..hw.config import code_range, mode_bits
 
 __all__ = ["pack_lanes", "unpack_lanes", "unpack_result", "params_word"]
 
 
 def pack_lanes(codes, mode):
-    """Codes ``(..., V*per_lane)`` in the mode's range -> lane bytes ``(..., V)`` (uint8)."""
-    fmt = ELEMENT_FORMATS[mode]
+    """Codes ``(..., V*per_lane)`` in the mode's range (:func:`qmac.hw.config.code_range`) -> lane bytes
+    ``(..., V)`` (uint8)."""
+    bits, (lo, hi) = mode_bits(mode), code_range(mode)
     codes = np.asarray(codes, dtype=np.int64)
-    if codes.size and (codes.min() < fmt.code.min or codes.max() > fmt.code.max):
-        raise ValueError(f"{mode} codes must lie in [{fmt.code.min}, {fmt.code.max}], "
-                         f"not [{codes.min()}, {codes.max()}]")
-    grouped = codes.reshape(codes.shape[:-1] + (-1, fmt.per_lane)) & ((1 << fmt.bits) - 1)
-    shifts = np.arange(fmt.per_lane, dtype=np.int64) * fmt.bits
+    if codes.size and (codes.min() < lo or codes.max() > hi):
+        raise ValueError(f"{mode} codes must lie in [{lo}, {hi}], not [{codes.min()}, {codes.max()}]")
+    per = 8 // bits
+    grouped = codes.reshape(codes.shape[:-1] + (-1, per)) & ((1 << bits) - 1)
+    shifts = np.arange(per, dtype=np.int64) * bits
     return (grouped << shifts).sum(axis=-1).astype(np.uint8)
 
 
 def unpack_lanes(lanes, mode):
-    """Inverse of :func:`pack_lanes`: lane bytes ``(..., V)`` -> signed codes ``(..., V*per_lane)``."""
-    fmt = ELEMENT_FORMATS[mode]
+    """Inverse of :func:`pack_lanes`: lane bytes ``(..., V)`` -> codes ``(..., V*per_lane)`` (signed for
+    INT modes, unsigned for LNS)."""
+    bits, (lo, _) = mode_bits(mode), code_range(mode)
+    per = 8 // bits
     lanes = np.asarray(lanes, dtype=np.int64)
-    shifts = np.arange(fmt.per_lane, dtype=np.int64) * fmt.bits
-    fields = (lanes[..., None] >> shifts) & ((1 << fmt.bits) - 1)
-    fields = np.where(fields >= 1 << (fmt.bits - 1), fields - (1 << fmt.bits), fields)
+    shifts = np.arange(per, dtype=np.int64) * bits
+    fields = (lanes[..., None] >> shifts) & ((1 << bits) - 1)
+    if lo < 0:
+        fields = np.where(fields >= 1 << (bits - 1), fields - (1 << bits), fields)
     return fields.reshape(lanes.shape[:-1] + (-1,))
 
 
@@ -44,14 +48,20 @@ def _fields(word, count, bits):
     return tuple(out)
 
 
-def unpack_result(word, cols, acc_bits, output_stage=False):
-    """Result payload integer -> ``(data tuple of C signed ints, last, saturated)``, and with the output
-    stage also ``q`` (tuple of C codes) and ``clipped``."""
-    data = _fields(word, cols, acc_bits)
-    rest = word >> (cols * acc_bits)
+def unpack_result(word, config):
+    """Result payload integer of a core built with ``config`` -> ``(data tuple of C signed ints, last,
+    saturated)``, then with ``log_output`` the tuple of C log codes, then with the output stage ``q`` (tuple
+    of C codes) and ``clipped``."""
+    cols = config.cols
+    data = _fields(word, cols, config.acc_format.bits)
+    rest = word >> (cols * config.acc_format.bits)
     row = (data, rest & 1, (rest >> 1) & 1)
-    if output_stage:
-        rest >>= 2
+    rest >>= 2
+    if config.log_output:
+        bits = config.log_format.bits
+        row += (tuple((rest >> (c * bits)) & ((1 << bits) - 1) for c in range(cols)),)
+        rest >>= cols * bits
+    if config.output_stage:
         row += (_fields(rest, cols, 8), (rest >> (8 * cols)) & 1)
     return row
 

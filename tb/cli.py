@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hw.config import PRESETS, ConfigError, CoreConfig, load_config, preset
+from ..hw.config import MODES, PRESETS, ConfigError, CoreConfig, code_range, load_config, per_lane, preset
 
 __all__ = ["main"]
 
@@ -36,9 +36,14 @@ def _add_config_args(p):
 def cmd_generate(args):
     cfg = _config(args)
     v, j, seconds = _write(cfg, args.out)
+    if cfg.lns:
+        spec = cfg.log_sum
+        acc = (f"{cfg.log_format.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "
+               f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
+    else:
+        acc = f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators"
     print(f"wrote {v} and {j} in {seconds:.1f} s "
-          f"({cfg.rows}x{cfg.cols} array, V={cfg.lanes}, modes {'/'.join(cfg.modes)}, "
-          f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators)")
+          f"({cfg.rows}x{cfg.cols} array, V={cfg.lanes}, modes {'/'.join(cfg.modes)}, {acc})")
     return 0
 
 
@@ -83,34 +88,68 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def _quantize_operands(args, cfg, W, A, fmt):
-    """Float operands -> ``(config, W codes, A codes, W VsqTensor or None, A VsqTensor or None, gamma)``
-    per the --scale options, ``gamma`` being the coarse scale of each output (``Y = Y_int * gamma``); the
-    config gains scale units when the scheme needs them and it has none."""
-    from ..sim.quantize import quantize
+def _with(cfg, note, **changes):
+    """``cfg`` with ``changes`` (what the flags need), announced on stderr. If the widths then pass 64
+    bits, ``max_k`` is lowered to the GEMM's K (``changes['k']``) as a second try."""
+    k = changes.pop("k")
+    try:
+        new = cfg.replace(**changes)
+    except ConfigError as first:
+        lo = 2 * cfg.lanes * min(per_lane(m) for m in changes.get("modes", cfg.modes))
+        max_k = max(lo, 1 << (k - 1).bit_length())
+        try:
+            new = cfg.replace(max_k=max_k, **changes)
+        except ConfigError:
+            raise UsageError(f"{note}: {first}") from None
+        changes["max_k"] = max_k
+    if new != cfg:
+        print(f"qmac: note: {note}; using the config with "
+              + ", ".join(f"{key} = {value!r}" for key, value in changes.items()), file=sys.stderr)
+    return new
+
+
+def _quantize_operands(args, cfg, W, A, mode):
+    """Float operands -> ``(config, W codes, A codes, W tensor or None, A tensor or None, to_float)``
+    per the --scale options (INT: :class:`VsqTensor`; LNS: :class:`LogTensor`, also per tensor), where
+    ``to_float(Y)`` turns the core's results into floats; the config gains scale units when the scheme
+    needs them and it has none."""
     vector = args.vector if args.scale == "vector" else None
     bits = args.scale_bits if args.scale == "vector" else None
+    if cfg.lns:
+        from ..sim.log_dot_product import value
+        from ..sim.log_quantize import quantize_log
+        if args.scale == "per-channel":
+            raise UsageError(f"--scale per-channel is not supported with --format {mode}; allowed: per-tensor, vector")
+        bits = bits if bits is not None else 0
+        try:
+            qw = quantize_log(W, cfg.log_format, 1, vector, bits, args.clip)
+            qa = quantize_log(A, cfg.log_format, 0, vector, bits, args.clip)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if vector and (cfg.scale_bits != bits or cfg.scale_kind != "log"):
+            cfg = _with(cfg, f"--scale vector --scale-bits {bits} needs {bits}-bit log scale units",
+                        scale_bits=bits, scale_kind="log", k=W.shape[1])
+        factor = 2.0 ** ((qw.offset + qa.offset) / cfg.log_format.buckets)
+        return (cfg, qw.codes, qa.codes, qw if vector else None, qa if vector else None,
+                lambda Y, cfg=cfg: value(cfg.log_sum, Y) * factor)
+    from ..hw.formats import ELEMENT_FORMATS
+    from ..sim.quantize import quantize
     kind = args.scale_kind if args.scale == "vector" else "int"
     try:
-        qw = quantize(W, fmt, args.scale, 1, vector, bits, args.clip, kind)
-        qa = quantize(A, fmt, args.scale, 0, vector, bits, args.clip, kind)
+        qw = quantize(W, ELEMENT_FORMATS[mode], args.scale, 1, vector, bits, args.clip, kind)
+        qa = quantize(A, ELEMENT_FORMATS[mode], args.scale, 0, vector, bits, args.clip, kind)
     except ValueError as e:
         raise UsageError(str(e)) from None
     gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
     if args.scale != "vector":
-        return cfg, qw.codes, qa.codes, None, None, gamma
+        return cfg, qw.codes, qa.codes, None, None, lambda Y: Y * gamma
     if not cfg.scale_bits or cfg.scale_kind != kind or cfg.scale_bits < bits:
-        try:
-            cfg = cfg.replace(scale_bits=bits, scale_kind=kind)
-        except ConfigError as e:
-            raise UsageError(f"--scale-bits {bits} --scale-kind {kind}: {e}") from None
-        print(f"qmac: note: the config's scale units do not take {kind} scales of {bits} bits; using it "
-              f"with scale_bits = {bits}, scale_kind = {kind}", file=sys.stderr)
-    return cfg, qw.codes, qa.codes, qw, qa, gamma
+        cfg = _with(cfg, f"--scale-bits {bits} --scale-kind {kind} needs {kind} scales of {bits} bits",
+                    scale_bits=bits, scale_kind=kind, k=W.shape[1])
+    return cfg, qw.codes, qa.codes, qw, qa, lambda Y: Y * gamma
 
 
 def cmd_gemm(args):
-    from ..hw.formats import ELEMENT_FORMATS
     from ..sim.gemm import core_scales, plan_gemm
     from ..sim.quantize import sqnr_db
     from .engine import run_gemm
@@ -120,8 +159,19 @@ def cmd_gemm(args):
         raise UsageError(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
     mode = args.format
     if mode not in cfg.modes:
-        raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
-    fmt = ELEMENT_FORMATS[mode]
+        if mode in ("int8", "int4") and not cfg.lns:
+            raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
+        # A different datapath: the same array with this mode's lanes (and no INT-only extras).
+        extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
+                  "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None}
+        cfg = _with(cfg, f"--format {mode} is not built into this core", modes=(mode,), k=W.shape[1],
+                    **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
+    if args.sparse and cfg.lns:
+        raise UsageError(f"--sparse 2:4 is not supported with --format {mode}; allowed: the int8 and int4 formats")
+    if args.scale_kind is not None and cfg.lns:
+        raise UsageError(f"--scale-kind applies to the int formats; {mode} takes log scales")
+    args.scale_kind = args.scale_kind or "int"
+    args.scale_bits = args.scale_bits if args.scale_bits is not None else 4 if cfg.lns else 8
     is_float = np.issubdtype(W.dtype, np.floating) or np.issubdtype(A.dtype, np.floating)
     w_scales = a_scales = None
     sparse_report = {}
@@ -141,7 +191,7 @@ def cmd_gemm(args):
             print("qmac: note: this config has no 2:4 operand selection; using it with sparse = true",
                   file=sys.stderr)
     if is_float:
-        cfg, Wq, Aq, qw, qa, gamma = _quantize_operands(args, cfg, W, A, fmt)
+        cfg, Wq, Aq, qw, qa, to_float = _quantize_operands(args, cfg, W, A, mode)
         if qw is not None:
             try:
                 plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape, bool(args.sparse))
@@ -152,10 +202,10 @@ def cmd_gemm(args):
         if args.scale != "per-tensor":
             raise UsageError("--scale applies to float inputs; integer inputs are taken as codes")
         Wq, Aq = W.astype(np.int64), A.astype(np.int64)
+        lo, hi = code_range(mode)
         for name, x in (("weights", Wq), ("activations", Aq)):
-            if x.size and (x.min() < fmt.code.min or x.max() > fmt.code.max):
-                raise UsageError(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows "
-                                 f"[{fmt.code.min}, {fmt.code.max}]")
+            if x.size and (x.min() < lo or x.max() > hi):
+                raise UsageError(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
     try:
         with _stdout_to_stderr():
             res = run_gemm(cfg, mode, Wq, Aq, engine=args.engine, gap=args.stall, ready=1 - args.stall,
@@ -166,13 +216,16 @@ def cmd_gemm(args):
     report = {"engine": args.engine, "format": mode, "shape": [int(W.shape[0]), int(W.shape[1]), int(A.shape[1])],
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
               "utilization": res["utilization"], "saturated": res["saturated"], **sparse_report}
+    if cfg.lns:
+        report["result_exponent"] = cfg.log_sum.result_exponent
     if is_float:
-        Y = Y * gamma
+        Y = to_float(Y)
         ref = W.astype(np.float64) @ A.astype(np.float64)
         report.update(scale=args.scale, sqnr_db=float(sqnr_db(ref, Y)),
                       relative_error=float(np.linalg.norm(Y - ref) / np.linalg.norm(ref)))
         if args.scale == "vector":
-            report.update(vector=args.vector, scale_bits=args.scale_bits, scale_kind=args.scale_kind)
+            report.update(vector=args.vector, scale_bits=args.scale_bits,
+                          scale_kind="log" if cfg.lns else args.scale_kind)
         report["clip"] = args.clip
     if args.out:
         np.save(args.out, Y)
@@ -280,15 +333,18 @@ def _parser():
     _add_config_args(m)
     m.add_argument("--weights", required=True, metavar="W.npy", help="N x K: integer codes, or floats")
     m.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
-    m.add_argument("--format", default="int8", choices=["int8", "int4"])
+    m.add_argument("--format", default="int8", choices=list(MODES),
+                   help="int8/int4, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
     m.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
     m.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat (default 0)")
     m.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
-                   help="float inputs: scale granularity (default per-tensor)")
+                   help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
+                        "log domain)")
     m.add_argument("--vector", type=int, default=16, metavar="V", help="--scale vector: elements per vector (16)")
-    m.add_argument("--scale-bits", type=int, default=8, metavar="S", help="--scale vector: scale width (8)")
-    m.add_argument("--scale-kind", default="int", choices=["int", "pow2"], help="--scale vector: int or pow2")
+    m.add_argument("--scale-bits", type=int, metavar="S",
+                   help="--scale vector: scale width (default 8 for int formats, 4 for lns: log scales are exponents)")
+    m.add_argument("--scale-kind", choices=["int", "pow2"], help="--scale vector, int formats: int (default) or pow2")
     m.add_argument("--clip", default="max", choices=["max", "percentile", "mse"], help="float inputs: clip method")
     m.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
     m.add_argument("--seed", type=int, default=0)

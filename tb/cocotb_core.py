@@ -4,10 +4,13 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from ..hw.config import MODE_CODES
+from ..hw.config import MODE_CODES, code_range
+from ..hw.log_combine import LOG_SHIFT_BITS
 from ..hw.formats import ELEMENT_FORMATS
 from ..hw.requantize import RequantizeArithmetic
+from ..sim import log_dot_product
 from ..sim.gemm import operand_beats, plan_gemm
+from ..sim.log_format import decode
 from ..sim.requantize import tflite_shift_field
 from .core_tb import CoreTB, compare_transactions
 from .runner import config_from_env
@@ -18,8 +21,28 @@ STALLS = [(0.0, 1.0), (0.3, 0.6)]
 
 
 def _codes(rng, mode, shape):
-    f = ELEMENT_FORMATS[mode].code
-    return rng.integers(f.min, f.max + 1, shape)
+    lo, hi = code_range(mode)
+    return rng.integers(lo, hi + 1, shape)
+
+
+def _check_product(tb, plan, rows, W, A, w_scales=None, a_scales=None):
+    """The assembled result against an independent computation: ``W @ A`` exactly for INT; for LNS the
+    float64 product of the decoded codes (scales applied), within the combine's error bound."""
+    Y = tb.result_matrix(plan, rows)
+    cfg = plan.config
+    if not cfg.lns:
+        assert np.array_equal(Y, W @ A), "assembled Y differs from W @ A"
+        return
+    fmt, spec, g = cfg.log_format, cfg.log_sum, plan.group_elements
+    k = W.shape[1]
+    we = np.zeros(W.shape) if w_scales is None else np.repeat(w_scales, g, axis=1)[:, :k]
+    ae = np.zeros(A.shape) if a_scales is None else np.repeat(a_scales, g, axis=0)[:k]
+    exact = (decode(fmt, W) * np.exp2(we / fmt.buckets)) @ (decode(fmt, A) * np.exp2(ae / fmt.buckets))
+    scale = we.astype(np.int64)[:, None, :] + ae.astype(np.int64).T[None, :, :]
+    bound = log_dot_product.error_bound(spec, W[:, None, :], A.T[None, :, :], scale)
+    err = np.abs(log_dot_product.value(spec, Y) - exact)
+    assert (err <= bound + 1e-9 * np.abs(exact) + 2.0 ** spec.result_exponent).all(), \
+        f"LNS result off the exact product by more than the bound: {err.max()} > {bound.max()}"
 
 
 async def _start(dut, seed=1):
@@ -43,7 +66,7 @@ async def random_gemms(dut, stalls):
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready)
             compare_transactions(rows, expected)
-            assert np.array_equal(tb.result_matrix(plan, rows), W @ A), "assembled Y differs from W @ A"
+            _check_product(tb, plan, rows, W, A)
             await tb.wait_idle()
             st = tb.status()
             assert st["macs"] == plan.beats * cfg.macs_per_cycle(mode), st
@@ -51,10 +74,12 @@ async def random_gemms(dut, stalls):
 
 
 def _scale_fields(rng, plan, shape):
-    """Random scale fields with the extremes (0, 1 and the largest field) always present."""
-    top = CONFIG.scale_format.max_field
-    f = rng.integers(0, top + 1, shape)
-    f.flat[:3] = [0, 1, top][:f.size]
+    """Random scale fields with the extremes (0, 1 and the largest field; for log scales the most
+    negative, 0 and the largest) always present."""
+    fmt = CONFIG.scale_format
+    lo, hi = (-(1 << (fmt.bits - 1)), (1 << (fmt.bits - 1)) - 1) if fmt.kind == "log" else (0, fmt.max_field)
+    f = rng.integers(lo, hi + 1, shape)
+    f.flat[:3] = ([lo, 0, hi] if fmt.kind == "log" else [0, 1, hi])[:f.size]
     return f
 
 
@@ -77,6 +102,8 @@ async def scaled_gemms(dut, stalls):
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, sw, sa)
             compare_transactions(rows, expected)
+            if cfg.lns:
+                _check_product(tb, plan, rows, W, A, sw, sa)
             await tb.wait_idle()
 
 
@@ -160,7 +187,91 @@ async def sparse_gemms(dut, stalls):
             assert st["macs"] == plan.beats * cfg.macs_per_cycle(mode, sparse=True), st
 
 
-@cocotb.test()
+@cocotb.test(skip=not CONFIG.lns)
+@cocotb.parametrize(stalls=STALLS)
+async def lns_extreme_codes(dut, stalls):
+    """LNS: zero codes (both signs), the largest and the smallest magnitudes, every product in one
+    fraction bucket, every bucket in use, and signs that alternate so the products cancel exactly."""
+    gap, ready = stalls
+    tb = await _start(dut)
+    rng = np.random.default_rng(23 + int(gap * 10))
+    cfg = CONFIG
+    fmt, mode = cfg.log_format, cfg.modes[0]
+    n, k, m = cfg.rows + 1, 2 * cfg.elements_per_beat(mode) + 2, cfg.cols + 1
+    top, neg, one = (1 << fmt.field_bits) - 1, 1 << fmt.field_bits, fmt.bias  # largest, sign bit, 1.0
+
+    def exps(e):  # codes of random sign with exponents e
+        return (rng.integers(0, 2, np.shape(e)) * neg) | (np.asarray(e) + fmt.bias)
+
+    steps = np.arange(fmt.min_exponent, fmt.max_exponent + 1)
+    same = steps[steps % fmt.buckets == 0]
+    cases = {
+        "zeros": (rng.choice([0, neg], (n, k)), _codes(rng, mode, (k, m))),
+        "largest": (np.full((n, k), top), rng.choice([top, top | neg], (k, m))),
+        "smallest": (np.full((n, k), 1), rng.choice([1, 1 | neg], (k, m))),
+        "one bucket": (np.full((n, k), one), exps(rng.choice(same, (k, m)))),
+        "every bucket": (np.full((n, k), one), exps(np.resize(steps, (m, k)).T)),
+        "cancel": (np.full((n, k), top), np.resize([top, top | neg], (m, k)).T),
+    }
+    for name, (W, A) in cases.items():
+        await tb.clear()
+        plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready)
+        compare_transactions(rows, expected)
+        _check_product(tb, plan, rows, W, A)
+        if name in ("zeros", "cancel"):
+            assert not tb.result_matrix(plan, rows).any(), name
+        await tb.wait_idle()
+        assert tb.status()["error"] == 0 and tb.status()["overflow"] == 0
+
+
+@cocotb.test(skip=not CONFIG.log_output)
+@cocotb.parametrize(stalls=STALLS)
+async def lns_log_outputs(dut, stalls):
+    """LNS with log_output: each result's log code for output shifts across the whole shift range (the
+    codes saturate at both ends and round in between), with and without stalls."""
+    gap, ready = stalls
+    tb = await _start(dut)
+    rng = np.random.default_rng(29 + int(gap * 10))
+    cfg = CONFIG
+    mode = cfg.modes[0]
+    E = cfg.elements_per_beat(mode)
+    hi = (1 << (LOG_SHIFT_BITS - 1)) - 1
+    top = (1 << cfg.log_format.field_bits) - 1
+    seen = set()
+    for log_shift in (-hi - 1, -37, 0, 11, 64, hi):
+        W, A = _codes(rng, mode, (cfg.rows + 1, 2 * E + 1)), _codes(rng, mode, (2 * E + 1, cfg.cols))
+        plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, log_shift=log_shift)
+        compare_transactions(rows, expected)
+        seen |= {code for r in rows for code in r[3]}
+    fields = {code & top for code in seen}
+    assert top in fields and len(fields) > 4, f"the shifts should reach saturation and rounding: {sorted(seen)}"
+
+
+@cocotb.test(skip=not CONFIG.lns)
+async def lns_largest_result(dut):
+    """LNS: the largest codes (and scales) over the longest K the core allows give the largest result
+    the format is sized for, with either sign: no bit is missing at the top."""
+    tb = await _start(dut)
+    cfg = CONFIG
+    fmt, spec, mode = cfg.log_format, cfg.log_sum, cfg.modes[0]
+    k = cfg.max_k_beats * cfg.elements_per_beat(mode)
+    top = (1 << fmt.field_bits) - 1
+    # Every product at t_hi: q' = q_top in bucket offset_max mod 2**F.
+    largest = (spec.products * spec.beats * spec.constants[spec.offset_max % fmt.buckets]) << spec.q_top
+    for sign in (0, 1):
+        W, A = np.full((cfg.rows, k), top), np.full((k, cfg.cols), top | (sign << fmt.field_bits))
+        plan = plan_gemm(cfg, mode, W.shape, A.shape)
+        scales = (None, None)
+        if cfg.scale_bits:
+            hi = (1 << (cfg.scale_bits - 1)) - 1
+            scales = (np.full((cfg.rows, plan.k_groups), hi), np.full((plan.k_groups, cfg.cols), hi))
+        plan, rows, expected = await tb.run_gemm(mode, W, A, 0.0, 1.0, *scales)
+        compare_transactions(rows, expected)
+        assert all(v == (-largest if sign else largest) for r in rows for v in r[0])
+        assert cfg.acc_format.contains(-largest, largest) and not cfg.acc_format.contains(0, 2 * largest)
+
+
+@cocotb.test(skip=CONFIG.lns)
 async def extreme_values(dut):
     """All operands at the most negative code over the longest K the core allows: the largest possible
     sum. Exact accumulators hold it; saturating ones clip to their maximum and flag it."""
@@ -208,8 +319,8 @@ async def back_to_back_tiles(dut):
         cycles = tb.status()["cycles"]
         if k_beats >= cfg.rows:
             # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
-            latency = cfg.dot_latency + 1 + (len(RequantizeArithmetic(cfg.acc_format.bits).stages)
-                                             if cfg.output_stage else 0)
+            latency = cfg.dot_latency + 1 + (2 if cfg.lns else 0) + (3 if cfg.log_output else 0) + (
+                len(RequantizeArithmetic(cfg.acc_format.bits).stages) if cfg.output_stage else 0)
             assert cycles <= plan.beats + latency + cfg.rows + 1, (cycles, plan.beats)
 
 

@@ -47,6 +47,8 @@ class CoreTB:
         names = ["w__valid", "a__valid", "y__ready", "ctrl__clear"]
         if self.config.output_stage:
             names.append("requant__valid")
+        if self.config.log_output:
+            names.append("ctrl__log_shift")
         for name in names + ["ctrl__mode", "ctrl__sparse", "ctrl__k_beats_m1"]:
             self._port(name).value = 0
         d.rst.value = 1
@@ -93,23 +95,24 @@ class CoreTB:
             d.y__ready.value = int(self.rng.random() < ready)
             await ReadOnly()
             if int(d.y__valid.value) and int(d.y__ready.value):
-                rows.append(unpack_result(d.y__payload.value.to_unsigned(), self.config.cols,
-                                          self.config.acc_format.bits, self.config.output_stage))
+                rows.append(unpack_result(d.y__payload.value.to_unsigned(), self.config))
         await FallingEdge(d.clk)
         d.y__ready.value = 0
         return rows
 
     async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None, requant=None,
-                       mode_code=None, sparse=False, sparse_code=None):
+                       mode_code=None, sparse=False, sparse_code=None, log_shift=0):
         """Stream a whole GEMM (with scale fields, on a core with scale units; with per-channel
         requantization parameters, on a core with the output stage: default multiplier 1, shift 0) and
         collect its rows; returns ``(plan, rows, expected)``. ``mode_code`` overrides the ``ctrl.mode``
         value (to test codes the build lacks), ``sparse_code`` the ``ctrl.sparse`` value; ``sparse`` streams
-        W (2:4 sparse) compressed."""
+        W (2:4 sparse) compressed; ``log_shift`` drives ``ctrl.log_shift`` on a core with ``log_output``."""
         plan = plan_gemm(self.config, mode, W.shape, A.shape, sparse)
         w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
         self.set_mode(mode if mode_code is None else mode_code, plan.k_beats,
                       sparse if sparse_code is None else sparse_code)
+        if self.config.log_output:
+            self.dut.ctrl__log_shift.value = log_shift
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:
@@ -120,7 +123,7 @@ class CoreTB:
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
             await s
-        return plan, rows, expected_results(plan, W, A, w_scales, a_scales, requant)
+        return plan, rows, expected_results(plan, W, A, w_scales, a_scales, requant, log_shift)
 
     async def wait_idle(self, limit=10000):
         for _ in range(limit):

@@ -31,9 +31,9 @@ def test_generate_without_arguments(tmp_path, monkeypatch):
     ("lanes = 6\n", "qmac: error: config key 'lanes': 6 is not allowed; allowed: 4, 8, 16, 32, 64\n"),
     ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
                     "acc_bits, tree_levels_per_stage, scale_bits, scale_kind, scale_lanes, output_stage, "
-                    "output_rounding, sparse\n"),
+                    "output_rounding, sparse, p_bits, q_floor, bucket_organisation, log_output, multiplier\n"),
     ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
-                         "allowed: int8, int4\n"),
+                         "allowed: a non-empty subset of int8, int4, or one of lns8, lns4\n"),
 ])
 def test_invalid_config_exits_2_and_writes_nothing(tmp_path, capsys, text, message):
     cfg = tmp_path / "bad.toml"
@@ -48,7 +48,7 @@ def test_console_script_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "qmac.tb.cli", "generate", "--preset", "nope"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq\n"
+    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq\n"
 
 
 def _gemm(tmp_path, capsys, *args):
@@ -115,6 +115,45 @@ def test_vsq_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_
     for engine in ("icarus", "verilator"):
         r = _gemm(tmp_path, capsys, *files, *vsq, "--preset", "tiny-vsq", "--engine", engine, "--stall", "0.2")
         assert r["bit_exact"] is True and r["sqnr_db"] == golden["sqnr_db"]
+
+
+@pytest.mark.parametrize("preset,fmt,extra,floor_db", [
+    ("tiny-lns8", "lns8", [], 25.0),
+    ("tiny-lns4-vsq", "lns4", ["--scale", "vector", "--vector", "16", "--scale-bits", "4"], 4.0),
+])
+def test_lns_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root, preset, fmt, extra,
+                                     floor_db):
+    """Float operands in LNS (per tensor, or with per-vector log scales) run bit-exact on both simulators
+    and report the SQNR against the float64 product; code inputs give the golden model's integers."""
+    request.node.add_marker(pytest.mark.xdist_group(f"cli-{preset}"))
+    monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
+    rng = np.random.default_rng(8)
+    W, A = rng.laplace(size=(3, 45)) * np.exp(rng.normal(size=(3, 1))), rng.normal(size=(45, 3))
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "A.npy", A)
+    files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy"), "--format", fmt,
+             "--preset", preset]
+    golden = _gemm(tmp_path, capsys, *files, *extra)
+    assert golden["sqnr_db"] > floor_db and golden["result_exponent"] == PRESETS[preset].log_sum.result_exponent
+    for engine in ("icarus", "verilator"):
+        r = _gemm(tmp_path, capsys, *files, *extra, "--engine", engine, "--stall", "0.2")
+        assert r["bit_exact"] is True and r["sqnr_db"] == golden["sqnr_db"]
+
+
+def test_lns_gemm_rejects_what_the_log_datapath_lacks(tmp_path, capsys):
+    np.save(tmp_path / "W.npy", np.ones((2, 8)))
+    np.save(tmp_path / "A.npy", np.ones((8, 2)))
+    files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy"), "--format", "lns8"]
+    assert main(["gemm", *files, "--scale", "per-channel"]) == 2
+    assert capsys.readouterr().err.endswith("qmac: error: --scale per-channel is not supported with --format lns8; "
+                                            "allowed: per-tensor, vector\n")
+    assert main(["gemm", *files, "--sparse", "2:4"]) == 2
+    assert capsys.readouterr().err.endswith("qmac: error: --sparse 2:4 is not supported with --format lns8; "
+                                            "allowed: the int8 and int4 formats\n")
+    np.save(tmp_path / "W.npy", np.full((2, 8), 256))
+    np.save(tmp_path / "A.npy", np.ones((8, 2), dtype=np.int64))
+    assert main(["gemm", "--preset", "tiny-lns8", *files]) == 2
+    assert capsys.readouterr().err == "qmac: error: --weights codes span [256, 256]; lns8 allows [0, 255]\n"
 
 
 def test_vsq_vector_must_cover_whole_scale_groups(tmp_path, capsys):

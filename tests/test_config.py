@@ -1,4 +1,5 @@
 """CoreConfig: every bad value is one line naming the key, the value and what is allowed."""
+import re
 
 import pytest
 
@@ -11,9 +12,9 @@ from qmac.hw.config import PRESETS, ConfigError, CoreConfig, load_config, preset
     ({"rows": "8"}, "config key 'rows': '8' is not an integer; allowed: integers 1..32"),
     ({"rows": True}, "config key 'rows': True is not an integer; allowed: integers 1..32"),
     ({"lanes": 12}, "config key 'lanes': 12 is not allowed; allowed: 4, 8, 16, 32, 64"),
-    ({"modes": []}, "config key 'modes': () is not a non-empty list of mode names; allowed: int8, int4"),
-    ({"modes": ["int2"]}, "config key 'modes': 'int2' is not a mode; allowed: int8, int4"),
-    ({"modes": ["int8", "int8"]}, "config key 'modes': ['int8', 'int8'] names a mode twice; allowed: each of int8, int4 at most once"),
+    ({"modes": []}, "config key 'modes': () is not a non-empty list of mode names; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
+    ({"modes": ["int2"]}, "config key 'modes': 'int2' is not a mode; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
+    ({"modes": ["int8", "int8"]}, "config key 'modes': ['int8', 'int8'] names a mode twice; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
     ({"max_k": 1000}, "config key 'max_k': 1000 is not allowed; allowed: a power of two from 32 (two beats of 16 elements) to 16777216"),
     ({"max_k": 16}, "config key 'max_k': 16 is not allowed; allowed: a power of two from 32 (two beats of 16 elements) to 16777216"),
     ({"acc_bits": 19}, "config key 'acc_bits': 19 is out of range; allowed: integers 20..32"),
@@ -32,14 +33,15 @@ def test_unknown_key_and_toml(tmp_path):
     f.write_text('rows = 4\ncolumns = 4\n')
     with pytest.raises(ConfigError, match=r"^config key 'columns' is unknown; allowed keys: rows, cols, lanes, "
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
-                                          r"scale_lanes, output_stage, output_rounding, sparse$"):
+                                          r"scale_lanes, output_stage, output_rounding, sparse, p_bits, q_floor, "
+                                          r"bucket_organisation, log_output, multiplier$"):
         load_config(f)
     f.write_text('rows = [4\n')
     with pytest.raises(ConfigError, match=r"is not valid TOML"):
         load_config(f)
     f.write_text('rows = 4\ncols = 2\nlanes = 8\nmodes = ["int4"]\nmax_k = 256\n')
     assert load_config(f) == CoreConfig(rows=4, cols=2, lanes=8, modes=("int4",), max_k=256)
-    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq$"):
+    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq$"):
         preset("huge")
 
 
@@ -65,3 +67,54 @@ def test_derived_widths_by_hand():
 
 def test_modes_are_canonical():
     assert CoreConfig(modes=("int4", "int8")) == CoreConfig(modes=("int8", "int4"))
+
+
+def test_multiplier():
+    assert CoreConfig().multiplier == "logic" and "multiplier" not in CoreConfig().to_dict()
+    dsp = CoreConfig(multiplier="mult18")
+    assert dsp.to_dict()["multiplier"] == "mult18" and 'multiplier = "mult18"' in dsp.to_toml()
+    assert dsp.dot_latency == CoreConfig().dot_latency + 2   # a register on each side of the multiplier
+    assert CoreConfig(multiplier="sb_mac16").dot_latency == CoreConfig().dot_latency
+    for bad in ("dsp", "", 18, None):
+        with pytest.raises(ConfigError, match=rf"^config key 'multiplier': {bad!r} is not allowed; "
+                                              r"allowed: logic, sb_mac16, mult18$"):
+            CoreConfig(multiplier=bad)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"modes": ("lns8", "int8")}, "config key 'modes': ['lns8', 'int8'] mixes a log mode with others; allowed: "
+                                  "a non-empty subset of int8, int4, or one of lns8, lns4"),
+    ({"q_floor": 3}, "config key 'q_floor': 3 needs a log mode; allowed: only with modes ['lns8'] or ['lns4']"),
+    ({"modes": ("lns8",), "q_floor": -16}, "config key 'q_floor': -16 is out of range; allowed: integers -15..15"),
+    ({"modes": ("lns8",), "p_bits": 0}, "config key 'p_bits': 0 is out of range; allowed: integers 1..48"),
+    ({"modes": ("lns8",), "bucket_organisation": "wallace"},
+     "config key 'bucket_organisation': 'wallace' is not allowed; allowed: tree, count"),
+    ({"modes": ("lns8",), "acc_bits": 40},
+     "config key 'acc_bits': 40 is not allowed with a log mode; allowed: unset (LNS accumulators are always exact)"),
+    ({"modes": ("lns8",), "scale_bits": 4}, "config key 'scale_kind': 'int' is not allowed with modes ['lns8']; "
+                                            "allowed: log"),
+    ({"scale_bits": 4, "scale_kind": "log"}, "config key 'scale_kind': 'log' is not allowed with modes "
+                                             "['int8', 'int4']; allowed: int, pow2"),
+    ({"modes": ("lns4",), "sparse": True}, "config key 'sparse': True is not allowed with a log mode; allowed: "
+                                           "false (2:4 selection is built for the INT modes)"),
+    # 4-bit log scales add +-16 steps of 2**(1/8) to the exponent range: 65 bits at max_k = 65536.
+    ({"modes": ("lns8",), "scale_bits": 4, "scale_kind": "log"},
+     "config key 'max_k': 65536 needs 65-bit accumulators with these scales; allowed: at most 64 bits (lower "
+     "max_k, scale_bits or p_bits, or set q_floor)"),
+])
+def test_bad_lns_values(changes, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        CoreConfig(**changes)
+
+
+def test_lns_widths_by_hand():
+    c = PRESETS["tiny-lns8"]  # 2x2, V=4 LNS8 codes, max_k 1024 -> 256 beats
+    s = c.log_sum
+    # Exponents -63..63 in eighths: t in [-126, 126], q_min = floor(-126/8) = -16, t' <= 126 + 128 = 254 = 31*8 + 6.
+    assert (s.q_min, s.offset_max, s.q_top) == (-16, 254, 31)
+    # Bucket 0 can hold 4 * 256 products of 2**31 = 2**41: 43 bits signed. The result: 1024 * C_6 * 2**31 with
+    # C_6 = round(2**12.75) = 6889 < 2**13, so below 2**54: 55 bits signed; its LSB weighs 2**(-16 - 12).
+    assert s.constants[6] == 6889 and c.bucket_format.bits == 43 and c.acc_format.bits == 55
+    assert s.result_exponent == -28 and c.dot_latency == 2 and not c.saturating
+    assert c.elements_per_beat("lns8") == 4 and PRESETS["tiny-lns4-vsq"].elements_per_beat("lns4") == 16
+    assert c.replace(q_floor=0).log_sum.q_min == 0 and c.replace(q_floor=0).bucket_format.bits == 43 - 16

@@ -5,23 +5,25 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.config import MODE_CODES, PRESETS
+from qmac.hw.config import MODE_CODES, PRESETS, code_range
 from qmac.hw.core import Core
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
 from qmac.sim.packing import unpack_result
 
 
-@pytest.mark.parametrize("name,mode", [("tiny", "int8"), ("tiny", "int4"), ("tiny-vsq", "int4")])
+@pytest.mark.parametrize("name,mode", [("tiny", "int8"), ("tiny", "int4"), ("tiny-vsq", "int4"),
+                                       ("tiny-lns8", "lns8"), ("tiny-lns4-vsq", "lns4")])
 def test_core_components_match_golden(name, mode):
     cfg = PRESETS[name]
     rng = np.random.default_rng(2)
-    q = 127 if mode == "int8" else 7
-    W, A = rng.integers(-q - 1, q + 1, (3, 19)), rng.integers(-q - 1, q + 1, (19, 3))
+    lo, hi = code_range(mode)
+    W, A = rng.integers(lo, hi + 1, (3, 19)), rng.integers(lo, hi + 1, (19, 3))
     plan = plan_gemm(cfg, mode, W.shape, A.shape)
     scales = (None, None)
     if cfg.scale_bits:
         g = -(-19 // plan.group_elements)
-        scales = (rng.integers(0, 256, (3, g)), rng.integers(0, 256, (g, 3)))
+        s_lo, s_hi = (-(1 << (cfg.scale_bits - 1)), 1 << (cfg.scale_bits - 1)) if cfg.lns else (0, 256)
+        scales = (rng.integers(s_lo, s_hi, (3, g)), rng.integers(s_lo, s_hi, (g, 3)))
     w_words, a_words = operand_beats(plan, W, A, *scales)
     dut = Core(cfg)
     rows = []
@@ -43,7 +45,7 @@ def test_core_components_match_golden(name, mode):
         while len(rows) < plan.tiles * cfg.rows:
             _, _, valid, payload = await ctx.tick().sample(dut.y.valid, dut.y.payload.as_value())
             if valid:
-                rows.append(unpack_result(payload, cfg.cols, cfg.acc_format.bits))
+                rows.append(unpack_result(payload, cfg))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

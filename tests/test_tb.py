@@ -1,5 +1,6 @@
 """The cocotb regression (tb/cocotb_core.py) on the emitted Verilog, on both simulators, for a compact
-matrix of configs that covers every mode, dual-mode lanes, odd array shapes and saturating accumulators."""
+matrix of configs that covers every mode (INT8, INT4, LNS8, LNS4), dual-mode lanes, DSP lanes (their portable
+form), odd array shapes, scales of every kind, 2:4 sparsity, the output stage and saturating accumulators."""
 
 import pytest
 
@@ -10,6 +11,8 @@ CONFIGS = {
     "tiny-dual": PRESETS["tiny"],
     "int8-3x2-v8": CoreConfig(rows=3, cols=2, lanes=8, modes=("int8",), max_k=512),
     "int4-2x3-v4": CoreConfig(rows=2, cols=3, lanes=4, modes=("int4",), max_k=256, tree_levels_per_stage=1),
+    "mult18-dual": PRESETS["tiny"].replace(multiplier="mult18"),
+    "sb_mac16-int4-3x2": CoreConfig(rows=3, cols=2, lanes=4, modes=("int4",), max_k=256, multiplier="sb_mac16"),
     "saturating-dual": PRESETS["tiny"].replace(acc_bits=20, max_k=512),
     "vsq-int-dual": PRESETS["tiny-vsq"],
     "output-stage-dual": PRESETS["tiny-out"],
@@ -18,6 +21,10 @@ CONFIGS = {
                                   scale_lanes=2),
     "vsq-pow2-int8-sat": CoreConfig(rows=2, cols=3, lanes=4, modes=("int8",), max_k=256, scale_bits=3,
                                     scale_kind="pow2", scale_lanes=2, acc_bits=34),
+    "lns8-3x2-v4-logout": CoreConfig(rows=3, cols=2, lanes=4, modes=("lns8",), max_k=256, log_output=True),
+    "lns4-vsq-count-floor": CoreConfig(rows=2, cols=3, lanes=4, modes=("lns4",), max_k=256, scale_bits=3,
+                                       scale_kind="log", scale_lanes=2, bucket_organisation="count", q_floor=-2,
+                                       p_bits=9),
 }
 
 

@@ -146,7 +146,7 @@ class HostLinkDriver:
         fields, config = self.info
         payload = self.request(Command.READ_Y, pack_fields(READ_LAYOUT, {"max_rows": max_rows}))
         size = fields["y_row_bytes"]
-        return [unpack_result(int.from_bytes(payload[i:i + size], "little"), config.cols, config.acc_format.bits)
+        return [unpack_result(int.from_bytes(payload[i:i + size], "little"), config)
                 for i in range(0, len(payload), size)]
 
     # -- a whole GEMM --------------------------------------------------------------------------------
