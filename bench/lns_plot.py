@@ -4,13 +4,12 @@ Draws ``docs/lns_value_map.png``: for INT4, E2M1 and LNS4 (F = 2), each scaled s
 is 1 (what per-vector scaling does), the representable positive values and the relative rounding error
 ``|q(x) - x| / x`` against ``x``, both on log axes. Prints three markdown tables: worst-case relative error
 and dynamic range of INT8, INT4, E2M1, LNS8, LNS4 and LNS4 with F = 1; the fraction constants of LNS8 and
-LNS4 at the default P; and the widths of a few LogDotProduct units.
+LNS4 at the default P; and the widths of a few LogSum accumulations.
 
 Run from the repository root: ``python bench/lns_plot.py [--out docs/lns_value_map.png]``
 """
 
 import argparse
-import inspect
 import math
 
 import matplotlib
@@ -19,12 +18,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qmac.hw.log_dot_product import LogDotProduct  # noqa: E402
+from qmac.hw.config import DEFAULT_P_BITS as DEFAULT_P  # noqa: E402
 from qmac.hw.log_format import LNS4, LNS8  # noqa: E402
+from qmac.hw.log_sum import LogSum  # noqa: E402
 from qmac.sim.log_format import E2M1, compared_formats, int_value_map, log_value_map  # noqa: E402
 
 PLOTTED = (int_value_map(4), E2M1, log_value_map(LNS4))
-DEFAULT_P = inspect.signature(LogDotProduct).parameters["p_bits"].default
 
 
 def table(header, rows):
@@ -52,14 +51,16 @@ def constants_table(fmt, p_bits):
 
 
 def widths_table():
+    """Widths of :class:`LogSum` for V products per beat, tiles of ``beats`` beats and one signed scale of
+    ``scale_bits`` bits per beat (as a LogDotProduct's ``scale`` input)."""
     rows = []
     for fmt, name in ((LNS8, "LNS8"), (LNS4, "LNS4")):
-        for lanes, k_beats, scale_bits in ((4, 256, 0), (16, 4096, 0), (16, 4096, 4), (64, 4096, 0)):
-            u = LogDotProduct(lanes, fmt, max_k_beats=k_beats, scale_bits=scale_bits)
-            rows.append((name, lanes, k_beats, scale_bits, u.q_min, u.offset_max,
-                         max(f.bits for f in u.sum_formats), max(f.bits for f in u.acc_formats),
-                         u.result_format.bits, u.result_exponent))
-    return table(("format", "V", "max_k_beats", "scale_bits", "q_min", "t'_max", "S_r bits", "A_r bits",
+        for lanes, beats, scale_bits in ((4, 256, 0), (16, 4096, 0), (16, 4096, 4), (64, 4096, 0)):
+            scale = (-(1 << (scale_bits - 1)), (1 << (scale_bits - 1)) - 1) if scale_bits else (0, 0)
+            s = LogSum(fmt, lanes, beats, *scale, p_bits=DEFAULT_P)
+            rows.append((name, lanes, beats, scale_bits, s.q_min, s.offset_max, s.sum_format.bits,
+                         s.acc_format.bits, s.result_format.bits, s.result_exponent))
+    return table(("format", "V", "beats", "scale_bits", "q_min", "t'_max", "S_r bits", "A_r bits",
                   "result bits", "result exponent"), rows)
 
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from qmac.hw.config import preset
+from qmac.hw.config import code_range, preset
 from qmac.tb.engine import run_gemm
 
 
@@ -30,8 +30,8 @@ def main():
         for mode in cfg.modes:
             for shape in args.shapes.split(","):
                 n, k, m = map(int, shape.split("x"))
-                f = 127 if mode == "int8" else 7
-                W, A = rng.integers(-f, f + 1, (n, k)), rng.integers(-f, f + 1, (k, m))
+                lo, hi = code_range(mode)
+                W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
                 run_gemm(cfg, mode, W[:1, :k], A[:k, :1], engine=sim)  # build outside the timing
                 start = time.perf_counter()
                 r = run_gemm(cfg, mode, W, A, engine=sim)

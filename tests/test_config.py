@@ -73,7 +73,7 @@ def test_multiplier():
     assert CoreConfig().multiplier == "logic" and "multiplier" not in CoreConfig().to_dict()
     dsp = CoreConfig(multiplier="mult18")
     assert dsp.to_dict()["multiplier"] == "mult18" and 'multiplier = "mult18"' in dsp.to_toml()
-    assert dsp.dot_latency == CoreConfig().dot_latency + 2   # a register on each side of the multiplier
+    assert dsp.dot_latency == CoreConfig().dot_latency + 3   # registers before and twice after the multiplier
     assert CoreConfig(multiplier="sb_mac16").dot_latency == CoreConfig().dot_latency
     for bad in ("dsp", "", 18, None):
         with pytest.raises(ConfigError, match=rf"^config key 'multiplier': {bad!r} is not allowed; "
@@ -95,6 +95,9 @@ def test_multiplier():
                                             "allowed: log"),
     ({"scale_bits": 4, "scale_kind": "log"}, "config key 'scale_kind': 'log' is not allowed with modes "
                                              "['int8', 'int4']; allowed: int, pow2"),
+    ({"log_output": True}, "config key 'log_output': True needs a log mode; allowed: only with modes ['lns8'] or "
+                           "['lns4']"),
+    ({"modes": ("lns8",), "log_output": 1}, "config key 'log_output': 1 is not allowed; allowed: true, false"),
     ({"modes": ("lns4",), "sparse": True}, "config key 'sparse': True is not allowed with a log mode; allowed: "
                                            "false (2:4 selection is built for the INT modes)"),
     # 4-bit log scales add +-16 steps of 2**(1/8) to the exponent range: 65 bits at max_k = 65536.

@@ -1,10 +1,19 @@
+"""LogSum widths, the per-beat LogDotProduct against the golden model, the combine's constant multipliers and
+the error bound of the whole LNS datapath (docs/lns.md)."""
+
 import numpy as np
 import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from qmac.hw.config import ConfigError
 from qmac.hw.formats import IntFormat
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.log_combine import times_constant
+from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct, adder_tree
 from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.log_sum import LogSum
 from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import decode
 
@@ -12,33 +21,64 @@ from qmac.sim.log_format import decode
 # -- parameters and widths ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, kwargs, message", [
-    ((6, LNS8, 12, 16), {}, "log dot-product lanes must be one of 4, 8, 16, 32, 64, not 6"),
-    ((4, "lns8", 12, 16), {}, "log dot-product format must be a LogFormat, not 'lns8'"),
-    ((4, LNS8, 0, 16), {}, "p_bits must be an integer from 1 to 48, not 0"),
-    ((4, LNS8, 12, 0), {}, "max_k_beats must be an integer from 1 to 16777216, not 0"),
-    ((4, LNS8, 12, 16, "wallace"), {}, "organisation must be one of tree, count, not 'wallace'"),
-    ((4, LNS8, 12, 16), {"scale_bits": 9}, "scale_bits must be an integer from 0 to 8, not 9"),
-    ((4, LogFormat(12, 0), 12, 16), {}, "the result would need 4112 bits, more than 256; use fewer scale_bits "
-                                        "or p_bits, or a q_floor"),
-    ((4, LNS8, 12, 16), {"q_floor": -16}, "q_floor must be None or an integer from -15 to 15, not -16"),
-    ((4, LNS8, 12, 16), {"q_floor": 16}, "q_floor must be None or an integer from -15 to 15, not 16"),
+    ((6, LNS8), {}, "log dot-product lanes must be one of 4, 8, 16, 32, 64, 128, not 6"),
+    ((4, "lns8"), {}, "log dot-product format must be a LogFormat, not 'lns8'"),
+    ((4, LNS8, "wallace"), {}, f"organisation must be one of {', '.join(ORGANISATIONS)}, not 'wallace'"),
+    ((4, LNS8), {"scale_bits": 10}, "scale_bits must be an integer from 0 to 9, not 10"),
+    ((4, LNS8), {"scale_bits": True}, "scale_bits must be an integer from 0 to 9, not True"),
+    ((4, LNS8), {"scale_bits": 2, "scale_groups": 3}, "scale_groups must be a power of two dividing lanes = 4, not 3"),
+    ((4, LNS8), {"scale_bits": 2, "scale_groups": 8}, "scale_groups must be a power of two dividing lanes = 4, not 8"),
+    ((4, LNS8), {"q_floor": -16}, "q_floor must be None or an integer from -15 to 15, not -16"),
+    ((4, LNS8), {"q_floor": 16}, "q_floor must be None or an integer from -15 to 15, not 16"),
+    ((4, LogFormat(12, 0)), {}, "the result would need 4108 bits, more than 256; use fewer scale bits or p_bits, "
+                                "or a q_floor"),
 ])
 def test_parameters_are_checked(args, kwargs, message):
-    with pytest.raises(ValueError, match=f"^{message}$"):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
         LogDotProduct(*args, **kwargs)
 
 
-def test_widths_of_a_small_unit():
+@pytest.mark.parametrize("kwargs, message", [
+    ({"fmt": "lns4", "products": 4}, "log format must be a LogFormat, not 'lns4'"),
+    ({"products": 0}, "products must be a positive integer, not 0"),
+    ({"products": 4, "beats": 0}, "beats must be a positive integer, not 0"),
+    ({"products": 4, "scale_lo": 1, "scale_hi": 0}, r"scale range \[1, 0\] is empty"),
+    ({"products": 4, "p_bits": 0}, "p_bits must be an integer from 1 to 48, not 0"),
+    ({"products": 4, "q_floor": 2.0}, "q_floor must be None or an integer from -1 to 1, not 2.0"),
+])
+def test_log_sum_parameters_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        LogSum(**{"fmt": LNS4, **kwargs})
+
+
+def test_widths_of_a_small_sum():
     # Worked by hand: LNS4 exponents -3..3 give t in [-6, 6], so q_min = floor(-6/4) = -2 and the largest
     # product is t' = 6 + 8 = 14 = 3*4 + 2: 2**3 in bucket 2. C_2 = round(256 * sqrt(2)) = 362.
-    # 4 lanes * 2 beats * 362 * 8 = 23168 needs 16 signed bits.
-    unit = LogDotProduct(4, LNS4, 8, 2)
-    assert (unit.q_min, unit.offset_max, unit.result_exponent) == (-2, 14, -10)
-    assert unit.constants == (256, 304, 362, 431)
-    assert unit.result_format == IntFormat(16)
-    # A beat's bucket 2 reaches 4 * 2**3 = 32 (7 bits), bucket 3 only 4 * 2**2.
-    assert [f.bits for f in unit.sum_formats] == [7, 7, 7, 6]
-    assert unit.latency == 5
+    spec = LogSum(LNS4, 4, 2, p_bits=8)
+    assert (spec.q_min, spec.offset_max, spec.q_top, spec.result_exponent) == (-2, 14, 3, -10)
+    assert spec.constants == (256, 304, 362, 431)
+    # A beat's bucket 0..2 reaches 4 * 2**3 = 32 (7 signed bits), bucket 3 (t' <= 11) only 4 * 2**2 = 16.
+    assert [spec.bucket_top(r, 4) for r in range(4)] == [32, 32, 32, 16]
+    assert (spec.sum_format, spec.acc_format) == (IntFormat(7), IntFormat(8))
+    # 4 lanes * 2 beats * 362 * 2**3 = 23168 needs 16 signed bits.
+    assert spec.result_format == IntFormat(16)
+    # Scales in [-2, 1]: t in [-8, 7], q_min = -2, t' up to 15 = 3*4 + 3, so bucket 3 reaches 2**3 too.
+    scaled = LogSum(LNS4, 4, 1, -2, 1, p_bits=8)
+    assert (scaled.q_min, scaled.offset_max, scaled.sum_format) == (-2, 15, IntFormat(7))
+    assert scaled.result_format == IntFormat.for_range(-4 * 431 * 8, 4 * 431 * 8)
+    # q_floor = 0 keeps t >= 0 only: t' = t <= 6 = 1*4 + 2, buckets 0..2 reach 4 * 2 (5 bits), bucket 3 4 * 1.
+    floored = LogSum(LNS4, 4, q_floor=0)
+    assert (floored.q_min, floored.offset_max, floored.q_top, floored.sum_format) == (0, 6, 1, IntFormat(5))
+
+
+def test_unit_takes_its_widths_from_log_sum():
+    unit = LogDotProduct(8, LNS8, scale_bits=3, scale_groups=2, q_floor=-9)
+    assert unit.log_sum == LogSum(LNS8, 8, 1, -4, 3, q_floor=-9)
+    assert unit.latency == 2
+    assert (unit.lanes, unit.format, unit.scale_bits, unit.scale_groups) == (8, LNS8, 3, 2)
+    assert unit.signature.members["sums"].shape == data.ArrayLayout(signed(unit.log_sum.sum_format.bits), 8)
+    assert unit.signature.members["scale"].shape == data.ArrayLayout(signed(3), 2)
+    assert "scale" not in LogDotProduct(4, LNS4).signature.members
 
 
 # -- operand generators -------------------------------------------------------------------------------
@@ -47,186 +87,217 @@ def _code(fmt, e, negative):
     return (np.asarray(negative, np.int64) << fmt.field_bits) | (np.asarray(e) + fmt.bias)
 
 
-def _partner_with_fraction(fmt, w, scale, r, rng):
-    """Codes ``a`` of random sign such that every product ``w * a`` (non-zero ``w``) has fraction ``r``."""
+def _partner_with_fraction(fmt, w, lane_scale, r, rng):
+    """Codes ``a`` of random sign such that every product ``w * a`` (non-zero ``w``, scaled) has fraction ``r``."""
     a = np.empty_like(w)
-    for idx in np.ndindex(w.shape):
-        e_w = fmt.exponent(w[idx]) + scale[idx[0]]
-        exponents = [e for e in range(fmt.min_exponent, fmt.max_exponent + 1)
-                     if (e_w + e) % fmt.buckets == r[idx]]
-        a[idx] = _code(fmt, rng.choice(exponents), rng.integers(2))
+    for i in range(len(w)):
+        e_w = fmt.exponent(w[i]) + lane_scale[i]
+        exponents = [e for e in range(fmt.min_exponent, fmt.max_exponent + 1) if (e_w + e) % fmt.buckets == r[i]]
+        a[i] = _code(fmt, rng.choice(exponents), rng.integers(2))
     return a
 
 
-def _tiles(unit, rng):
-    """Random tiles, then the extreme ones: ``[(w, a, scale, exact)]`` with ``exact`` the true value where
-    it is known without the model (else None)."""
-    fmt, v, k = unit.format, unit.lanes, unit.max_k_beats
-    s_lo, s_hi = (-(1 << (unit.scale_bits - 1)), (1 << (unit.scale_bits - 1)) - 1) if unit.scale_bits else (0, 0)
-    n_codes = 1 << fmt.bits
+def _beats(unit, rng, random_beats=24):
+    """``[(w, a, scale)]``: random beats, then the extreme ones. ``scale`` has one exponent per group."""
+    fmt, v, groups = unit.format, unit.lanes, unit.scale_groups
+    s_lo, s_hi = unit.log_sum.scale_lo, unit.log_sum.scale_hi
+    per_group = v // groups
 
-    def scale(beats, value=None):
-        return np.full(beats, value) if value is not None else rng.integers(s_lo, s_hi + 1, beats)
+    def scale(value=None):
+        return np.full(groups, value) if value is not None else rng.integers(s_lo, s_hi + 1, groups)
 
-    def nonzero(shape):
-        return _code(fmt, rng.integers(fmt.min_exponent, fmt.max_exponent + 1, shape), rng.integers(0, 2, shape))
+    def nonzero():
+        return _code(fmt, rng.integers(fmt.min_exponent, fmt.max_exponent + 1, v), rng.integers(0, 2, v))
 
-    def codes(beats):
-        return rng.integers(0, n_codes, (beats, v))
-
-    tiles = []
-    for beats in list(rng.integers(1, k + 1, 10)) + [1, 1, 1, k]:
-        tiles.append((codes(beats), codes(beats), scale(beats), None))
-    zeros = rng.choice([0, 1 << fmt.field_bits], (k, v))
-    tiles.append((zeros, codes(k), scale(k), 0.0))
-    largest = np.full((k, v), _code(fmt, fmt.max_exponent, 0))
-    top = v * k * fmt.magnitude(2 * fmt.max_exponent + s_hi)
-    tiles.append((largest, largest, scale(k, s_hi), top))
-    tiles.append((largest | (1 << fmt.field_bits), largest, scale(k, s_hi), -top))
-    smallest = np.full((k, v), _code(fmt, fmt.min_exponent, 0))
-    # The smallest products are dropped when the unit has a q_floor (it lies above their q).
-    tiles.append((smallest, smallest, scale(k, s_lo),
-                  0.0 if unit.q_floor is not None else v * k * fmt.magnitude(2 * fmt.min_exponent + s_lo)))
-    w, s = nonzero((k, v)), scale(k)
-    tiles.append((w, _partner_with_fraction(fmt, w, s, np.full((k, v), rng.integers(fmt.buckets)), rng), s, None))
-    tiles.append((w, _partner_with_fraction(fmt, w, s, np.indices((k, v))[1] % fmt.buckets, rng), s, None))
-    # Alternating signs that cancel: lane 2j + 1 is lane 2j with w negated.
-    w, a, s = nonzero((k, v // 2)), nonzero((k, v // 2)), scale(k)
-    tiles.append((np.stack([w, w ^ (1 << fmt.field_bits)], axis=2).reshape(k, v),
-                  np.repeat(a, 2, axis=1), s, 0.0))
-    return tiles
+    beats = [(rng.integers(0, 1 << fmt.bits, v), rng.integers(0, 1 << fmt.bits, v), scale())
+             for _ in range(random_beats)]
+    # Zero codes of either sign against anything.
+    beats.append((rng.choice([0, 1 << fmt.field_bits], v), rng.integers(0, 1 << fmt.bits, v), scale()))
+    largest, smallest = np.full(v, _code(fmt, fmt.max_exponent, 0)), np.full(v, _code(fmt, fmt.min_exponent, 0))
+    beats += [(largest, largest, scale(s_hi)), (largest | (1 << fmt.field_bits), largest, scale(s_hi)),
+              (smallest, smallest, scale(s_lo)), (smallest, smallest | (1 << fmt.field_bits), scale(s_lo))]
+    for r in [np.full(v, rng.integers(fmt.buckets)), np.arange(v) % fmt.buckets]:   # one bucket, all buckets
+        w, s = nonzero(), scale()
+        beats.append((w, _partner_with_fraction(fmt, w, np.repeat(s, per_group), r, rng), s))
+    # Alternating signs that cancel: lane 2j + 1 is lane 2j with w negated (one scale for both).
+    w, a = nonzero()[: v // 2], nonzero()[: v // 2]
+    beats.append((np.stack([w, w ^ (1 << fmt.field_bits)], axis=1).reshape(v), np.repeat(a, 2), scale(s_hi)))
+    return beats
 
 
-def _magnitudes(fmt, w, a, scale=None):
-    """Sum of the magnitudes of the products (float64)."""
-    p = np.abs(decode(fmt, w) * decode(fmt, a))
-    return float((p if scale is None else p * np.exp2(np.asarray(scale) / fmt.buckets)[:, None]).sum())
+def _lane_scales(unit, beats):
+    """The exponent of every lane of every beat, ``(beats, lanes)``, or None without scales."""
+    if not unit.scale_bits:
+        return None
+    return np.repeat(np.array([s for _, _, s in beats]), unit.lanes // unit.scale_groups, axis=1)
 
 
-# -- simulation ---------------------------------------------------------------------------------------
+def _simulate(unit, beats):
+    """Feeds one beat per cycle; returns the ``sums`` of every beat, read ``latency`` edges after it entered."""
+    outs = []
 
-def _simulate(unit, tiles, rng, bubbles):
-    """Feeds the tiles back to back (with random invalid beats carrying random data and flags if
-    ``bubbles``) and returns the results, checking that each is read after the ``latency``-th clock edge,
-    counting the one that samples its tile's last beat."""
-    n_codes = 1 << unit.format.bits
-    beats = []
-    for w, a, s, _ in tiles:
-        for b in range(len(w)):
-            while bubbles and rng.random() < 0.3:
-                beats.append((rng.integers(0, n_codes, unit.lanes), rng.integers(0, n_codes, unit.lanes),
-                              0, 0, int(rng.integers(2)), int(rng.integers(2))))
-            beats.append((w[b], a[b], int(s[b]), 1, b == 0, b == len(w) - 1))
-    last_edges, results = [], []
-
-    async def producer(ctx):
-        for edge, (w, a, s, valid, first, last) in enumerate(beats, start=1):
+    async def testbench(ctx):
+        idle = (np.zeros(unit.lanes, np.int64), np.zeros(unit.lanes, np.int64), np.zeros(unit.scale_groups))
+        for w, a, s in beats + [idle] * unit.latency:
             ctx.set(unit.w, [int(x) for x in w])
             ctx.set(unit.a, [int(x) for x in a])
             if unit.scale_bits:
-                ctx.set(unit.scale, s)
-            ctx.set(unit.valid, valid)
-            ctx.set(unit.first, first)
-            ctx.set(unit.last, last)
-            if valid and last:
-                last_edges.append(edge)
+                ctx.set(unit.scale, [int(x) for x in s])
             await ctx.tick()
-        ctx.set(unit.valid, 0)
-
-    async def consumer(ctx):
-        for edge in range(1, len(beats) + unit.latency + 3):
-            await ctx.tick()
-            if ctx.get(unit.result_valid):
-                results.append((edge, ctx.get(unit.result)))
+            sums = ctx.get(unit.sums)
+            outs.append([sums[r] for r in range(unit.format.buckets)])
 
     sim = Simulator(unit)
     sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
+    sim.add_testbench(testbench)
     sim.run()
-    assert [edge for edge, _ in results] == [edge + unit.latency - 1 for edge in last_edges]
-    return [y for _, y in results]
+    return outs[unit.latency - 1:][:len(beats)]
 
 
 _UNITS = [
-    ("lns8-v8-scaled", lambda org: LogDotProduct(8, LNS8, 12, 4, org, scale_bits=2)),
-    ("lns4-v4", lambda org: LogDotProduct(4, LNS4, 8, 4, org)),
-    ("lns8-v4-floor", lambda org: LogDotProduct(4, LNS8, 10, 3, org, q_floor=-9)),
+    ("lns8-v8-groups", lambda org: LogDotProduct(8, LNS8, org, scale_bits=3, scale_groups=2)),
+    ("lns4-v4", lambda org: LogDotProduct(4, LNS4, org)),
+    ("lns4-v16-scaled", lambda org: LogDotProduct(16, LNS4, org, scale_bits=4)),
+    ("lns8-v4-floor", lambda org: LogDotProduct(4, LNS8, org, q_floor=-9)),
     # Only the top octave kept: t' = t - 6 is 0 at most, so bucket 1 never receives a product.
-    ("f1-v4-top-octave", lambda org: LogDotProduct(4, LogFormat(4, 1), 6, 3, org, q_floor=3)),
-    ("f0-v4", lambda org: LogDotProduct(4, LogFormat(4, 0), 4, 3, org)),
+    ("f1-v4-top-octave", lambda org: LogDotProduct(4, LogFormat(4, 1), org, q_floor=3)),
+    ("f0-v4-groups", lambda org: LogDotProduct(4, LogFormat(4, 0), org, scale_bits=2, scale_groups=4)),
 ]
 
 
-@pytest.mark.parametrize("bubbles", [False, True], ids=["dense", "bubbles"])
 @pytest.mark.parametrize("organisation", ORGANISATIONS)
 @pytest.mark.parametrize("make", [u[1] for u in _UNITS], ids=[u[0] for u in _UNITS])
-def test_unit_matches_model_bit_exactly(make, organisation, bubbles):
+def test_unit_matches_model_bit_exactly(make, organisation):
     unit = make(organisation)
-    rng = np.random.default_rng(7)
-    tiles = _tiles(unit, rng)
-    got = _simulate(unit, tiles, rng, bubbles)
-    assert got == [int(model.dot(unit, w, a, s)) for w, a, s, _ in tiles]
-    for y, (w, a, s, exact) in zip(got, tiles):
-        ref = model.reference(unit.format, w, a, s)
-        slack = 1e-12 * _magnitudes(unit.format, w, a, s)
-        assert abs(model.value(unit, y) - ref) <= model.error_bound(unit, w, a, s) + slack
-        if exact is not None:
-            if exact == 0.0:
-                assert y == 0
-            else:
-                assert model.value(unit, y) == pytest.approx(exact, rel=2.0 ** -(unit.p_bits + 1))
-    # The largest tile reaches the top of the result format: the width is exact and tight.
-    assert unit.result_format == IntFormat.for_range(-max(map(abs, got)), max(map(abs, got)))
+    spec, rng = unit.log_sum, np.random.default_rng(7)
+    beats = _beats(unit, rng)
+    w, a = np.array([b[0] for b in beats]), np.array([b[1] for b in beats])
+    want = model.bucket_sums(spec, w, a, _lane_scales(unit, beats))
+    got = _simulate(unit, beats)
+    assert got == want.tolist()
+    # The extreme beats reach both ends of the sum format: its width is exact and tight.
+    top = max(spec.bucket_top(r, unit.lanes) for r in range(unit.format.buckets))
+    assert (min(map(min, got)), max(map(max, got))) == (-top, top)
+    assert spec.sum_format == IntFormat.for_range(-top, top)
+    # The cancelling beat sums to zero in every bucket.
+    assert got[-1] == [0] * unit.format.buckets
 
-
-# -- model against the exact reference ----------------------------------------------------------------
 
 def test_bucket_sums_reconstruct_the_exact_products():
-    unit = LogDotProduct(16, LNS8, 12, 64, scale_bits=6)
+    spec = LogSum(LNS8, 16, 64, -32, 31)
     rng = np.random.default_rng(3)
-    w, a, s = rng.integers(0, 256, (64, 16)), rng.integers(0, 256, (64, 16)), rng.integers(-32, 32, 64)
-    acc = model.accumulators(unit, w, a, s)
-    exact = float(np.sum(acc * np.exp2(np.arange(8) / 8))) * 2.0 ** unit.q_min
-    assert exact == pytest.approx(model.reference(LNS8, w, a, s), rel=1e-12)
+    w, a, s = rng.integers(0, 256, (64, 16)), rng.integers(0, 256, (64, 16)), rng.integers(-32, 32, (64, 1))
+    per_beat = model.bucket_sums(spec, w, a, s)
+    acc = per_beat.sum(axis=0)
+    exact = float(np.sum(acc * np.exp2(np.arange(8) / 8))) * 2.0 ** spec.q_min
+    assert exact == pytest.approx(model.reference(LNS8, w, a, s).sum(), rel=1e-12)
     # Beat by beat, from the decoded products: t = 8 * log2|p|, bucket t mod 8 gets +-2**(floor(t/8) - q_min).
-    per_beat = model.bucket_sums(unit, w, a, s)
-    p = decode(LNS8, w) * decode(LNS8, a) * np.exp2(s / 8)[:, None]
+    p = decode(LNS8, w) * decode(LNS8, a) * np.exp2(s / 8)
     for beat in range(8):
         want = [0] * 8
         for x in p[beat][p[beat] != 0]:
             t = round(8 * np.log2(abs(x)))
-            want[t % 8] += int(np.sign(x)) << (t // 8 - unit.q_min)
+            want[t % 8] += int(np.sign(x)) << (t // 8 - spec.q_min)
         assert per_beat[beat].tolist() == want
-    assert (per_beat.sum(axis=0) == acc).all()
 
 
-@pytest.mark.parametrize("fmt, p_bits, q_floor", [(LNS8, 8, None), (LNS8, 16, None), (LNS4, 6, None),
-                                                  (LNS8, 12, -4), (LogFormat(6, 0), 4, None)])
-def test_error_stays_within_the_bound(fmt, p_bits, q_floor):
-    unit = LogDotProduct(64, fmt, p_bits, 256, q_floor=q_floor)
+# -- the combine's constant multipliers ---------------------------------------------------------------
+
+def test_times_constant_digits_multiply_exactly():
+    # On Python integers the shift-add terms are plain arithmetic: every constant up to 2**13.
+    for c in range(1, 1 << 13):
+        for x in (1, -1, 3, -77, 12345):
+            assert times_constant(x, c) == x * c
+
+
+class _Combine(wiring.Component):
+    """``sum_r acc[r] * C_r`` as LogCombine computes it, combinationally, into ``result_bits``."""
+
+    def __init__(self, spec, result_bits):
+        self._constants = spec.constants
+        super().__init__({"acc": In(data.ArrayLayout(signed(spec.acc_format.bits), len(spec.constants))),
+                          "result": Out(signed(result_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.result.eq(adder_tree([times_constant(self.acc[r], c) for r, c in enumerate(self._constants)]))
+        return m
+
+
+def _run_combine(dut, cases):
+    got = []
+
+    async def testbench(ctx):
+        for acc in cases:
+            ctx.set(dut.acc, [int(x) for x in acc])
+            got.append(ctx.get(dut.result))
+
+    sim = Simulator(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("spec", [LogSum(LNS8, 4, 4), LogSum(LNS4, 8, 16, p_bits=16), LogSum(LogFormat(5, 1), 4, 2)],
+                         ids=["lns8", "lns4-p16", "f1"])
+def test_combine_matches_model(spec):
+    fmt, rng = spec.fmt, np.random.default_rng(11)
+    # Any accumulator values (wider than a result: all buckets at their extreme at once cannot happen).
+    lo, hi = spec.acc_format.min, spec.acc_format.max
+    cases = [rng.integers(lo, hi + 1, fmt.buckets) for _ in range(40)]
+    cases += [np.full(fmt.buckets, lo), np.full(fmt.buckets, hi), -np.arange(fmt.buckets)]
+    wide = _Combine(spec, spec.acc_format.bits + spec.p_bits + 2 + fmt.frac_bits)
+    assert _run_combine(wide, cases) == [int(model.combine(spec, acc)) for acc in cases]
+    # Accumulators of real tiles fit the result format, the largest ones exactly.
+    n = spec.products * spec.beats
+    largest = np.full(n, _code(fmt, fmt.max_exponent, 0))
+    tiles = [(largest, largest), (largest | (1 << fmt.field_bits), largest),
+             (rng.integers(0, 1 << fmt.bits, n), rng.integers(0, 1 << fmt.bits, n))]
+    accs = [model.bucket_sums(spec, w, a) for w, a in tiles]
+    got = _run_combine(_Combine(spec, spec.result_format.bits), accs)
+    assert got == [int(model.combine(spec, acc)) for acc in accs]
+    assert spec.result_format == IntFormat.for_range(got[1], got[0])
+
+
+# -- the error of the whole datapath ------------------------------------------------------------------
+
+def _magnitudes(fmt, w, a, scale=None):
+    """Sum of the product magnitudes over the last axis (float64)."""
+    p = np.abs(decode(fmt, w) * decode(fmt, a))
+    return (p if scale is None else p * np.exp2(np.asarray(scale) / fmt.buckets)).sum(axis=-1)
+
+
+@pytest.mark.parametrize("fmt, p_bits, scale, q_floor", [
+    (LNS8, 8, 0, None), (LNS8, 16, 0, None), (LNS4, 6, 0, None), (LNS4, 12, 3, None),
+    (LNS8, 12, 4, None),                      # scales widen q to 34 octaves
+    (LNS8, 12, 0, -4), (LNS4, 10, 0, 0),      # products below 2**q_floor dropped
+    (LogFormat(6, 0), 8, 0, -10),             # F = 0, 40 octaves
+    (LogFormat(5, 1), 8, 2, None),
+])
+def test_error_stays_within_the_bound(fmt, p_bits, scale, q_floor):
+    s_lo, s_hi = (-(1 << (scale - 1)), (1 << (scale - 1)) - 1) if scale else (0, 0)
+    k = 1024
+    spec = LogSum(fmt, k, 1, s_lo, s_hi, q_floor=q_floor, p_bits=p_bits)
     rng = np.random.default_rng(5)
-    worst = 0.0
-    for _ in range(20):
-        w, a = rng.integers(0, 1 << fmt.bits, (256, 64)), rng.integers(0, 1 << fmt.bits, (256, 64))
-        err = abs(model.value(unit, model.dot(unit, w, a)) - model.reference(fmt, w, a))
-        bound = model.error_bound(unit, w, a)
-        magnitudes = _magnitudes(fmt, w, a)
-        assert err <= bound + 1e-12 * magnitudes
-        if q_floor is None:
-            assert bound <= 2.0 ** -(p_bits + 1) * magnitudes
-        worst = max(worst, err / bound if bound else 0.0)
-    if fmt.frac_bits:
-        assert worst > 0.01        # the bound is not vacuous: the constants' rounding shows
-    else:
-        assert worst == 0.0        # F = 0: the only constant is 2**P, exact
+    w, a = rng.integers(0, 1 << fmt.bits, (20, k)), rng.integers(0, 1 << fmt.bits, (20, k))
+    # Sparse sums too: one product in eight kept, so that cancellation leaves little.
+    w = np.where(np.arange(20)[:, None] % 2 & (rng.random((20, k)) < 0.875), 0, w)
+    s = rng.integers(s_lo, s_hi + 1, (20, k)) if scale else None
+    acc = model.bucket_sums(spec, w, a, s)
+    err = np.abs(model.value(spec, model.combine(spec, acc)) - model.reference(fmt, w, a, s))
+    bound = model.error_bound(spec, w, a, s)
+    magnitudes = _magnitudes(fmt, w, a, s)
+    assert (err <= bound + 1e-12 * magnitudes).all()
+    if q_floor is None:
+        assert (bound <= 2.0 ** -(p_bits + 1) * magnitudes).all()
+    if fmt.frac_bits and q_floor is None:
+        assert (err / bound).max() > 0.01        # the bound is not vacuous: the constants' rounding shows
 
 
-def test_wide_results_use_python_integers():
-    # 8-bit scales: t in [-126 - 128, 126 + 127], q_min = floor(-254 / 8) = -32. The largest product,
-    # t = 253, is t' = 253 + 256 = 63 * 8 + 5: 2**63 in bucket 5, too wide for int64 with 16 of them.
-    unit = LogDotProduct(4, LNS8, 12, 4, scale_bits=8)
-    assert unit.result_format.bits > 64
-    w, s = np.full((4, 4), 0x7F), np.full(4, 127)
-    assert model.dot(unit, w, w, s) == 16 * round(2 ** (12 + 5 / 8)) * 2 ** 63
-    assert model.dot(unit, w, w ^ 0x80, s) == -16 * round(2 ** (12 + 5 / 8)) * 2 ** 63
+def test_dropped_products_are_counted_in_the_bound():
+    # Smallest LNS8 products (t = -126) fall below q_floor = -4 and vanish; the bound covers each.
+    spec = LogSum(LNS8, 8, q_floor=-4)
+    smallest = np.full(8, 0x01)
+    assert model.bucket_sums(spec, smallest, smallest).tolist() == [0] * 8
+    assert model.error_bound(spec, smallest, smallest) == 8 * 2.0 ** -4
+    assert model.reference(LNS8, smallest, smallest) == pytest.approx(8 * 2.0 ** (-126 / 8))
