@@ -15,7 +15,8 @@ from .formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFo
 from .log_format import LOG_FORMATS
 from .log_sum import LogSum
 
-__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset", "load_config"]
+__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset",
+           "load_config", "mode_bits", "per_lane", "code_range"]
 
 
 class ConfigError(ValueError):
@@ -38,8 +39,8 @@ _MAX_K_LIMIT = 1 << 24
 #: ``multiplier`` names -> pipeline stages a lane adds before the product register (docs/fpga.md):
 #: shift-and-add logic (:class:`~qmac.hw.lane_product.LaneProduct`), iCE40 SB_MAC16 in dual 8x8 mode
 #: (:class:`~qmac.hw.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
-#: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`, a register on each side of the multiplier).
-MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 2}
+#: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`, registered before and twice after the multiplier).
+MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 3}
 
 
 def mode_bits(mode):
@@ -128,7 +129,7 @@ class CoreConfig:
     multiplier : str
         What each INT lane multiplies with: ``"logic"`` (default; shift-and-add in LUTs), ``"sb_mac16"``
         (iCE40 SB_MAC16 blocks in dual 8x8 mode, two lanes per block) or ``"mult18"`` (ECP5 MULT18X18D,
-        one lane per block; adds two pipeline stages). Results are identical; see :data:`MULTIPLIERS`.
+        one lane per block; adds three pipeline stages). Results are identical; see :data:`MULTIPLIERS`.
     """
     rows: int = 8
     cols: int = 8
@@ -242,6 +243,9 @@ class CoreConfig:
         if self.sparse:
             raise ConfigError("config key 'sparse': True is not allowed with a log mode; allowed: false "
                               "(2:4 selection is built for the INT modes)")
+        if self.multiplier != "logic":
+            raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed with a log mode; allowed: "
+                              f"logic (an LNS product is an exponent addition, no multiplier)")
 
     # -- construction -----------------------------------------------------------------------------
 

@@ -6,9 +6,11 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ConfigError
+from .config import MULTIPLIERS, ConfigError
 from .formats import IntFormat, lane_range
+from .lane_pair_product import LanePairProduct
 from .lane_product import LaneProduct
+from .packed_lane_product import PackedLaneProduct
 
 __all__ = ["DotProduct"]
 
@@ -16,13 +18,16 @@ _LANES = (1, 2, 4, 8, 16, 32, 64)
 
 
 class DotProduct(wiring.Component):
-    """``sum`` = the exact sum over V lanes of :class:`LaneProduct` (INT8: ``sum w_i*a_i`` over V elements;
-    INT4: over 2V elements).
+    """``sum`` = the exact sum over V lanes of the lane product :class:`LaneProduct` defines (INT8:
+    ``sum w_i*a_i`` over V elements; INT4: over 2V elements), computed by the ``multiplier``'s lanes:
+    :class:`LaneProduct` (``"logic"``), :class:`LanePairProduct` (``"sb_mac16"``, two lanes per SB_MAC16;
+    an odd last lane uses half of one) or :class:`PackedLaneProduct` (``"mult18"``, one MULT18X18D each).
 
     Pipeline: the lane products are registered, then a binary adder tree registers every
     ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
-    ``1 + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`); one vector pair enters per
-    cycle. Every register advances together; wrap the unit in ``EnableInserter`` to stall it.
+    ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
+    stages (3 for ``"mult18"``, else 0); one vector pair enters per cycle. Every register advances
+    together; wrap the unit in ``EnableInserter`` to stall it.
 
     Parameters
     ----------
@@ -32,6 +37,8 @@ class DotProduct(wiring.Component):
         As :class:`LaneProduct`.
     tree_levels_per_stage : int
         1..8.
+    multiplier : str
+        ``"logic"`` (default), ``"sb_mac16"`` or ``"mult18"`` (:data:`qmac.hw.config.MULTIPLIERS`).
 
     Members
     -------
@@ -43,13 +50,20 @@ class DotProduct(wiring.Component):
         Exact partial sum, ``latency`` cycles after its operands.
     """
 
-    def __init__(self, lanes, modes, tree_levels_per_stage=2):
+    def __init__(self, lanes, modes, tree_levels_per_stage=2, multiplier="logic"):
         if lanes not in _LANES:
             raise ConfigError(f"dot-product lanes must be one of {', '.join(map(str, _LANES))}, not {lanes!r}")
         if not isinstance(tree_levels_per_stage, int) or not 1 <= tree_levels_per_stage <= 8:
             raise ConfigError(f"tree_levels_per_stage must be an integer 1..8, not {tree_levels_per_stage!r}")
-        self._units = [LaneProduct(modes) for _ in range(lanes)]
+        if not isinstance(multiplier, str) or multiplier not in MULTIPLIERS:
+            raise ConfigError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
+        if multiplier == "sb_mac16":
+            self._units = [LanePairProduct(modes) for _ in range((lanes + 1) // 2)]
+        else:
+            self._units = [(PackedLaneProduct if multiplier == "mult18" else LaneProduct)(modes)
+                           for _ in range(lanes)]
         self._lane = self._units[0]
+        self._multiplier = multiplier
         self._lanes = lanes
         self._levels_per_stage = tree_levels_per_stage
         lo, hi = lane_range(modes)
@@ -70,19 +84,32 @@ class DotProduct(wiring.Component):
         return self._format
 
     @property
+    def multiplier(self):
+        return self._multiplier
+
+    @property
     def latency(self):
-        return 1 + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
+        return 1 + MULTIPLIERS[self._multiplier] + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
 
     def elaborate(self, platform):
         m = Module()
-        level = []
-        for i, lane in enumerate(self._units):
-            m.submodules[f"lane{i}"] = lane
-            m.d.comb += [lane.w.eq(self.w[i]), lane.a.eq(self.a[i])]
+        products = []
+        for i, unit in enumerate(self._units):
+            m.submodules[f"lane{i}"] = unit
             if len(self._lane.modes) > 1:
-                m.d.comb += lane.int4.eq(self.int4)
+                m.d.comb += unit.int4.eq(self.int4)
+            if isinstance(unit, LanePairProduct):
+                for j in range(2):
+                    if 2 * i + j < self._lanes:   # else the half stays zero and unused
+                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self.a[2 * i + j])]
+                        products.append(unit.p[j])
+            else:
+                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i])]
+                products.append(unit.p)
+        level = []
+        for i, product in enumerate(products):
             p = Signal(signed(self._lane.format.bits), name=f"p{i}")
-            m.d.sync += p.eq(lane.p)
+            m.d.sync += p.eq(product)
             level.append(p)
         depth = 0
         while len(level) > 1:

@@ -7,7 +7,16 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigError
 from .formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range, modes_valid
 
-__all__ = ["LaneProduct"]
+__all__ = ["LaneProduct", "lane_format"]
+
+
+def lane_format(modes):
+    """Format of a lane result for ``modes``: the narrowest signed width holding every mode's range.
+    Raises :class:`ConfigError` unless ``modes`` is a non-empty tuple of distinct element format names."""
+    if not modes_valid(modes):
+        raise ConfigError(f"lane modes must be a non-empty tuple of distinct names from "
+                          f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
+    return IntFormat.for_range(*lane_range(modes))
 
 
 class LaneProduct(wiring.Component):
@@ -49,11 +58,8 @@ class LaneProduct(wiring.Component):
     """
 
     def __init__(self, modes):
-        if not modes_valid(modes):
-            raise ConfigError(f"lane modes must be a non-empty tuple of distinct names from "
-                              f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
+        self._format = lane_format(modes)
         self._modes = modes
-        self._format = IntFormat.for_range(*lane_range(modes))
         ports = {"w": In(8), "a": In(8), "p": Out(signed(self._format.bits))}
         if len(modes) > 1:
             ports["int4"] = In(1)

@@ -3,8 +3,9 @@
 Amaranth's build plan for the board (:mod:`qmac.hw.boards`) is extracted into the build folder and its
 steps (Yosys, nextpnr, the packer; listed in ``build_qmac.json``) are run one by one here, with the
 YoWASP tool of each step, so that progress can be shown. nextpnr runs with ``--report report.json``
-(Fmax and device utilization) and ``--timing-allow-fail`` (a design that misses timing is still
-reported, then refused); Yosys writes its cell counts with ``tee -q -o stat.json stat -json``.
+(Fmax and device utilization), ``--timing-allow-fail`` (a design that misses timing is still
+reported, then refused) and, on the ECP5, ``--router router2``; Yosys writes its cell counts with
+``tee -q -o stat.json stat -json``.
 """
 
 import contextlib
@@ -162,14 +163,17 @@ def build_bitstream(board, config, *, clock_mhz=None, baud=115200, out_dir, prog
     with _environment(_tool_paths(program)):
         start = time.perf_counter()
         progress(f"elaborating {board}: {config.rows}x{config.cols} array, V={config.lanes}, "
-                 f"{'/'.join(config.modes)}, sync {hz / 1e6:g} MHz, {baud} baud ...")
-        platform.add_file(f"{unit}.v", verilog.convert(MacUnit(config), name=unit, emit_src=False))
+                 f"{'/'.join(config.modes)}, {config.multiplier} lanes, sync {hz / 1e6:g} MHz, {baud} baud ...")
+        # With the platform, so that lanes instantiate the board's DSP primitives (hw/lane_pair_product.py).
+        platform.add_file(f"{unit}.v", verilog.convert(MacUnit(config), name=unit, platform=platform, emit_src=False))
         link = HostLink(config, divisor=divisor, clock_hz=round(hz), queue_depth=queue_depth,
                         operand_stage=platform.operand_stage, unit_module=unit)
         plan = platform.prepare(
             HostLinkTop(link), name=DESIGN,
             script_after_synth="tee -q -o stat.json stat -json",
-            nextpnr_opts="--report report.json --timing-allow-fail")
+            # router2 on the ECP5: router1 did not converge in 17 minutes on a 4x4 array of MULT18X18D
+            # lanes (33706 arcs, 30000 still overused) that router2 routes in a few minutes.
+            nextpnr_opts="--report report.json --timing-allow-fail" + (" --router router2" if target == "ecp5" else ""))
         plan.extract(out_dir)
         steps = {"elaborate": time.perf_counter() - start}
         progress(f"elaborated in {steps['elaborate']:.1f} s; building in {out_dir}")

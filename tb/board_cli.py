@@ -68,8 +68,8 @@ def _print_summary(s):
                        for cell, (used, avail) in s["utilization"].items())
     rows = [
         ("board", f"{s['board']} ({s['device']})"),
-        ("core", f"{cfg['rows']}x{cfg['cols']} array, V={cfg['lanes']}, {'/'.join(cfg['modes'])}: "
-                 f"{macs} MACs/cycle"),
+        ("core", f"{cfg['rows']}x{cfg['cols']} array, V={cfg['lanes']}, {'/'.join(cfg['modes'])}"
+                 f"{', ' + cfg['multiplier'] + ' lanes' if 'multiplier' in cfg else ''}: {macs} MACs/cycle"),
         ("clock", f"requested {s['requested_mhz']:g} MHz, PLL {s['clock_mhz']:g} MHz, "
                   f"Fmax {s['fmax_mhz']:g} MHz: {verdict}"),
         ("UART", f"{s['baud']} baud ({s['divisor']} clocks per bit)"),

@@ -12,8 +12,11 @@ from qmac.hw.boards import BOARDS
 from qmac.hw.config import CoreConfig
 from qmac.tb.bitstream import build_bitstream, uart_divisor
 
-#: 8 INT4 MACs per cycle: enough to exercise every part of the build in well under two minutes.
+#: 8 INT4 MACs per cycle: enough to exercise every part of the build in well under two minutes; on each
+#: board's DSP blocks (4 lanes: 2 SB_MAC16, 4 MULT18X18D), so the build proves they are mapped.
 SMALL = CoreConfig(rows=1, cols=1, lanes=4, modes=("int4",), max_k=64)
+SMALL_DSP = {"icebreaker": (SMALL.replace(multiplier="sb_mac16"), 2),
+             "ulx3s-85f": (SMALL.replace(multiplier="mult18"), 4)}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,19 +35,20 @@ def test_arguments_checked(tmp_path):
         build_bitstream("icebreaker", "tiny", out_dir=tmp_path)
 
 
-def _check(summary, board):
+def _check(summary, board, dsps):
     assert summary["board"] == board and summary["timing_met"], summary
     assert summary["fmax_mhz"] >= summary["clock_mhz"]
     assert Path(summary["bitstream"]).stat().st_size > 10_000
-    assert summary["luts"] > 500 and summary["ffs"] > 200 and summary["brams"] >= 1 and summary["dsps"] == 0
+    assert summary["luts"] > 500 and summary["ffs"] > 200 and summary["brams"] >= 1 and summary["dsps"] == dsps
 
 
 @pytest.mark.xdist_group("fpga-build")
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_small_build(board, tmp_path):
     lines = []
-    summary = build_bitstream(board, SMALL, out_dir=tmp_path, queue_depth=16, progress=lines.append)
-    _check(summary, board)
+    config, dsps = SMALL_DSP[board]
+    summary = build_bitstream(board, config, out_dir=tmp_path, queue_depth=16, progress=lines.append)
+    _check(summary, board, dsps)
     assert summary["macs_per_cycle"] == {"int4": 8}
     assert any(line.startswith("place and route") and "done" in line for line in lines), lines
 
@@ -58,5 +62,7 @@ def test_default_build_through_cli(board, tmp_path):
                            str(tmp_path), "--json"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
-    _check(summary, board)
-    assert summary["config"] == BOARDS[board].default_config.to_dict()
+    config = BOARDS[board].default_config
+    lanes = config.rows * config.cols * config.lanes
+    _check(summary, board, {"logic": 0, "sb_mac16": lanes // 2, "mult18": lanes}[config.multiplier])
+    assert summary["config"] == config.to_dict()

@@ -95,6 +95,9 @@ def test_multiplier():
                                             "allowed: log"),
     ({"scale_bits": 4, "scale_kind": "log"}, "config key 'scale_kind': 'log' is not allowed with modes "
                                              "['int8', 'int4']; allowed: int, pow2"),
+    ({"modes": ("lns8",), "multiplier": "mult18"}, "config key 'multiplier': 'mult18' is not allowed with a log "
+                                                   "mode; allowed: logic (an LNS product is an exponent addition, "
+                                                   "no multiplier)"),
     ({"log_output": True}, "config key 'log_output': True needs a log mode; allowed: only with modes ['lns8'] or "
                            "['lns4']"),
     ({"modes": ("lns8",), "log_output": 1}, "config key 'log_output': 1 is not allowed; allowed: true, false"),

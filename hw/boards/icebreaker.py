@@ -61,14 +61,15 @@ class ICEBreaker(HostLinkBoard, ICEBreakerPlatform):
     (default 30 MHz) from the 12 MHz oscillator through an SB_PLL40_PAD; ``sync`` is held in reset
     until 15 us after the PLL locks. See :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
-    The default core (2x2 array, 4 INT4 lanes) does 32 INT4 MACs per cycle; the ``tiny`` preset (the
-    same with dual-mode lanes) does not fit the UP5K with the link.
+    The default core (2x2 array, 4 dual-mode lanes on the UP5K's 8 SB_MAC16 blocks in dual 8x8 mode) does
+    16 INT8 or 32 INT4 MACs per cycle; with logic lanes (the ``tiny`` preset) it does not fit the UP5K
+    beside the link.
     """
 
     constraints_name = "icebreaker"
     operand_stage = False
     family = "ice40"
-    default_config = CoreConfig(rows=2, cols=2, lanes=4, modes=("int4",), max_k=2048)
+    default_config = CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, multiplier="sb_mac16")
 
     def _pll_parameters(self, f_in, f_out):
         return ice40_pll(f_in, f_out)

@@ -65,14 +65,16 @@ class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     block RAM queues' outputs are slow and far from the array. See
     :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
-    The default core (4x4 array, 4 dual-mode lanes) does 64 INT8 or 128 INT4 MACs per cycle. Its
-    lanes are logic, not DSP blocks, and limit the clock (docs/fpga.md).
+    The default core (4x4 array, 4 dual-mode lanes, one adder-tree level per pipeline stage) does 64 INT8
+    or 128 INT4 MACs per cycle on 64 MULT18X18D (one lane each: an 18x18 multiplier cannot hold two
+    exact INT8 products, docs/fpga.md); its clock is limited by the array's stall and drain control.
     """
 
     constraints_name = "ulx3s"
     operand_stage = True
     family = "ecp5"
-    default_config = CoreConfig(rows=4, cols=4, lanes=4, modes=("int8", "int4"), max_k=4096)
+    default_config = CoreConfig(rows=4, cols=4, lanes=4, modes=("int8", "int4"), max_k=4096, tree_levels_per_stage=1,
+                                multiplier="mult18")
 
     def _pll_parameters(self, f_in, f_out):
         return ecp5_pll(f_in, f_out)
