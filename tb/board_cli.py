@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hw.boards import BOARDS
-from ..hw.config import MODE_CODES, PRESETS, load_config, preset
-from ..hw.formats import ELEMENT_FORMATS
+from ..hw.config import MODE_CODES, PRESETS, code_range, load_config, preset
 
 __all__ = ["add_commands"]
 
@@ -119,17 +118,17 @@ def cmd_run(args):
 
 
 def _operands(args, mode, rng):
-    fmt = ELEMENT_FORMATS[mode].code
+    lo, hi = code_range(mode)
     if args.weights is None:
         n, k, m = args.shape
-        return rng.integers(fmt.min, fmt.max + 1, (n, k)), rng.integers(fmt.min, fmt.max + 1, (k, m))
+        return rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
     from .cli import _load_npy
     W, A = _load_npy(args.weights, "weights"), _load_npy(args.activations, "activations")
     for name, x in (("weights", W), ("activations", A)):
         if not np.issubdtype(x.dtype, np.integer):
             raise _usage_error(f"--{name} must hold integer {mode} codes, not {x.dtype}")
-        if x.size and (x.min() < fmt.min or x.max() > fmt.max):
-            raise _usage_error(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{fmt.min}, {fmt.max}]")
+        if x.size and (x.min() < lo or x.max() > hi):
+            raise _usage_error(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
     if W.shape[1] != A.shape[0]:
         raise _usage_error(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
     return W.astype(np.int64), A.astype(np.int64)

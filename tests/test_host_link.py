@@ -1,5 +1,6 @@
 """The host link (hw/host_link.py) in cocotb on both simulators, driven by the host driver through a
-simulated UART: INFO/STATUS, GEMMs end to end against the golden model, and link fuzzing."""
+simulated UART: INFO/STATUS, GEMMs end to end against the golden model, and link fuzzing, for an INT core
+(with and without the operand stage) and an LNS core."""
 
 import pytest
 
@@ -12,13 +13,13 @@ from qmac.tb.runner import SIMULATORS
 LINK = {"divisor": 4, "clock_hz": 100_000_000, "max_payload": 64, "queue_depth": 16, "receive_depth": 16}
 
 
-@pytest.mark.parametrize("operand_stage", [False, True])
+@pytest.mark.parametrize("name,operand_stage", [("tiny", False), ("tiny", True), ("tiny-lns8", False)])
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_host_link_cocotb(request, sim, operand_stage, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{operand_stage}"))
-    tests, failed, xml = run_host_link_cocotb(preset("tiny"), LINK | {"operand_stage": operand_stage}, sim,
+def test_host_link_cocotb(request, sim, name, operand_stage, tb_build_root):
+    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{name}-{operand_stage}"))
+    tests, failed, xml = run_host_link_cocotb(preset(name), LINK | {"operand_stage": operand_stage}, sim,
                                               "qmac.tb.cocotb_host_link", build_root=tb_build_root)
-    assert tests >= 4, f"only {tests} cocotb tests ran; see {xml}"
+    assert tests >= 2 + len(preset(name).modes), f"only {tests} cocotb tests ran; see {xml}"  # a GEMM per mode
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; see {xml.parent / 'sim.log'}"
 
 
