@@ -238,7 +238,7 @@ class CoreConfig:
             raise ConfigError(f"config key 'bucket_organisation': {self.bucket_organisation!r} is not allowed; "
                               f"allowed: {', '.join(ORGANISATIONS)}")
         if self.q_floor is not None:
-            exact = self.replace(q_floor=None, max_k=2 * self.min_elements_per_beat).log_sum
+            exact = LogSum(self.log_format, 1, 1, *self.log_scale_range)
             _check_int("q_floor", self.q_floor, exact.exact_q_min + 1, exact.q_max)
         if self.sparse:
             raise ConfigError("config key 'sparse': True is not allowed with a log mode; allowed: false "
@@ -322,7 +322,8 @@ class CoreConfig:
         """Range of ``sw + sa`` (two signed S-bit fields) of an LNS build with scales, else ``(0, 0)``."""
         if not self.scale_bits:
             return 0, 0
-        return -(1 << self.scale_bits), (1 << self.scale_bits) - 2
+        lo, hi = self.scale_format.field_range
+        return 2 * lo, 2 * hi
 
     @property
     def log_sum(self):

@@ -209,6 +209,13 @@ class ScaleFormat:
         return (1 << self.bits) - 1
 
     @property
+    def field_range(self):
+        """``(lo, hi)`` of a field's value: ``0 .. 2**S - 1``, or two's complement for ``log``."""
+        if self.kind == "log":
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return 0, self.max_field
+
+    @property
     def max_product(self):
         """Largest combined factor of a vector pair (the product is never negative)."""
         f = self.max_field

@@ -131,7 +131,7 @@ def _scales(plan, w_scales, a_scales):
         return None, None
     fmt = cfg.scale_format
     neutral = 1 if fmt.kind == "int" else 0
-    lo, hi = (-(1 << (fmt.bits - 1)), (1 << (fmt.bits - 1)) - 1) if fmt.kind == "log" else (0, fmt.max_field)
+    lo, hi = fmt.field_range
     out = []
     for name, sc, shape, valid in (("weight", w_scales, (plan.row_tiles * cfg.rows, plan.k_groups), (plan.n, None)),
                                    ("activation", a_scales, (plan.k_groups, plan.col_tiles * cfg.cols), (None, plan.m))):

@@ -77,7 +77,7 @@ def _scale_fields(rng, plan, shape):
     """Random scale fields with the extremes (0, 1 and the largest field; for log scales the most
     negative, 0 and the largest) always present."""
     fmt = CONFIG.scale_format
-    lo, hi = (-(1 << (fmt.bits - 1)), (1 << (fmt.bits - 1)) - 1) if fmt.kind == "log" else (0, fmt.max_field)
+    lo, hi = fmt.field_range
     f = rng.integers(lo, hi + 1, shape)
     f.flat[:3] = ([lo, 0, hi] if fmt.kind == "log" else [0, 1, hi])[:f.size]
     return f
@@ -263,7 +263,7 @@ async def lns_largest_result(dut):
         plan = plan_gemm(cfg, mode, W.shape, A.shape)
         scales = (None, None)
         if cfg.scale_bits:
-            hi = (1 << (cfg.scale_bits - 1)) - 1
+            hi = cfg.scale_format.field_range[1]
             scales = (np.full((cfg.rows, plan.k_groups), hi), np.full((plan.k_groups, cfg.cols), hi))
         plan, rows, expected = await tb.run_gemm(mode, W, A, 0.0, 1.0, *scales)
         compare_transactions(rows, expected)
