@@ -56,10 +56,12 @@ class MacArray(wiring.Component):
     :attr:`CoreConfig.exact_acc_format`, else saturated to ``acc_bits`` with the clip recorded per row.
 
     Drain: at a tile's last beat the accumulators move to a shadow bank that drains one row per ``y``
-    transfer (row 0 first) while the next tile accumulates. Only when a tile ends while the shadow bank is
-    still draining (its last row not leaving in that very cycle) does the pipeline stall, so with
-    ``k_beats >= rows`` and a ready consumer the array accepts a beat every cycle. (``w.ready`` and
-    ``a.ready`` therefore depend combinationally on ``y.ready``.)
+    transfer (row 0 first) while the next tile accumulates. The pipeline never stalls: no enable fans out
+    to its registers, and ``y.ready`` reaches only the shadow bank. Instead a tile's *last* beat is taken
+    only when the shadow bank is empty and no earlier last beat is in the pipeline, so that the bank is
+    free when it lands. With ``k_beats >= dot_latency + rows + 1`` and a ready consumer the array accepts
+    a beat every cycle; shorter tiles wait at their last beat. (``w.ready`` and ``a.ready`` depend on
+    registers and the other stream's ``valid`` only.)
 
     Latency from a tile's last beat to its first result row: ``dot_latency + 1`` cycles.
 
@@ -155,12 +157,13 @@ class MacArray(wiring.Component):
             tile_sparse = Signal()
             sparse = Mux(first_in, self.sparse, tile_sparse)
 
-        advance = Signal()
+        slot_free = Signal()  # a last beat taken now finds the shadow bank empty when it lands
+        take = mode_ready & (~last_in | slot_free)
         fire = Signal()
         m.d.comb += [
-            fire.eq(self.w.valid & self.a.valid & advance & mode_ready),
-            self.w.ready.eq(self.a.valid & advance & mode_ready),
-            self.a.ready.eq(self.w.valid & advance & mode_ready),
+            fire.eq(self.w.valid & self.a.valid & take),
+            self.w.ready.eq(self.a.valid & take),
+            self.a.ready.eq(self.w.valid & take),
             self.fire.eq(fire),
             self.fire_first.eq(fire & first_in),
             self.fire_int4.eq(fire & int4),
@@ -181,16 +184,16 @@ class MacArray(wiring.Component):
         flags = [(fire, first_in, last_in)]
         for stage in range(cfg.dot_latency):
             regs = tuple(Signal(name=f"{n}_{stage}") for n in ("valid", "first", "last"))
-            with m.If(advance):
-                m.d.sync += [reg.eq(v) for reg, v in zip(regs, flags[-1])]
+            m.d.sync += [reg.eq(v) for reg, v in zip(regs, flags[-1])]
             flags.append(regs)
         p_valid, p_first, p_last = flags[-1]
         shadow_full = Signal()
         drain_row = Signal(range(cfg.rows))
         shift = self.y.valid & self.y.ready
         drained = shift & (drain_row == cfg.rows - 1)  # the shadow bank empties at this edge
-        m.d.comb += advance.eq(~(p_valid & p_last & shadow_full & ~drained))
-        acc_en = p_valid & advance
+        last_in_flight = Cat(v & l for v, _, l in flags[1:]).any()
+        m.d.comb += slot_free.eq(~shadow_full & ~last_in_flight)
+        acc_en = p_valid
 
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
         acc_shape = accumulator_shape(cfg)
@@ -200,7 +203,7 @@ class MacArray(wiring.Component):
         for r in range(cfg.rows):
             for c in range(cfg.cols):
                 below = outs[r + 1][c] if r + 1 < cfg.rows else None
-                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "en": advance, "acc_en": acc_en,
+                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "acc_en": acc_en,
                        "first": p_first, "last": p_last, "shift": shift,
                        "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}

@@ -1,6 +1,6 @@
 """One processing element of the MAC array: a dot-product unit, its accumulator and its shadow register."""
 
-from amaranth.hdl import Cat, EnableInserter, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,7 +28,7 @@ def mac_unit_signature(config):
     a_lanes = 2 * config.lanes if config.sparse else config.lanes
     ports = {
         "w": In(data.ArrayLayout(8, config.lanes)), "a": In(data.ArrayLayout(8, a_lanes)),
-        "en": In(1), "acc_en": In(1), "first": In(1), "last": In(1), "shift": In(1),
+        "acc_en": In(1), "first": In(1), "last": In(1), "shift": In(1),
         "shadow_in": In(acc), "shadow_sat_in": In(1),
         "shadow": Out(acc), "shadow_sat": Out(1), "clipped": Out(1),
     }
@@ -46,8 +46,8 @@ def mac_unit_signature(config):
 class MacUnit(wiring.Component):
     """Accumulates dot products of one weight and one activation vector stream.
 
-    Each cycle with ``en`` high the dot-product pipeline advances; ``sum`` of the vector pair that entered
-    ``config.dot_latency`` advancing cycles earlier is then accumulated when ``acc_en`` is high.
+    The dot-product pipeline advances every cycle (it never stalls); ``sum`` of the vector pair that entered
+    ``config.dot_latency`` cycles earlier is accumulated when ``acc_en`` is high.
 
     LNS builds: ``sum`` is the vector of ``2**F`` fraction-bucket sums of one :class:`LogDotProduct`
     over all ``elements_per_beat`` codes (its scale inputs, one per group, are the signed sums
@@ -82,7 +82,7 @@ class MacUnit(wiring.Component):
         lanes of dense activations, and a :class:`Sparse24Select` picks the activation each kept weight
         multiplies. A dense tile is the special case of indices (0, 1) in every group with the activations
         laid out to match (the driver does this), so a sparse build needs no dense bypass.
-    en, acc_en, first, last, shift : In(1)
+    acc_en, first, last, shift : In(1)
     shadow_in : In(signed(acc_bits))
     shadow_sat_in : In(1)
     shadow : Out(signed(acc_bits))
@@ -110,9 +110,9 @@ class MacUnit(wiring.Component):
         return self._config
 
     def _log_sums(self, m):
-        """The LNS datapath: bucket sums of the beat that entered ``dot_latency`` advancing cycles ago."""
+        """The LNS datapath: bucket sums of the beat that entered ``dot_latency`` cycles ago."""
         cfg, dot = self._config, self._log_dot
-        m.submodules.dot = EnableInserter(self.en)(dot)
+        m.submodules.dot = dot
         m.d.comb += [dot.w.eq(self.w), dot.a.eq(self.a)]
         if cfg.scale_bits:
             fmt = cfg.scale_format
@@ -121,8 +121,7 @@ class MacUnit(wiring.Component):
         return [dot.sums[r] for r in range(cfg.log_format.buckets)]
 
     def _int_sum(self, m):
-        """The INT datapath: the (scaled) partial sum of the beat that entered ``dot_latency`` advancing
-        cycles ago."""
+        """The INT datapath: the (scaled) partial sum of the beat that entered ``dot_latency`` cycles ago."""
         cfg = self._config
         L = cfg.group_lanes
         a = self.a
@@ -133,7 +132,7 @@ class MacUnit(wiring.Component):
                 m.d.comb += sel.int4.eq(self.int4)
             a = sel.a_sel
         for g, dot in enumerate(self._dots):
-            m.submodules[f"dot{g}"] = EnableInserter(self.en)(dot)
+            m.submodules[f"dot{g}"] = dot
             m.d.comb += [dot.w.eq(Cat(self.w[g * L + i] for i in range(L))),
                          dot.a.eq(Cat(a[g * L + i] for i in range(L)))]
             if cfg.dual:
@@ -141,14 +140,13 @@ class MacUnit(wiring.Component):
         if self._scale is None:
             psum = self._dots[0].sum
         else:
-            m.submodules.scale = EnableInserter(self.en)(self._scale)
+            m.submodules.scale = self._scale
             fmt = cfg.scale_format
             product = Cat(fmt.product(self.sw[g], self.sa[g], AmaranthOps)[:fmt.product_bits]
                           for g in range(cfg.scale_groups))
             for stage in range(self._dots[0].latency):  # align with the group sums
                 delayed = Signal(len(product), name=f"product_{stage}")
-                with m.If(self.en):
-                    m.d.sync += delayed.eq(product)
+                m.d.sync += delayed.eq(product)
                 product = delayed
             m.d.comb += [self._scale.psum.eq(Cat(dot.sum for dot in self._dots)),
                          self._scale.product.eq(product)]

@@ -302,14 +302,16 @@ async def extreme_values(dut):
 
 @cocotb.test()
 async def back_to_back_tiles(dut):
-    """Tiles streamed without pause: one-beat tiles (the array must stall while the shadow bank drains)
-    and tiles of as many beats as rows (draining fully overlaps computing: no stall at all)."""
+    """Tiles streamed without pause: one-beat tiles (each waits until the previous tile has left the
+    shadow bank), tiles of ``dot_latency + rows + 1`` beats, the shortest that never wait (draining fully
+    overlaps computing), and tiles one beat shorter, which must wait."""
     tb = await _start(dut)
     rng = np.random.default_rng(7)
     cfg = CONFIG
     mode = cfg.modes[0]
     E = cfg.elements_per_beat(mode)
-    for k_beats in (1, max(cfg.rows, 2)):
+    no_wait = cfg.dot_latency + cfg.rows + 1
+    for k_beats in (1, no_wait - 1, no_wait):
         n, m = 3 * cfg.rows, 2 * cfg.cols
         W, A = _codes(rng, mode, (n, k_beats * E)), _codes(rng, mode, (k_beats * E, m))
         await tb.clear()
@@ -317,11 +319,11 @@ async def back_to_back_tiles(dut):
         compare_transactions(rows, expected)
         await tb.wait_idle()
         cycles = tb.status()["cycles"]
-        if k_beats >= cfg.rows:
-            # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
-            latency = cfg.dot_latency + 1 + (2 if cfg.lns else 0) + (3 if cfg.log_output else 0) + (
-                len(RequantizeArithmetic(cfg.acc_format.bits).stages) if cfg.output_stage else 0)
-            assert cycles <= plan.beats + latency + cfg.rows + 1, (cycles, plan.beats)
+        # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
+        latency = cfg.dot_latency + 1 + (2 if cfg.lns else 0) + (3 if cfg.log_output else 0) + (
+            len(RequantizeArithmetic(cfg.acc_format.bits).stages) if cfg.output_stage else 0)
+        back_to_back = cycles <= plan.beats + latency + cfg.rows + 1
+        assert back_to_back == (k_beats == no_wait), (k_beats, cycles, plan.beats)
 
 
 @cocotb.test()
