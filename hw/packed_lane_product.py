@@ -1,16 +1,29 @@
 """One 8-bit operand lane's product as one signed multiplication, sized for an ECP5 MULT18X18D: an INT8
 product, or the lane's two INT4 products packed into one multiplication whose middle bits are their sum."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.vendor import LatticeECP5Platform
 
 from .config import MULTIPLIERS
 from .formats import INT4
 from .lane_product import LaneProduct
 
-__all__ = ["PackedLaneProduct"]
+__all__ = ["PackedLaneProduct", "MULT18X18D_PARAMETERS"]
 
 #: Bit offset of the second element in an INT4 mode's packed operands.
 _SHIFT = 9
+
+#: The MULT18X18D configuration of an ECP5 build (Lattice FPGA-TN-02205, "ECP5 and ECP5-5G sysDSP Usage
+#: Guide"; parameter names as Yosys's cells_bb_ecp5.v): signed 18x18 multiplier, the A and B input
+#: registers, the pipeline register and the output register all clocked by CLK0 and enabled by CE0 (tied
+#: high), so the three register stages of the lane are the multiplier's own.
+MULT18X18D_PARAMETERS = {
+    "REG_INPUTA_CLK": "CLK0", "REG_INPUTA_CE": "CE0", "REG_INPUTA_RST": "RST0",
+    "REG_INPUTB_CLK": "CLK0", "REG_INPUTB_CE": "CE0", "REG_INPUTB_RST": "RST0",
+    "REG_PIPELINE_CLK": "CLK0", "REG_PIPELINE_CE": "CE0", "REG_PIPELINE_RST": "RST0",
+    "REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": "CE0", "REG_OUTPUT_RST": "RST0",
+    "GSR": "DISABLED", "RESETMODE": "SYNC", "MULT_BYPASS": "DISABLED",
+}
 
 
 class PackedLaneProduct(LaneProduct):
@@ -37,13 +50,16 @@ class PackedLaneProduct(LaneProduct):
     bits that only another multiplication could separate. So a MULT18X18D computes one INT8 product, or
     two INT4 products (one lane) in INT4 mode.
 
-    Pipeline (:attr:`latency` = 3): the packed operands ``x``, ``y`` (and ``int4``) are registered, then
-    the product's 18 bits that ``p`` reads, twice; ``p`` is combinational from the last register. The
-    MULT18X18D sites of an ECP5 lie in a few rows across the whole die, so a multiplier is often 40 tiles
-    from the logic around it: its paths are mostly wire. The operand registers are shared by the units of
-    a row or column (Yosys merges equal registers), so they cannot all sit next to their multipliers; the
-    first product register is the multiplier's own, and with only a register after it the placer is free
-    to put it beside the multiplier, leaving the long wire to a register-to-register path.
+    Pipeline (:attr:`latency` = 3): the packed operands ``x``, ``y`` are registered, then the product,
+    twice; ``p`` is combinational from the last register. On an ECP5 platform
+    (:class:`amaranth.vendor.LatticeECP5Platform`) the lane instantiates MULT18X18D with these three
+    stages as the multiplier's own input, pipeline and output registers
+    (:data:`MULT18X18D_PARAMETERS`); elsewhere (simulation, plain Verilog) they are ``x * y`` between
+    ordinary registers. The MULT18X18D sites of an ECP5 lie in a few rows across the whole die, so a
+    multiplier is often 40 tiles from the logic around it: with its own registers at both ends, the long
+    wires in and out are register-to-register paths, not parts of one path through the multiplier. (Yosys
+    does not pack registers into an inferred MULT18X18D, and it merges equal registers: inferred, a
+    column's activation register fed the multipliers of all its units across the die.)
 
     Parameters and members are :class:`~qmac.hw.lane_product.LaneProduct`'s, but ``p`` is the result of
     the operands (and ``int4``) of :attr:`latency` cycles earlier.
@@ -69,16 +85,27 @@ class PackedLaneProduct(LaneProduct):
 
         x = Signal(signed(14 if INT4.name in self._modes else 8))
         y = Signal.like(x)
-        int4_q = Signal()
-        m.d.sync += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0)), int4_q.eq(int4)]
-        near = Signal(signed(_SHIFT + 9))   # the bits p reads: [0, 16) and [8, 18)
-        product = Signal.like(near)
-        int4_qq = Signal(2)
-        m.d.sync += [near.eq(x * y), product.eq(near), int4_qq.eq(Cat(int4_q, int4_qq[0]))]
+        m.d.comb += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0))]
+        int4_q = Signal(3)   # int4 of 1, 2, 3 cycles ago
+        m.d.sync += int4_q.eq(Cat(int4, int4_q[:2]))
+        product = Signal(signed(_SHIFT + 9))   # the bits p reads: [0, 16) and [8, 18)
+        if isinstance(platform, LatticeECP5Platform):
+            P = Signal(36)
+            m.submodules.dsp = Instance(
+                "MULT18X18D", **{f"p_{k}": v for k, v in MULT18X18D_PARAMETERS.items()},
+                **{f"i_A{i}": x.as_signed()[min(i, len(x) - 1)] for i in range(18)},
+                **{f"i_B{i}": y.as_signed()[min(i, len(y) - 1)] for i in range(18)},
+                **{f"i_C{i}": 0 for i in range(18)},
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0, i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
+                **{f"o_P{i}": P[i] for i in range(36)})
+            m.d.comb += product.eq(P[:len(product)])
+        else:
+            x_q, y_q, near = Signal.like(x), Signal.like(y), Signal.like(product)
+            m.d.sync += [x_q.eq(x), y_q.eq(y), near.eq(x_q * y_q), product.eq(near)]
         # INT4: bits [9, 18) of product + 256, as P[8:18] + 1 without its lowest bit.
         middle = (product[_SHIFT - 1:_SHIFT + 9] + 1)[1:10].as_signed()
         if not dual:
             m.d.comb += self.p.eq(middle if self._modes == (INT4.name,) else product[:16].as_signed())
         else:
-            m.d.comb += self.p.eq(Mux(int4_qq[1], middle, product[:16].as_signed()))
+            m.d.comb += self.p.eq(Mux(int4_q[2], middle, product[:16].as_signed()))
         return m
