@@ -17,16 +17,18 @@ __all__ = ["TOP_NAME", "emit_verilog", "manifest", "write_core"]
 TOP_NAME = "qmac_core"
 
 
-def emit_verilog(config):
+def emit_verilog(config, platform=None):
     """Verilog text of the core for ``config`` (no source attributes, ports named by signature path).
 
     The processing element (:class:`MacUnit`) is converted once as module ``qmac_core_mac_unit`` and
-    instantiated R x C times, so generation time grows with V, not with R x C.
+    instantiated R x C times, so generation time grows with V, not with R x C. ``platform`` is passed to
+    ``elaborate``: with an iCE40 platform, ``sb_mac16`` lanes instantiate ``SB_MAC16`` primitives
+    (which only an iCE40 flow knows); without one they are written as portable ``*`` and ``+``.
     """
     unit_name = f"{TOP_NAME}_mac_unit"
-    unit = verilog.convert(MacUnit(config), name=unit_name, emit_src=False)
+    unit = verilog.convert(MacUnit(config), name=unit_name, emit_src=False, platform=platform)
     core = Core(config, unit_module=unit_name)
-    return verilog.convert(core, name=TOP_NAME, emit_src=False) + "\n" + unit, core
+    return verilog.convert(core, name=TOP_NAME, emit_src=False, platform=platform) + "\n" + unit, core
 
 
 def _ports(core):

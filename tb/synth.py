@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from amaranth_boards.icebreaker import ICEBreakerPlatform
+
 from ..hw.config import CoreConfig
 from ..hw.emit import TOP_NAME, emit_verilog
 
@@ -214,7 +216,8 @@ def synth_fpga(verilog_text, top, target, workdir=None, *, cache_dir=None, timeo
 
 
 def synth_config(config, target="generic", workdir=None, *, cache_dir=None, timeout=None):
-    """Emit the core for ``config`` (:func:`qmac.hw.emit.emit_verilog`) and synthesize it.
+    """Emit the core for ``config`` (:func:`qmac.hw.emit.emit_verilog`, for ``ice40`` with an iCE40
+    platform so that ``sb_mac16`` lanes are SB_MAC16 primitives) and synthesize it.
 
     Time grows with ``rows * cols * lanes``: the ``tiny`` preset (16 lanes) takes about 10 s for
     ``generic``, 40 s for ``ice40`` and 50 s for ``ecp5`` on a 2-core machine.
@@ -246,7 +249,10 @@ def synth_config(config, target="generic", workdir=None, *, cache_dir=None, time
         raise TypeError(f"synth_config needs a CoreConfig, not {config!r}")
     if target not in TARGETS:
         raise ValueError(f"synthesis target must be one of {', '.join(TARGETS)}, not {target!r}")
-    verilog_text, _ = emit_verilog(config)
+    # An iCE40 platform (amaranth-boards' iCEBreaker; only its family matters) makes sb_mac16 lanes
+    # instantiate SB_MAC16 in dual 8x8 mode, as in a board build: Yosys would infer 16x16 multipliers only.
+    platform = ICEBreakerPlatform() if target == "ice40" else None
+    verilog_text, _ = emit_verilog(config, platform)
     result = _synthesize(verilog_text, TOP_NAME, target, workdir, cache_dir, timeout)
     if target == "generic":
         result["per_mac_lane"] = result["transistors"] / (config.rows * config.cols * config.lanes)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qmac.hw.config import preset
+from qmac.hw.config import CoreConfig, preset
 from qmac.tb.synth import SynthError, synth_config, synth_fpga, synth_generic
 
 ADDER = """
@@ -68,3 +68,11 @@ def test_tiny_core_on_ice40(tmp_path):
     result = synth_config(preset("tiny"), "ice40", tmp_path / "run", cache_dir=tmp_path / "cache")
     assert result["luts"] >= 1
     assert result["ffs"] >= 1
+
+
+def test_sb_mac16_lanes_on_ice40(tmp_path):
+    """``sb_mac16`` lanes synthesize to one SB_MAC16 per two lanes (dual 8x8 mode), not to LUT multipliers
+    or 16x16 inferred ones (one per product)."""
+    cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8",), max_k=64, multiplier="sb_mac16")
+    result = synth_config(cfg, "ice40", tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result["dsps"] == cfg.rows * cfg.cols * cfg.lanes // 2
