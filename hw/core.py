@@ -1,6 +1,6 @@
 """The top level of a generated core: the MAC array plus its control and status interface."""
 
-from amaranth.hdl import Cat, Module, Mux, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,7 +35,8 @@ def status_signature():
     """Status outputs: ``busy``; sticky ``overflow`` (an accumulator saturated) and ``error`` (a tile
     started with a mode, or sparsity, the build lacks; it then runs in the build's first mode, dense);
     ``cycles`` counts cycles with ``busy`` high, ``macs`` the dense-equivalent multiply-accumulates issued
-    (``R*C*elements_per_beat`` per beat, twice that for a sparse beat, padding included)."""
+    (``R*C*elements_per_beat`` per beat, twice that for a sparse beat, padding included; a beat is counted
+    one cycle after it is taken, while ``busy`` is still high)."""
     return wiring.Signature({
         "busy": Out(1),
         "overflow": Out(1),
@@ -142,6 +143,10 @@ class Core(wiring.Component):
         if cfg.sparse:
             step = Mux(array.fire_sparse, step * 2, step)
 
+        # The MAC counter adds the step of the previous cycle's beat: fire (which depends on the tile length
+        # compare) stays off the 48-bit carry chain.
+        step_q = Signal(range(max(per_beat.values()) * (2 if cfg.sparse else 1) + 1))
+        m.d.sync += step_q.eq(Mux(array.fire, step, 0))
         m.d.comb += self.status.busy.eq(busy)
         with m.If(self.ctrl.clear):
             m.d.sync += [self.status.overflow.eq(0), self.status.error.eq(0),
@@ -153,6 +158,5 @@ class Core(wiring.Component):
                 m.d.sync += self.status.error.eq(1)
             with m.If(busy):
                 m.d.sync += self.status.cycles.eq(self.status.cycles + 1)
-            with m.If(array.fire):
-                m.d.sync += self.status.macs.eq(self.status.macs + step)
+            m.d.sync += self.status.macs.eq(self.status.macs + step_q)
         return m

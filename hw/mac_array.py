@@ -143,7 +143,10 @@ class MacArray(wiring.Component):
         tile_k_m1 = Signal(cfg.k_bits)
         first_in = Signal(init=1)   # beat == 0, as a register: it gates fire (below)
         k_m1 = Mux(first_in, self.k_beats_m1, tile_k_m1)
-        last_in = beat == k_m1
+        # last_in (beat == k_m1) gates fire and so every ready: a register for the beats after a tile's
+        # first, a compare with zero for the first.
+        later_last = Signal()   # beat == tile_k_m1, valid when not first_in
+        last_in = Mux(first_in, ~self.k_beats_m1.any(), later_last)
         mode_ready = 1
         if cfg.dual:
             # The INT4 select fans out to every lane, so the lanes see a register, not the int4 port: between
@@ -157,7 +160,9 @@ class MacArray(wiring.Component):
             tile_sparse = Signal()
             sparse = Mux(first_in, self.sparse, tile_sparse)
 
-        slot_free = Signal()  # a last beat taken now finds the shadow bank empty when it lands
+        # A last beat taken now finds the shadow bank empty when it lands: a register (its next value
+        # below), so that nothing but a few gates lies between it and the ready outputs.
+        slot_free = Signal(init=1)
         take = mode_ready & (~last_in | slot_free)
         fire = Signal()
         m.d.comb += [
@@ -171,7 +176,7 @@ class MacArray(wiring.Component):
         if cfg.sparse:
             m.d.comb += self.fire_sparse.eq(fire & sparse)
         with m.If(fire):
-            m.d.sync += [beat.eq(Mux(last_in, 0, beat + 1)), first_in.eq(last_in)]
+            m.d.sync += [beat.eq(Mux(last_in, 0, beat + 1)), first_in.eq(last_in), later_last.eq(beat + 1 == k_m1)]
             with m.If(first_in):
                 m.d.sync += tile_k_m1.eq(self.k_beats_m1)
                 if cfg.sparse:
@@ -191,8 +196,11 @@ class MacArray(wiring.Component):
         drain_row = Signal(range(cfg.rows))
         shift = self.y.valid & self.y.ready
         drained = shift & (drain_row == cfg.rows - 1)  # the shadow bank empties at this edge
-        last_in_flight = Cat(v & l for v, _, l in flags[1:]).any()
-        m.d.comb += slot_free.eq(~shadow_full & ~last_in_flight)
+        # Next cycle: the shadow bank is full if it stays full or a tile lands now; a last beat is in flight
+        # if one is taken now or one moves along (the one in the last stage lands).
+        full_next = shadow_full & ~drained | p_valid & p_last
+        in_flight_next = Cat(fire & last_in, *(v & l for v, _, l in flags[1:-1])).any()
+        m.d.sync += slot_free.eq(~full_next & ~in_flight_next)
         acc_en = p_valid
 
         # -- the units: row r of each column drains into row r - 1 -----------------------------------

@@ -50,16 +50,17 @@ class PackedLaneProduct(LaneProduct):
     bits that only another multiplication could separate. So a MULT18X18D computes one INT8 product, or
     two INT4 products (one lane) in INT4 mode.
 
-    Pipeline (:attr:`latency` = 3): the packed operands ``x``, ``y`` are registered, then the product,
-    twice; ``p`` is combinational from the last register. On an ECP5 platform
-    (:class:`amaranth.vendor.LatticeECP5Platform`) the lane instantiates MULT18X18D with these three
-    stages as the multiplier's own input, pipeline and output registers
+    Pipeline (:attr:`latency` = 4): the packed operands ``x``, ``y`` are registered, then the product,
+    three times; ``p`` is combinational from the last register. On an ECP5 platform
+    (:class:`amaranth.vendor.LatticeECP5Platform`) the lane instantiates MULT18X18D and the first three
+    stages are the multiplier's own input, pipeline and output registers
     (:data:`MULT18X18D_PARAMETERS`); elsewhere (simulation, plain Verilog) they are ``x * y`` between
     ordinary registers. The MULT18X18D sites of an ECP5 lie in a few rows across the whole die, so a
-    multiplier is often 40 tiles from the logic around it: with its own registers at both ends, the long
-    wires in and out are register-to-register paths, not parts of one path through the multiplier. (Yosys
-    does not pack registers into an inferred MULT18X18D, and it merges equal registers: inferred, a
-    column's activation register fed the multipliers of all its units across the die.)
+    multiplier is often 40 tiles from the logic around it: with its own registers at both ends, and the
+    fourth register taking the product bits with no logic in between, the long wires in and out are
+    register-to-register paths of their own. (Yosys does not pack registers into an inferred MULT18X18D,
+    and it merges equal registers: inferred, a column's activation register fed the multipliers of all
+    its units across the die.)
 
     Parameters and members are :class:`~qmac.hw.lane_product.LaneProduct`'s, but ``p`` is the result of
     the operands (and ``int4``) of :attr:`latency` cycles earlier.
@@ -86,8 +87,8 @@ class PackedLaneProduct(LaneProduct):
         x = Signal(signed(14 if INT4.name in self._modes else 8))
         y = Signal.like(x)
         m.d.comb += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0))]
-        int4_q = Signal(3)   # int4 of 1, 2, 3 cycles ago
-        m.d.sync += int4_q.eq(Cat(int4, int4_q[:2]))
+        int4_q = Signal(4)   # int4 of 1, 2, 3, 4 cycles ago
+        m.d.sync += int4_q.eq(Cat(int4, int4_q[:3]))
         product = Signal(signed(_SHIFT + 9))   # the bits p reads: [0, 16) and [8, 18)
         if isinstance(platform, LatticeECP5Platform):
             P = Signal(36)
@@ -98,14 +99,14 @@ class PackedLaneProduct(LaneProduct):
                 **{f"i_C{i}": 0 for i in range(18)},
                 i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0, i_CLK0=ClockSignal(), i_CE0=1, i_RST0=0,
                 **{f"o_P{i}": P[i] for i in range(36)})
-            m.d.comb += product.eq(P[:len(product)])
+            m.d.sync += product.eq(P[:len(product)])
         else:
-            x_q, y_q, near = Signal.like(x), Signal.like(y), Signal.like(product)
-            m.d.sync += [x_q.eq(x), y_q.eq(y), near.eq(x_q * y_q), product.eq(near)]
+            x_q, y_q, near, far = Signal.like(x), Signal.like(y), Signal.like(product), Signal.like(product)
+            m.d.sync += [x_q.eq(x), y_q.eq(y), near.eq(x_q * y_q), far.eq(near), product.eq(far)]
         # INT4: bits [9, 18) of product + 256, as P[8:18] + 1 without its lowest bit.
         middle = (product[_SHIFT - 1:_SHIFT + 9] + 1)[1:10].as_signed()
         if not dual:
             m.d.comb += self.p.eq(middle if self._modes == (INT4.name,) else product[:16].as_signed())
         else:
-            m.d.comb += self.p.eq(Mux(int4_q[2], middle, product[:16].as_signed()))
+            m.d.comb += self.p.eq(Mux(int4_q[3], middle, product[:16].as_signed()))
         return m
