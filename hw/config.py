@@ -40,7 +40,7 @@ _MAX_K_LIMIT = 1 << 24
 #: shift-and-add logic (:class:`~qmac.hw.lane_product.LaneProduct`), iCE40 SB_MAC16 in dual 8x8 mode
 #: (:class:`~qmac.hw.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
 #: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`, registered before and twice after the multiplier).
-MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 4}
+MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 5}
 
 
 def mode_bits(mode):

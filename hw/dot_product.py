@@ -26,7 +26,7 @@ class DotProduct(wiring.Component):
     Pipeline: the lane products are registered, then a binary adder tree registers every
     ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
     ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
-    stages (4 for ``"mult18"``, else 0); one vector pair enters per cycle. Every register advances
+    stages (5 for ``"mult18"``, else 0); one vector pair enters per cycle. Every register advances
     together; wrap the unit in ``EnableInserter`` to stall it.
 
     Parameters

@@ -1,6 +1,6 @@
 """A core that a host drives over a serial line: the top level of the FPGA builds."""
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -32,7 +32,7 @@ class HostLink(wiring.Component):
     and an activation queue (``queue_depth`` beats each) that feed the core's ``w`` and ``a`` streams
     while the CONTROL ``hold`` flag is low; the core's result rows wait in a result queue
     (``queue_depth`` rows) until READ_Y takes them. A CLEAR request resets the core and the three queues
-    (a clock domain ``core`` on the same clock, reset by ``rst`` or the request).
+    (a clock domain ``core`` on the same clock, reset by a register set by ``rst`` or the request).
 
     With ``hold`` low throughout, the core starts as soon as both queues hold a beat; to measure the
     core's own throughput a host queues whole tiles with ``hold`` set and then clears it. With
@@ -118,8 +118,12 @@ class HostLink(wiring.Component):
         _feed(m, txq.r_stream, encoder.i)
         wiring.connect(m, encoder.o, uart.tx)
 
+        # The core's reset is a register (high while sync is reset, then following the engine's clear one
+        # cycle late): it fans out to every register of the core, so no gate may sit before the wire.
         m.domains.core = ClockDomain(local=True)
-        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(ResetSignal() | engine.clear)]
+        core_reset = Signal(init=1)
+        m.d.sync += core_reset.eq(engine.clear)
+        m.d.comb += [ClockSignal("core").eq(ClockSignal()), ResetSignal("core").eq(core_reset)]
         in_core = DomainRenamer("core")
         m.submodules.core = core = in_core(Core(self._config, self._unit_module))
         queues = {}

@@ -50,17 +50,17 @@ class PackedLaneProduct(LaneProduct):
     bits that only another multiplication could separate. So a MULT18X18D computes one INT8 product, or
     two INT4 products (one lane) in INT4 mode.
 
-    Pipeline (:attr:`latency` = 4): the packed operands ``x``, ``y`` are registered, then the product,
-    three times; ``p`` is combinational from the last register. On an ECP5 platform
-    (:class:`amaranth.vendor.LatticeECP5Platform`) the lane instantiates MULT18X18D and the first three
-    stages are the multiplier's own input, pipeline and output registers
+    Pipeline (:attr:`latency` = 5): the packed operands ``x``, ``y`` are registered, then registered
+    again, then the product is registered three times; ``p`` is combinational from the last register. On
+    an ECP5 platform (:class:`amaranth.vendor.LatticeECP5Platform`) the lane instantiates MULT18X18D and
+    stages 2-4 are the multiplier's own input, pipeline and output registers
     (:data:`MULT18X18D_PARAMETERS`); elsewhere (simulation, plain Verilog) they are ``x * y`` between
     ordinary registers. The MULT18X18D sites of an ECP5 lie in a few rows across the whole die, so a
-    multiplier is often 40 tiles from the logic around it: with its own registers at both ends, and the
-    fourth register taking the product bits with no logic in between, the long wires in and out are
-    register-to-register paths of their own. (Yosys does not pack registers into an inferred MULT18X18D,
-    and it merges equal registers: inferred, a column's activation register fed the multipliers of all
-    its units across the die.)
+    multiplier is often 40 tiles from the logic around it, and Yosys merges equal registers: the packed
+    activation register of a column feeds the multipliers of all the column's units. So no logic may
+    sit on the long wires: the packing (a small adder) ends in a register, the multiplier's registers
+    take the wire in and drive the wire out, and the fifth register takes the product bits with no logic
+    in between. (Yosys does not pack registers into an inferred MULT18X18D.)
 
     Parameters and members are :class:`~qmac.hw.lane_product.LaneProduct`'s, but ``p`` is the result of
     the operands (and ``int4``) of :attr:`latency` cycles earlier.
@@ -86,9 +86,9 @@ class PackedLaneProduct(LaneProduct):
 
         x = Signal(signed(14 if INT4.name in self._modes else 8))
         y = Signal.like(x)
-        m.d.comb += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0))]
-        int4_q = Signal(4)   # int4 of 1, 2, 3, 4 cycles ago
-        m.d.sync += int4_q.eq(Cat(int4, int4_q[:3]))
+        m.d.sync += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0))]
+        int4_q = Signal(5)   # int4 of 1 .. 5 cycles ago
+        m.d.sync += int4_q.eq(Cat(int4, int4_q[:4]))
         product = Signal(signed(_SHIFT + 9))   # the bits p reads: [0, 16) and [8, 18)
         if isinstance(platform, LatticeECP5Platform):
             P = Signal(36)
@@ -108,5 +108,5 @@ class PackedLaneProduct(LaneProduct):
         if not dual:
             m.d.comb += self.p.eq(middle if self._modes == (INT4.name,) else product[:16].as_signed())
         else:
-            m.d.comb += self.p.eq(Mux(int4_q[3], middle, product[:16].as_signed()))
+            m.d.comb += self.p.eq(Mux(int4_q[4], middle, product[:16].as_signed()))
         return m

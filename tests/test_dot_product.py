@@ -43,7 +43,7 @@ def test_pipelined_sums(lanes, modes, levels, multiplier):
     sim.run()
     expected = [int(dot_product(w[t], a[t], "int4" if int4[t] else "int8")) for t in range(n)]
     assert got[dut.latency - 1:dut.latency - 1 + n] == expected
-    assert dut.latency == 1 + 4 * (multiplier == "mult18") + -(-int(np.log2(lanes)) // levels)
+    assert dut.latency == 1 + 5 * (multiplier == "mult18") + -(-int(np.log2(lanes)) // levels)
 
 
 def test_bad_lanes():

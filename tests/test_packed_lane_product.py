@@ -1,5 +1,5 @@
 """PackedLaneProduct (the ECP5 MULT18X18D lane) against the golden lane product on every pair of lane bytes,
-after its four register stages: its portable form in Amaranth's simulator, and its MULT18X18D form (the
+after its five register stages: its portable form in Amaranth's simulator, and its MULT18X18D form (the
 Verilog emitted for an ECP5 platform) in Icarus Verilog with a behavioural model of the MULT18X18D written
 here."""
 
@@ -133,11 +133,11 @@ module bench;
   lane dut(.clk(clk), .rst(1'b0), .w(w), .a(a), {".int4(int4), " if dual else ""}.p(p));
   initial begin
     f = $fopen("out.txt", "w");
-    for (t = 0; t < {beats + 3}; t = t + 1) begin
+    for (t = 0; t < {beats + 4}; t = t + 1) begin
       if (t % {step} == 0) begin w = t / {step} / 256; a = t / {step} % 256; int4 = {ours}; end
       else begin w = 8'h80; a = 8'h80; int4 = {1 - ours}; end
       #1 clk = 1; #1 clk = 0;
-      if (t >= 3 && (t - 3) % {step} == 0) $fwrite(f, "%0d\\n", p);
+      if (t >= 4 && (t - 4) % {step} == 0) $fwrite(f, "%0d\\n", p);
     end
     $fclose(f); $finish;
   end
@@ -177,14 +177,14 @@ def test_every_byte_pair_mult18x18d(modes, mode, tmp_path):
 
 def test_mult18x18d_configuration():
     """Input, pipeline and output registers on CLK0, always enabled, no global set/reset: three of the lane's
-    four register stages are the multiplier's own."""
+    five register stages are the multiplier's own."""
     for reg in ("INPUTA", "INPUTB", "PIPELINE", "OUTPUT"):
         assert MULT18X18D_PARAMETERS[f"REG_{reg}_CLK"] == "CLK0"
     assert MULT18X18D_PARAMETERS["GSR"] == "DISABLED"
 
 
 def test_latency_and_width():
-    assert PackedLaneProduct(("int8", "int4")).latency == 4
+    assert PackedLaneProduct(("int8", "int4")).latency == 5
     assert PackedLaneProduct(("int4",)).format.bits == 9 and PackedLaneProduct(("int8",)).format.bits == 16
 
 
