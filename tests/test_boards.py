@@ -40,7 +40,9 @@ def test_board_clocks():
     board = ICEBreaker()
     assert board.sync_frequency == 30e6 and board.pll["divf"] == 79
     assert ICEBreaker(12).pll is None and ICEBreaker(12).sync_frequency == 12e6
-    assert ULX3S_85F().sync_frequency == 45e6 and ULX3S_85F(25).pll is None
+    ulx3s_mhz, _ = load_constraints(CONSTRAINTS_DIR / "ulx3s.toml")
+    assert ULX3S_85F().sync_frequency == ulx3s_mhz * 1e6 and ULX3S_85F(25).pll is None
+    assert ULX3S_85F(60).pll is not None and ULX3S_85F(60).sync_frequency == 60e6
     assert set(BOARDS) == {"icebreaker", "ulx3s-85f"}
 
 

@@ -60,14 +60,14 @@ def ecp5_pll(f_in, f_out):
 
 class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     """ULX3S with an LFE5U-85F, the host link's UART (the FT231X USB serial port) and a ``sync`` clock
-    at ``clock_mhz`` (default 45 MHz) from the 25 MHz oscillator through an EHXPLLL; ``sync`` is reset
+    at ``clock_mhz`` (default 75 MHz) from the 25 MHz oscillator through an EHXPLLL; ``sync`` is reset
     until the PLL locks. The operand streams are registered before the core (``operand_stage``): the
     block RAM queues' outputs are slow and far from the array. See
     :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
     The default core (4x4 array, 4 dual-mode lanes, one adder-tree level per pipeline stage) does 64 INT8
     or 128 INT4 MACs per cycle on 64 MULT18X18D (one lane each: an 18x18 multiplier cannot hold two
-    exact INT8 products, docs/fpga.md); its clock is limited by the array's stall and drain control.
+    exact INT8 products, docs/fpga.md); it meets 75 MHz with a wide margin (docs/fpga.md, "Measured").
     """
 
     constraints_name = "ulx3s"
