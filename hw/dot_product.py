@@ -27,7 +27,9 @@ class DotProduct(wiring.Component):
     ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
     ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
     stages (5 for ``"mult18"``, else 0); one vector pair enters per cycle. Every register advances
-    together; wrap the unit in ``EnableInserter`` to stall it.
+    together; wrap the unit in ``EnableInserter`` to stall it. The data registers have no reset (their
+    contents matter only beside valid flags kept by the user; a reset reaching every one of them is
+    the widest net of an FPGA build).
 
     Parameters
     ----------
@@ -108,7 +110,7 @@ class DotProduct(wiring.Component):
                 products.append(unit.p)
         level = []
         for i, product in enumerate(products):
-            p = Signal(signed(self._lane.format.bits), name=f"p{i}")
+            p = Signal(signed(self._lane.format.bits), name=f"p{i}", reset_less=True)
             m.d.sync += p.eq(product)
             level.append(p)
         depth = 0
@@ -118,7 +120,7 @@ class DotProduct(wiring.Component):
             if depth % self._levels_per_stage == 0 or len(level) == 1:
                 regs = []
                 for j, v in enumerate(level):
-                    r = Signal(signed(min(len(v), self._format.bits)), name=f"t{depth}_{j}")
+                    r = Signal(signed(min(len(v), self._format.bits)), name=f"t{depth}_{j}", reset_less=True)
                     m.d.sync += r.eq(v)
                     regs.append(r)
                 level = regs

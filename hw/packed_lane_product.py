@@ -84,12 +84,13 @@ class PackedLaneProduct(LaneProduct):
                 return pair if self._modes == (INT4.name,) else lane.as_signed()
             return Mux(int4, pair, lane.as_signed())
 
-        x = Signal(signed(14 if INT4.name in self._modes else 8))
+        # Data registers without reset, as DotProduct's.
+        x = Signal(signed(14 if INT4.name in self._modes else 8), reset_less=True)
         y = Signal.like(x)
         m.d.sync += [x.eq(operand(self.a, 0, 1)), y.eq(operand(self.w, 1, 0))]
         int4_q = Signal(5)   # int4 of 1 .. 5 cycles ago
         m.d.sync += int4_q.eq(Cat(int4, int4_q[:4]))
-        product = Signal(signed(_SHIFT + 9))   # the bits p reads: [0, 16) and [8, 18)
+        product = Signal(signed(_SHIFT + 9), reset_less=True)   # the bits p reads: [0, 16) and [8, 18)
         if isinstance(platform, LatticeECP5Platform):
             P = Signal(36)
             m.submodules.dsp = Instance(

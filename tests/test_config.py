@@ -73,7 +73,8 @@ def test_multiplier():
     assert CoreConfig().multiplier == "logic" and "multiplier" not in CoreConfig().to_dict()
     dsp = CoreConfig(multiplier="mult18")
     assert dsp.to_dict()["multiplier"] == "mult18" and 'multiplier = "mult18"' in dsp.to_toml()
-    assert dsp.dot_latency == CoreConfig().dot_latency + 3   # registers before and twice after the multiplier
+    # registers: the packed operands twice (the second the MULT18X18D's own), the product three times
+    assert dsp.dot_latency == CoreConfig().dot_latency + 5
     assert CoreConfig(multiplier="sb_mac16").dot_latency == CoreConfig().dot_latency
     for bad in ("dsp", "", 18, None):
         with pytest.raises(ConfigError, match=rf"^config key 'multiplier': {bad!r} is not allowed; "
