@@ -180,7 +180,7 @@ class Composition(wiring.Component):
                                for q, lane in enumerate(dense_lanes)).all())
         total = sparse.sum
         for i in range(dense.latency - sparse.latency):
-            delayed = Signal.like(total, name=f"sparse_sum_d{i}")
+            delayed = Signal.like(total, name=f"sparse_sum_d{i}", reset_less=True)   # as the units' own registers
             m.d.sync += delayed.eq(total)
             total = delayed
         m.d.comb += Assert(total == dense.sum)
