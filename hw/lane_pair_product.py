@@ -2,12 +2,10 @@
 sum of the lane's two INT4 products (one from the DSP, one from a 4x4 logic multiplier added in the DSP)."""
 
 from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.vendor import SiliconBluePlatform
 
 from .formats import INT4, INT8
-from .lane_product import lane_format
+from .lane_product import LaneProduct
 
 __all__ = ["LanePairProduct", "sb_mac16_parameters"]
 
@@ -36,7 +34,7 @@ def sb_mac16_parameters(modes):
     return params
 
 
-class LanePairProduct(wiring.Component):
+class LanePairProduct(LaneProduct):
     """Combinational products of two lane pairs, ``p[j]`` of ``w[j]`` and ``a[j]`` as
     :class:`~qmac.hw.lane_product.LaneProduct` defines them, from one signed 8x8 multiplier per lane (the
     SB_MAC16's two in dual 8x8 mode) and, with INT4, one 4x4 multiplier per lane in logic.
@@ -70,28 +68,7 @@ class LanePairProduct(wiring.Component):
         The lane results, each of the narrowest signed width holding every mode's range.
     """
 
-    def __init__(self, modes):
-        self._format = lane_format(modes)
-        self._modes = modes
-        ports = {"w": In(data.ArrayLayout(8, 2)), "a": In(data.ArrayLayout(8, 2)),
-                 "p": Out(data.ArrayLayout(signed(self._format.bits), 2))}
-        if len(modes) > 1:
-            ports["int4"] = In(1)
-        super().__init__(ports)
-
-    @property
-    def modes(self):
-        return self._modes
-
-    @property
-    def format(self):
-        """Format of each ``p[j]``."""
-        return self._format
-
-    @property
-    def latency(self):
-        """Register stages from the operands to ``p``: none."""
-        return 0
+    LANES = 2
 
     def elaborate(self, platform):
         m = Module()

@@ -1,7 +1,7 @@
 """One 8-bit operand lane's product: an INT8 product, or the sum of the lane's two INT4 products."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
@@ -57,10 +57,16 @@ class LaneProduct(wiring.Component):
         The lane result, of the narrowest signed width holding every mode's range.
     """
 
+    #: Lanes one unit computes; with more than one (a subclass), ``w``, ``a`` and ``p`` are arrays of them.
+    LANES = 1
+
     def __init__(self, modes):
         self._format = lane_format(modes)
         self._modes = modes
-        ports = {"w": In(8), "a": In(8), "p": Out(signed(self._format.bits))}
+        lane, result = unsigned(8), signed(self._format.bits)
+        if self.LANES > 1:
+            lane, result = data.ArrayLayout(lane, self.LANES), data.ArrayLayout(result, self.LANES)
+        ports = {"w": In(lane), "a": In(lane), "p": Out(result)}
         if len(modes) > 1:
             ports["int4"] = In(1)
         super().__init__(ports)
@@ -71,7 +77,7 @@ class LaneProduct(wiring.Component):
 
     @property
     def format(self):
-        """Format of ``p``."""
+        """Format of ``p`` (of each lane's ``p[j]`` when ``LANES > 1``)."""
         return self._format
 
     def elaborate(self, platform):
