@@ -19,8 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amaranth_boards.icebreaker import ICEBreakerPlatform
-
+from ..hw.boards import BOARDS
 from ..hw.config import CoreConfig
 from ..hw.emit import TOP_NAME, emit_verilog
 
@@ -46,6 +45,9 @@ FPGA_RESOURCES = {
              "dsps": ("MULT18X18D", "ALU54B"), "brams": ("DP16KD", "PDPW16KD"),
              "lutrams": ("TRELLIS_DPR16X4",)},
 }
+
+#: A board of each FPGA family, whose platform the core is elaborated for (only the family matters).
+_FAMILY_BOARDS = {board.family: board for board in BOARDS.values()}
 
 _VERILOG = "design.v"
 _SCRIPT = "script.ys"
@@ -216,8 +218,8 @@ def synth_fpga(verilog_text, top, target, workdir=None, *, cache_dir=None, timeo
 
 
 def synth_config(config, target="generic", workdir=None, *, cache_dir=None, timeout=None):
-    """Emit the core for ``config`` (:func:`qmac.hw.emit.emit_verilog`, for ``ice40`` with an iCE40
-    platform so that ``sb_mac16`` lanes are SB_MAC16 primitives) and synthesize it.
+    """Emit the core for ``config`` (:func:`qmac.hw.emit.emit_verilog`; for an FPGA target elaborated for
+    a board of that family, so that DSP lanes are the primitives a board build uses) and synthesize it.
 
     Time grows with ``rows * cols * lanes``: the ``tiny`` preset (16 lanes) takes about 10 s for
     ``generic``, 40 s for ``ice40`` and 50 s for ``ecp5`` on a 2-core machine.
@@ -249,10 +251,10 @@ def synth_config(config, target="generic", workdir=None, *, cache_dir=None, time
         raise TypeError(f"synth_config needs a CoreConfig, not {config!r}")
     if target not in TARGETS:
         raise ValueError(f"synthesis target must be one of {', '.join(TARGETS)}, not {target!r}")
-    # An iCE40 platform (amaranth-boards' iCEBreaker; only its family matters) makes sb_mac16 lanes
-    # instantiate SB_MAC16 in dual 8x8 mode, as in a board build: Yosys would infer 16x16 multipliers only.
-    platform = ICEBreakerPlatform() if target == "ice40" else None
-    verilog_text, _ = emit_verilog(config, platform)
+    # Elaborated for a board of the family, DSP lanes are the primitives a board build gets (SB_MAC16 in dual
+    # 8x8 mode, MULT18X18D with its registers): Yosys would infer 16x16 SB_MAC16s, unregistered MULT18X18Ds.
+    board = _FAMILY_BOARDS.get(target)
+    verilog_text, _ = emit_verilog(config, board() if board else None)
     result = _synthesize(verilog_text, TOP_NAME, target, workdir, cache_dir, timeout)
     if target == "generic":
         result["per_mac_lane"] = result["transistors"] / (config.rows * config.cols * config.lanes)

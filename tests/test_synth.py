@@ -3,6 +3,7 @@
 import pytest
 
 from qmac.hw.config import CoreConfig, preset
+from qmac.hw.emit import TOP_NAME, emit_verilog
 from qmac.tb.synth import SynthError, synth_config, synth_fpga, synth_generic
 
 ADDER = """
@@ -76,3 +77,13 @@ def test_sb_mac16_lanes_on_ice40(tmp_path):
     cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8",), max_k=64, multiplier="sb_mac16")
     result = synth_config(cfg, "ice40", tmp_path / "run", cache_dir=tmp_path / "cache")
     assert result["dsps"] == cfg.rows * cfg.cols * cfg.lanes // 2
+
+
+def test_mult18_lanes_on_ecp5(tmp_path):
+    """``mult18`` lanes synthesize to one MULT18X18D per lane whose registers are the multiplier's own:
+    fewer fabric flip-flops than the same core's portable Verilog, where Yosys infers bare multipliers."""
+    cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8", "int4"), max_k=64, multiplier="mult18")
+    board = synth_config(cfg, "ecp5", tmp_path / "board", cache_dir=tmp_path / "cache")
+    portable = synth_fpga(emit_verilog(cfg)[0], TOP_NAME, "ecp5", tmp_path / "portable", cache_dir=tmp_path / "cache")
+    assert board["dsps"] == portable["dsps"] == cfg.rows * cfg.cols * cfg.lanes
+    assert board["ffs"] < portable["ffs"]
