@@ -10,7 +10,7 @@ import numpy as np
 
 from ..hw.config import code_range, mode_bits
 
-__all__ = ["pack_lanes", "unpack_lanes", "unpack_result", "params_word"]
+__all__ = ["pack_lanes", "unpack_lanes", "signed_fields", "unpack_result", "params_word"]
 
 
 def pack_lanes(codes, mode):
@@ -39,7 +39,8 @@ def unpack_lanes(lanes, mode):
     return fields.reshape(lanes.shape[:-1] + (-1,))
 
 
-def _fields(word, count, bits):
+def signed_fields(word, count, bits):
+    """The ``count`` signed ``bits``-bit fields of the integer ``word``, field 0 in the lowest bits."""
     mask = (1 << bits) - 1
     out = []
     for c in range(count):
@@ -53,7 +54,7 @@ def unpack_result(word, config):
     saturated)``, then with ``log_output`` the tuple of C log codes, then with the output stage ``q`` (tuple
     of C codes) and ``clipped``."""
     cols = config.cols
-    data = _fields(word, cols, config.acc_format.bits)
+    data = signed_fields(word, cols, config.acc_format.bits)
     rest = word >> (cols * config.acc_format.bits)
     row = (data, rest & 1, (rest >> 1) & 1)
     rest >>= 2
@@ -62,7 +63,7 @@ def unpack_result(word, config):
         row += (tuple((rest >> (c * bits)) & ((1 << bits) - 1) for c in range(cols)),)
         rest >>= cols * bits
     if config.output_stage:
-        row += (_fields(rest, cols, 8), (rest >> (8 * cols)) & 1)
+        row += (signed_fields(rest, cols, 8), (rest >> (8 * cols)) & 1)
     return row
 
 

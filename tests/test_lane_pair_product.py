@@ -2,9 +2,6 @@
 bytes: its portable form in Amaranth's simulator, and its SB_MAC16 form (the Verilog emitted for an iCE40
 platform) in Icarus Verilog with a behavioural model of the SB_MAC16 written here."""
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -15,6 +12,8 @@ from qmac.hw.boards import ICEBreaker
 from qmac.hw.config import ConfigError
 from qmac.hw.lane_pair_product import LanePairProduct, sb_mac16_parameters
 from qmac.sim.lane_product import lane_product
+from qmac.sim.ops import NumpyOps
+from qmac.sim.packing import signed_fields
 
 MODES = [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"), (("int8",), "int8"), (("int4",), "int4")]
 COPIES = 8  # pairs side by side in the Amaranth sweep
@@ -62,10 +61,6 @@ endmodule
 """
 
 
-def _signed(v, bits):
-    return v - (1 << bits) if v >> (bits - 1) else v
-
-
 def _expected(mode):
     """Golden lane results for lane 0 = (w, a) and lane 1 = (~w, a ^ 0x5A), each of shape (256, 256)."""
     w, a = (x.astype(np.uint8) for x in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
@@ -92,11 +87,8 @@ def _amaranth_sweep(modes, mode):
             ctx.set(w, wv)
             for hi in range(256 // COPIES):
                 ctx.set(a_hi, hi)
-                v = ctx.get(word)
-                for i in range(COPIES):
-                    for j in range(2):
-                        field = (v >> ((2 * i + j) * bits)) & ((1 << bits) - 1)
-                        out[j, wv, hi * COPIES + i] = _signed(field, bits)
+                fields = signed_fields(ctx.get(word), 2 * COPIES, bits)   # (pair i, lane j) at 2i + j
+                out[:, wv, hi * COPIES:(hi + 1) * COPIES] = np.reshape(fields, (COPIES, 2)).T
 
     sim = Simulator(m)
     sim.add_testbench(tb)
@@ -111,7 +103,7 @@ def test_every_byte_pair_portable(modes, mode):
     assert np.array_equal(got[0], low) and np.array_equal(got[1], high)
 
 
-def _icarus_sweep(modes, mode, tmp_path):
+def _icarus_sweep(modes, mode, icarus_bench):
     """Both lanes' results for every (w, a), from the SB_MAC16 instance the iCE40 build elaborates."""
     dut = LanePairProduct(modes)
     src = verilog.convert(dut, name="pair", platform=ICEBreaker(), emit_src=False)
@@ -134,21 +126,13 @@ module bench;
   end
 endmodule
 """
-    (tmp_path / "pair.v").write_text(src)
-    (tmp_path / "model.v").write_text(SB_MAC16_MODEL)
-    (tmp_path / "bench.v").write_text(bench)
-    subprocess.run(["iverilog", "-g2012", "-s", "bench", "-o", "sim.vvp", "bench.v", "pair.v", "model.v"],
-                   cwd=tmp_path, check=True, capture_output=True, text=True)
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0 and "MODEL" not in run.stdout, run.stdout + run.stderr
-    raw = np.loadtxt(tmp_path / "out.txt", dtype=np.int64).reshape(256, 256, 2)
-    return np.where(raw >= 1 << (bits - 1), raw - (1 << bits), raw).transpose(2, 0, 1)
+    raw = icarus_bench({"bench.v": bench, "pair.v": src, "model.v": SB_MAC16_MODEL})
+    return NumpyOps.wrap(raw.reshape(256, 256, 2), bits, True).transpose(2, 0, 1)
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 @pytest.mark.parametrize("modes,mode", MODES)
-def test_every_byte_pair_sb_mac16(modes, mode, tmp_path):
-    got = _icarus_sweep(modes, mode, tmp_path)
+def test_every_byte_pair_sb_mac16(modes, mode, icarus_bench):
+    got = _icarus_sweep(modes, mode, icarus_bench)
     low, high = _expected(mode)
     assert np.array_equal(got[0], low) and np.array_equal(got[1], high)
     # The extremes, spelled out (lane 0): -128 * -128, -128 * 127; nibbles -8 * -8 twice; mixed signs.

@@ -8,12 +8,9 @@ from amaranth.sim import Simulator
 from qmac.hw.config import ConfigError
 from qmac.hw.lane_product import LaneProduct
 from qmac.sim.lane_product import lane_product
+from qmac.sim.packing import signed_fields
 
 COPIES = 16  # lanes evaluated side by side, each with a different activation byte
-
-
-def _signed(v, bits):
-    return v - (1 << bits) if v >> (bits - 1) else v
 
 
 def _sweep(modes, mode):
@@ -39,9 +36,7 @@ def _sweep(modes, mode):
             ctx.set(w, wv)
             for hi in range(256 // COPIES):
                 ctx.set(a_hi, hi)
-                v = ctx.get(word)
-                for i in range(COPIES):
-                    out[wv, hi * COPIES + i] = _signed((v >> (i * bits)) & ((1 << bits) - 1), bits)
+                out[wv, hi * COPIES:(hi + 1) * COPIES] = signed_fields(ctx.get(word), COPIES, bits)
 
     sim = Simulator(m)
     sim.add_testbench(tb)

@@ -3,9 +3,6 @@ after its five register stages: its portable form in Amaranth's simulator, and i
 Verilog emitted for an ECP5 platform) in Icarus Verilog with a behavioural model of the MULT18X18D written
 here."""
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -16,6 +13,8 @@ from qmac.hw.boards import ULX3S_85F
 from qmac.hw.config import ConfigError
 from qmac.hw.packed_lane_product import MULT18X18D_PARAMETERS, PackedLaneProduct
 from qmac.sim.lane_product import lane_product
+from qmac.sim.ops import NumpyOps
+from qmac.sim.packing import signed_fields
 
 # MULT18X18D as Lattice FPGA-TN-02205 (ECP5 sysDSP Usage Guide) describes the paths a lane may use: the A and
 # B inputs, each through its input register when REG_INPUT*_CLK names a clock, a signed (SIGNEDA/SIGNEDB)
@@ -65,10 +64,6 @@ COPIES = 16  # lanes evaluated side by side, each with a different activation by
 MODES = [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"), (("int8",), "int8"), (("int4",), "int4")]
 
 
-def _signed(v, bits):
-    return v - (1 << bits) if v >> (bits - 1) else v
-
-
 def _sweep(modes, mode):
     """Hardware lane result for every (w, a) byte pair, shape (256, 256), read ``latency`` cycles after the
     operands while others follow; in dual-mode lanes every other beat is in the other mode (operands
@@ -102,9 +97,7 @@ def _sweep(modes, mode):
             await ctx.tick()
             if t >= latency - 1 and beats[t - latency + 1][2]:
                 wv, hi, _ = beats[t - latency + 1]
-                v = ctx.get(word)
-                for i in range(COPIES):
-                    out[wv, hi * COPIES + i] = _signed((v >> (i * bits)) & ((1 << bits) - 1), bits)
+                out[wv, hi * COPIES:(hi + 1) * COPIES] = signed_fields(ctx.get(word), COPIES, bits)
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
@@ -113,7 +106,7 @@ def _sweep(modes, mode):
     return out
 
 
-def _icarus_sweep(modes, mode, tmp_path):
+def _icarus_sweep(modes, mode, icarus_bench):
     """The lane's result for every (w, a), from the MULT18X18D instance the ECP5 build elaborates, beats
     as in :func:`_sweep` (dual-mode lanes alternate with the other mode's beat)."""
     dut = PackedLaneProduct(modes)
@@ -143,15 +136,8 @@ module bench;
   end
 endmodule
 """
-    (tmp_path / "lane.v").write_text(src)
-    (tmp_path / "model.v").write_text(MULT18X18D_MODEL)
-    (tmp_path / "bench.v").write_text(bench)
-    subprocess.run(["iverilog", "-g2012", "-s", "bench", "-o", "sim.vvp", "bench.v", "lane.v", "model.v"],
-                   cwd=tmp_path, check=True, capture_output=True, text=True)
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 0 and "MODEL" not in run.stdout, run.stdout + run.stderr
-    raw = np.loadtxt(tmp_path / "out.txt", dtype=np.int64).reshape(256, 256)
-    return np.where(raw >= 1 << (bits - 1), raw - (1 << bits), raw)
+    raw = icarus_bench({"bench.v": bench, "lane.v": src, "model.v": MULT18X18D_MODEL})
+    return NumpyOps.wrap(raw.reshape(256, 256), bits, True)
 
 
 def _check(got, mode):
@@ -169,10 +155,9 @@ def test_every_byte_pair(modes, mode):
     _check(_sweep(modes, mode), mode)
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 @pytest.mark.parametrize("modes,mode", MODES)
-def test_every_byte_pair_mult18x18d(modes, mode, tmp_path):
-    _check(_icarus_sweep(modes, mode, tmp_path), mode)
+def test_every_byte_pair_mult18x18d(modes, mode, icarus_bench):
+    _check(_icarus_sweep(modes, mode, icarus_bench), mode)
 
 
 def test_mult18x18d_configuration():
