@@ -39,8 +39,12 @@ _MAX_K_LIMIT = 1 << 24
 #: ``multiplier`` names -> pipeline stages a lane adds before the product register (docs/fpga.md):
 #: shift-and-add logic (:class:`~qmac.hw.lane_product.LaneProduct`), iCE40 SB_MAC16 in dual 8x8 mode
 #: (:class:`~qmac.hw.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
-#: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`, registered before and twice after the multiplier).
-MULTIPLIERS = {"logic": 0, "sb_mac16": 0, "mult18": 5}
+#: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`: registered before the
+#: :class:`~qmac.hw.mult18.Mult18`'s four stages), ECP5 MULT18X18D computing Winograd's pair terms, one block per
+#: two lanes (:class:`~qmac.hw.winograd_pair_product.WinogradPairProduct`, the same five stages).
+#: ``logic_pipelined`` is ``logic`` with a register inside each lane's shift-and-add array
+#: (:class:`~qmac.hw.pipelined_lane_product.PipelinedLaneProduct`).
+MULTIPLIERS = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 5}
 
 
 def mode_bits(mode):
@@ -127,9 +131,14 @@ class CoreConfig:
         (:class:`qmac.hw.log_encode.LogEncode`, nearest in the log domain, after subtracting the exponent
         ``ctrl.log_shift``), ready to be the next layer's activations.
     multiplier : str
-        What each INT lane multiplies with: ``"logic"`` (default; shift-and-add in LUTs), ``"sb_mac16"``
-        (iCE40 SB_MAC16 blocks in dual 8x8 mode, two lanes per block) or ``"mult18"`` (ECP5 MULT18X18D,
-        one lane per block; adds three pipeline stages). Results are identical; see :data:`MULTIPLIERS`.
+        What each INT lane multiplies with: ``"logic"`` (default; shift-and-add in LUTs),
+        ``"logic_pipelined"`` (the same with a register halfway; adds one stage), ``"sb_mac16"``
+        (iCE40 SB_MAC16 blocks in dual 8x8 mode, two lanes per block), ``"mult18"`` (ECP5 MULT18X18D,
+        one lane per block; adds five pipeline stages) or ``"mult18_fip"`` (ECP5 MULT18X18D, one block per
+        two lanes by Winograd's fast inner product, with one correction per row and per column of the
+        array computed in logic; adds five stages; not with ``sparse``, whose units select their own
+        activations, nor with ``scale_lanes`` 1). Results are identical; see :data:`MULTIPLIERS` and
+        docs/fpga.md.
     """
     rows: int = 8
     cols: int = 8
@@ -220,6 +229,13 @@ class CoreConfig:
         if not isinstance(self.multiplier, str) or self.multiplier not in MULTIPLIERS:
             raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed; allowed: "
                               f"{', '.join(MULTIPLIERS)}")
+        if self.multiplier == "mult18_fip" and self.sparse:
+            raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with sparse = true; allowed: "
+                              "logic, logic_pipelined, sb_mac16, mult18 (a sparse unit selects its own activations, so the "
+                              "per-column Winograd correction cannot be shared)")
+        if self.multiplier == "mult18_fip" and self.group_lanes < 2:
+            raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with scale_lanes = 1; allowed: "
+                              "scale_lanes >= 2 (Winograd's terms pair the lanes of a scale group)")
 
     def _check_lns_keys(self):
         if not isinstance(self.log_output, bool):

@@ -36,7 +36,9 @@ class LaneProduct(wiring.Component):
     added as the unsigned number ``r ^ 0x80``, which is ``r + 128``, so no row is sign-extended. The
     ``-128 * 2**i`` of the eight rows and the ``+2**7`` of row 7 are one constant, ``0x8100`` modulo
     ``2**16``; the ``+2**3`` of row 3 is ``int4`` added at bit 3. The sum is taken modulo ``2**16``, exact
-    since both modes' sums fit 16 signed bits.
+    since both modes' sums fit 16 signed bits: rows 0-3 (and the ``+2**3``) and rows 4-7 as two balanced
+    sums, then their sum plus the constant (:class:`~qmac.hw.pipelined_lane_product.PipelinedLaneProduct`
+    registers the two halves).
 
     With a single mode built in, ``int4`` is a constant: the multiplexers, row 3's XOR and the output
     shift fold away, leaving the INT8 or the INT4 array above. A dual-mode lane costs the multiplicand
@@ -59,6 +61,8 @@ class LaneProduct(wiring.Component):
 
     #: Lanes one unit computes; with more than one (a subclass), ``w``, ``a`` and ``p`` are arrays of them.
     LANES = 1
+    #: Register stages inside the shift-and-add array (a subclass sets 1: :class:`PipelinedLaneProduct`).
+    STAGES = 0
 
     def __init__(self, modes):
         self._format = lane_format(modes)
@@ -94,12 +98,24 @@ class LaneProduct(wiring.Component):
         # -r = ~r + 1 for row 7 (always) and row 3 (INT4 mode); the sum starts with their +1s.
         rows[3] = rows[3] ^ int4.replicate(8)
         rows[7] = ~rows[7]
-        total, offset = int4 << 3, 1 << 7
         # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s fold into one constant.
-        for i, row in enumerate(rows):
-            total = total + ((row ^ 0x80) << i)
-            offset -= 1 << (7 + i)
+        offset = (1 << 7) - sum(1 << (7 + i) for i in range(8))
+        terms = [(row ^ 0x80) << i for i, row in enumerate(rows)]
+        # Rows 0-3 (with row 3's +1) and rows 4-7 as two balanced sums, registered when STAGES = 1.
+        halves = [_tree([int4 << 3] + terms[:4]), _tree(terms[4:])]
+        if self.STAGES:
+            regs = [Signal(16, name=f"half{j}", reset_less=True) for j in range(2)]
+            int4_q = Signal(name="int4_q")
+            m.d.sync += [regs[0].eq(halves[0]), regs[1].eq(halves[1]), int4_q.eq(int4)]
+            halves, int4 = regs, int4_q
         p16 = Signal(signed(16))
-        m.d.comb += [p16.eq(total + offset % (1 << 16)),
+        m.d.comb += [p16.eq(halves[0] + halves[1] + offset % (1 << 16)),
                      self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]
         return m
+
+
+def _tree(values):
+    """Sum of ``values`` as a balanced tree of additions."""
+    while len(values) > 1:
+        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j] for j in range(0, len(values), 2)]
+    return values[0]

@@ -5,7 +5,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
-from .mac_unit import MacUnit, accumulator_shape
+from .mac_unit import MacUnit, accumulator_shape, winograd_correction_delay, winograd_correction_format
+from .winograd_correction import WinogradCorrection
 
 __all__ = ["MacArray", "operand_layout", "result_layout"]
 
@@ -203,6 +204,11 @@ class MacArray(wiring.Component):
         m.d.sync += slot_free.eq(~full_next & ~in_flight_next)
         acc_en = p_valid
 
+        # -- Winograd corrections, once per column (activations) and per row (weights) ---------------
+        if cfg.multiplier == "mult18_fip":
+            ca = [self._corrections(m, f"ca{c}", self.a.payload.data[c], int4) for c in range(cfg.cols)]
+            cw = [self._corrections(m, f"cw{r}", self.w.payload.data[r], int4) for r in range(cfg.rows)]
+
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
         acc_shape = accumulator_shape(cfg)
         zero = Const(0, Shape.cast(acc_shape).width)
@@ -221,6 +227,8 @@ class MacArray(wiring.Component):
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
                 if cfg.sparse:
                     ins["meta"] = self.w.payload.meta[r]
+                if cfg.multiplier == "mult18_fip":
+                    ins["ca"], ins["cw"] = ca[c], cw[r]
                 self._unit(m, f"u{r}_{c}", ins, outs[r][c])
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in outs for u in row) != 0)
 
@@ -241,6 +249,26 @@ class MacArray(wiring.Component):
         in_flight = sum(v for v, _, _ in flags[1:]) != 0
         m.d.comb += self.busy.eq((beat != 0) | in_flight | shadow_full)
         return m
+
+    def _corrections(self, m, name, vector, int4):
+        """The Winograd corrections of one operand vector, one per scale group, delayed to arrive
+        :func:`~qmac.hw.mac_unit.winograd_correction_delay` cycles after the vector."""
+        cfg = self._config
+        L = cfg.group_lanes
+        out = Signal(data.ArrayLayout(signed(winograd_correction_format(cfg).bits), cfg.scale_groups), name=name)
+        for g in range(cfg.scale_groups):
+            unit = WinogradCorrection(L, cfg.modes, cfg.tree_levels_per_stage)
+            m.submodules[f"{name}_{g}"] = unit
+            m.d.comb += unit.v.eq(Cat(vector[g * L + i] for i in range(L)))
+            if cfg.dual:
+                m.d.comb += unit.int4.eq(int4)
+            value = unit.sum
+            for stage in range(winograd_correction_delay(cfg) - unit.latency):
+                delayed = Signal.like(value, name=f"{name}_{g}_d{stage}", reset_less=True)
+                m.d.sync += delayed.eq(value)
+                value = delayed
+            m.d.comb += out[g].eq(value)
+        return out
 
     def _unit(self, m, name, ins, outs):
         """Add one processing element driven by ``ins`` and driving ``outs`` (dicts of port name -> value):

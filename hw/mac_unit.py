@@ -6,12 +6,14 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
+from .formats import IntFormat
 from .log_dot_product import LogDotProduct
 from .ops import AmaranthOps
 from .sparse24_select import Sparse24Select
 from .vector_scale import VectorScale
 
-__all__ = ["MacUnit", "mac_unit_signature", "accumulator_shape"]
+__all__ = ["MacUnit", "mac_unit_signature", "accumulator_shape", "winograd_correction_format",
+           "winograd_correction_delay"]
 
 
 def accumulator_shape(config):
@@ -40,7 +42,23 @@ def mac_unit_signature(config):
         ports["sa"] = In(scales)
     if config.sparse:
         ports["meta"] = In(data.ArrayLayout(2, 2 * config.lanes))
+    if config.multiplier == "mult18_fip":
+        corrections = data.ArrayLayout(signed(winograd_correction_format(config).bits), config.scale_groups)
+        ports["ca"] = In(corrections)
+        ports["cw"] = In(corrections)
     return wiring.Signature(ports)
+
+
+def winograd_correction_format(config):
+    """Format of one group's Winograd correction (``multiplier = "mult18_fip"``)."""
+    lo, hi = config.lane_range
+    return IntFormat.for_range(config.group_lanes // 2 * lo, config.group_lanes // 2 * hi)
+
+
+def winograd_correction_delay(config):
+    """Cycles from a unit's operands to their Winograd corrections on ``ca``, ``cw`` (``"mult18_fip"``): its
+    :class:`DotProduct`'s ``correction_delay``, the dot latency (without the scale unit's stage) less 2."""
+    return config.dot_latency - (1 if config.scale_bits else 0) - 2
 
 
 class MacUnit(wiring.Component):
@@ -77,6 +95,11 @@ class MacUnit(wiring.Component):
         Present only with both INT modes built.
     sw, sa : In(ArrayLayout(unsigned(S), G))
         Present only with scale units: the weight and activation vectors' scale fields, one per group.
+    ca, cw : In(ArrayLayout(signed, G))
+        Present only with ``multiplier = "mult18_fip"``: per group, the Winograd corrections
+        (:class:`~qmac.hw.winograd_correction.WinogradCorrection`) of the activation and the weight vector,
+        :func:`winograd_correction_delay` cycles after the vectors (the array computes them once per column
+        and per row).
     meta : In(ArrayLayout(2, 2V))
         Present only in sparse builds: ``w`` holds kept 2:4 weights, ``meta`` their indices and ``a`` 2V
         lanes of dense activations, and a :class:`Sparse24Select` picks the activation each kept weight
@@ -137,6 +160,8 @@ class MacUnit(wiring.Component):
                          dot.a.eq(Cat(a[g * L + i] for i in range(L)))]
             if cfg.dual:
                 m.d.comb += dot.int4.eq(self.int4)
+            if cfg.multiplier == "mult18_fip":
+                m.d.comb += [dot.ca.eq(self.ca[g]), dot.cw.eq(self.cw[g])]
         if self._scale is None:
             psum = self._dots[0].sum
         else:

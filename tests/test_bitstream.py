@@ -13,10 +13,11 @@ from qmac.hw.config import CoreConfig
 from qmac.tb.bitstream import build_bitstream, uart_divisor
 
 #: 8 INT4 MACs per cycle: enough to exercise every part of the build in well under two minutes; on each
-#: board's DSP blocks (4 lanes: 2 SB_MAC16, 4 MULT18X18D), so the build proves they are mapped.
+#: board's DSP blocks (4 lanes: 2 SB_MAC16, 2 MULT18X18D computing Winograd pair terms, as the boards'
+#: default cores), so the build proves they are mapped.
 SMALL = CoreConfig(rows=1, cols=1, lanes=4, modes=("int4",), max_k=64)
 SMALL_DSP = {"icebreaker": (SMALL.replace(multiplier="sb_mac16"), 2),
-             "ulx3s-85f": (SMALL.replace(multiplier="mult18"), 4)}
+             "ulx3s-85f": (SMALL.replace(multiplier="mult18_fip"), 2)}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -64,5 +65,5 @@ def test_default_build_through_cli(board, tmp_path):
     summary = json.loads(proc.stdout)
     config = BOARDS[board].default_config
     lanes = config.rows * config.cols * config.lanes
-    _check(summary, board, {"logic": 0, "sb_mac16": lanes // 2, "mult18": lanes}[config.multiplier])
+    _check(summary, board, {"logic": 0, "sb_mac16": lanes // 2, "mult18": lanes, "mult18_fip": lanes // 2}[config.multiplier])
     assert summary["config"] == config.to_dict()

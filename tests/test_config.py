@@ -76,9 +76,11 @@ def test_multiplier():
     # registers: the packed operands twice (the second the MULT18X18D's own), the product three times
     assert dsp.dot_latency == CoreConfig().dot_latency + 5
     assert CoreConfig(multiplier="sb_mac16").dot_latency == CoreConfig().dot_latency
+    # Winograd pair terms: the same five stages, and the correction subtraction replaces one tree level
+    assert CoreConfig(multiplier="mult18_fip").dot_latency == dsp.dot_latency
     for bad in ("dsp", "", 18, None):
         with pytest.raises(ConfigError, match=rf"^config key 'multiplier': {bad!r} is not allowed; "
-                                              r"allowed: logic, sb_mac16, mult18$"):
+                                              r"allowed: logic, logic_pipelined, sb_mac16, mult18, mult18_fip$"):
             CoreConfig(multiplier=bad)
 
 
@@ -99,6 +101,13 @@ def test_multiplier():
     ({"modes": ("lns8",), "multiplier": "mult18"}, "config key 'multiplier': 'mult18' is not allowed with a log "
                                                    "mode; allowed: logic (an LNS product is an exponent addition, "
                                                    "no multiplier)"),
+    ({"sparse": True, "multiplier": "mult18_fip"},
+     "config key 'multiplier': 'mult18_fip' is not allowed with sparse = true; allowed: logic, logic_pipelined, "
+     "sb_mac16, mult18 (a "
+     "sparse unit selects its own activations, so the per-column Winograd correction cannot be shared)"),
+    ({"scale_bits": 4, "scale_lanes": 1, "multiplier": "mult18_fip"},
+     "config key 'multiplier': 'mult18_fip' is not allowed with scale_lanes = 1; allowed: scale_lanes >= 2 "
+     "(Winograd's terms pair the lanes of a scale group)"),
     ({"log_output": True}, "config key 'log_output': True needs a log mode; allowed: only with modes ['lns8'] or "
                            "['lns4']"),
     ({"modes": ("lns8",), "log_output": 1}, "config key 'log_output': 1 is not allowed; allowed: true, false"),

@@ -11,10 +11,12 @@ from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
 from qmac.sim.packing import unpack_result
 
 
-@pytest.mark.parametrize("name,mode", [("tiny", "int8"), ("tiny", "int4"), ("tiny-vsq", "int4"),
-                                       ("tiny-lns8", "lns8"), ("tiny-lns4-vsq", "lns4")])
-def test_core_components_match_golden(name, mode):
-    cfg = PRESETS[name]
+@pytest.mark.parametrize("name,mode,multiplier", [
+    ("tiny", "int8", "logic"), ("tiny", "int4", "logic"), ("tiny-vsq", "int4", "logic"),
+    ("tiny-lns8", "lns8", "logic"), ("tiny-lns4-vsq", "lns4", "logic"),
+    ("tiny", "int8", "mult18_fip"), ("tiny", "int4", "mult18_fip"), ("tiny-vsq", "int8", "mult18_fip")])
+def test_core_components_match_golden(name, mode, multiplier):
+    cfg = PRESETS[name].replace(multiplier=multiplier)
     rng = np.random.default_rng(2)
     lo, hi = code_range(mode)
     W, A = rng.integers(lo, hi + 1, (3, 19)), rng.integers(lo, hi + 1, (19, 3))

@@ -2,18 +2,22 @@
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from qmac.hw.config import ConfigError, CoreConfig
 from qmac.hw.dot_product import DotProduct
 from qmac.sim.dot_product import dot_product
+from qmac.sim.winograd_correction import winograd_correction
+
+#: Each multiplier, with the register stages its lanes add (the rest of the latency is the adder tree's).
+LANE_STAGES = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 5}
+CASES = [(4, ("int8", "int4"), 2), (16, ("int8",), 1), (8, ("int4",), 3), (64, ("int8", "int4"), 8),
+         (1, ("int8", "int4"), 1), (2, ("int8", "int4"), 1), (2, ("int4",), 2)]
 
 
-@pytest.mark.parametrize("multiplier", ["logic", "sb_mac16", "mult18"])
-@pytest.mark.parametrize("lanes,modes,levels", [(4, ("int8", "int4"), 2), (16, ("int8",), 1),
-                                                 (8, ("int4",), 3), (64, ("int8", "int4"), 8),
-                                                 (1, ("int8", "int4"), 1)])
-def test_pipelined_sums(lanes, modes, levels, multiplier):
+@pytest.mark.parametrize("lanes,modes,levels,multiplier", [
+    case + (multiplier,) for multiplier in LANE_STAGES for case in CASES
+    if multiplier != "mult18_fip" or 2 <= case[0] <= 16])
+def test_pipelined_sums(lanes, modes, levels, multiplier, pysim_stream):
     rng = np.random.default_rng(lanes)
     dut = DotProduct(lanes, modes, levels, multiplier=multiplier)
     n = 40
@@ -24,26 +28,18 @@ def test_pipelined_sums(lanes, modes, levels, multiplier):
     w[2], a[2] = 0x88, 0x88  # INT4: -8 * -8 in every element
     w[3], a[3] = 0x88, 0x77
     int4 = rng.integers(0, 2, n) if len(modes) > 1 else np.full(n, modes == ("int4",))
-    got = []
-
-    async def tb(ctx):
-        for t in range(n + dut.latency):
-            if t < n:
-                for i in range(lanes):
-                    ctx.set(dut.w[i], int(w[t, i]))
-                    ctx.set(dut.a[i], int(a[t, i]))
-                if len(modes) > 1:
-                    ctx.set(dut.int4, int(int4[t]))
-            await ctx.tick()
-            got.append(ctx.get(dut.sum))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(tb)
-    sim.run()
-    expected = [int(dot_product(w[t], a[t], "int4" if int4[t] else "int8")) for t in range(n)]
-    assert got[dut.latency - 1:dut.latency - 1 + n] == expected
-    assert dut.latency == 1 + 5 * (multiplier == "mult18") + -(-int(np.log2(lanes)) // levels)
+    mode = np.where(int4, "int4", "int8")
+    beats = [[(dut.w.as_value(), int.from_bytes(w[t].tobytes(), "little")),
+              (dut.a.as_value(), int.from_bytes(a[t].tobytes(), "little"))]
+             + ([(dut.int4, int(int4[t]))] if len(modes) > 1 else []) for t in range(n)]
+    if multiplier == "mult18_fip":   # the corrections, presented correction_delay cycles after the operands
+        beats += [[] for _ in range(dut.correction_delay)]
+        for t in range(n):
+            beats[t + dut.correction_delay] += [(dut.ca, int(winograd_correction(a[t], mode[t]))),
+                                                (dut.cw, int(winograd_correction(w[t], mode[t])))]
+    got = pysim_stream(dut, beats, dut.sum)[:n]
+    assert got == [int(dot_product(w[t], a[t], mode[t])) for t in range(n)]
+    assert dut.latency == 1 + LANE_STAGES[multiplier] + -(-int(np.log2(lanes)) // levels)
 
 
 def test_bad_lanes():
@@ -52,11 +48,18 @@ def test_bad_lanes():
 
 
 def test_bad_multiplier():
-    with pytest.raises(ConfigError, match=r"^multiplier must be one of logic, sb_mac16, mult18, not 'dsp'$"):
+    with pytest.raises(ConfigError, match=r"^multiplier must be one of logic, logic_pipelined, sb_mac16, mult18, "
+                                          r"mult18_fip, not 'dsp'$"):
         DotProduct(4, ("int8",), multiplier="dsp")
 
 
-@pytest.mark.parametrize("multiplier", ["logic", "sb_mac16", "mult18"])
+def test_mult18_fip_needs_lane_pairs():
+    with pytest.raises(ConfigError, match=r"^dot-product lanes must be at least 2 with the mult18_fip multiplier, "
+                                          r"not 1$"):
+        DotProduct(1, ("int8",), multiplier="mult18_fip")
+
+
+@pytest.mark.parametrize("multiplier", LANE_STAGES)
 def test_config_latency_matches(multiplier):
     cfg = CoreConfig(rows=1, cols=1, lanes=16, tree_levels_per_stage=1, multiplier=multiplier)
     assert cfg.dot_latency == DotProduct(16, cfg.modes, 1, multiplier=multiplier).latency

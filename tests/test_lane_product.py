@@ -1,4 +1,5 @@
-"""LaneProduct against its golden twin on every pair of lane bytes (all INT8 pairs; all INT4 quadruples)."""
+"""LaneProduct and PipelinedLaneProduct against their golden twin on every pair of lane bytes (all INT8 pairs;
+all INT4 quadruples)."""
 
 import numpy as np
 import pytest
@@ -7,16 +8,18 @@ from amaranth.sim import Simulator
 
 from qmac.hw.config import ConfigError
 from qmac.hw.lane_product import LaneProduct
+from qmac.hw.pipelined_lane_product import PipelinedLaneProduct
 from qmac.sim.lane_product import lane_product
 from qmac.sim.packing import signed_fields
 
 COPIES = 16  # lanes evaluated side by side, each with a different activation byte
 
 
-def _sweep(modes, mode):
-    """Hardware lane result for every (w, a) byte pair, shape (256, 256)."""
+def _sweep(lane_class, modes, mode):
+    """Hardware lane result for every (w, a) byte pair, shape (256, 256); a pipelined lane's one clock
+    edge after its operands (and the mode) are set."""
     m = Module()
-    lanes = [LaneProduct(modes) for _ in range(COPIES)]
+    lanes = [lane_class(modes) for _ in range(COPIES)]
     w = Signal(8)
     bits = lanes[0].format.bits
     for i, lane in enumerate(lanes):
@@ -36,20 +39,29 @@ def _sweep(modes, mode):
             ctx.set(w, wv)
             for hi in range(256 // COPIES):
                 ctx.set(a_hi, hi)
+                if lane_class.STAGES:
+                    await ctx.tick()
                 out[wv, hi * COPIES:(hi + 1) * COPIES] = signed_fields(ctx.get(word), COPIES, bits)
 
     sim = Simulator(m)
+    if lane_class.STAGES:
+        sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return out
 
 
+@pytest.mark.parametrize("lane_class", [LaneProduct, PipelinedLaneProduct])
 @pytest.mark.parametrize("modes,mode", [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"),
                                         (("int8",), "int8"), (("int4",), "int4")])
-def test_every_byte_pair(modes, mode):
+def test_every_byte_pair(lane_class, modes, mode):
     w, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     expected = lane_product(w.astype(np.uint8), a.astype(np.uint8), mode)
-    assert np.array_equal(_sweep(modes, mode), expected)
+    assert np.array_equal(_sweep(lane_class, modes, mode), expected)
+
+
+def test_pipelined_latency():
+    assert LaneProduct.STAGES == 0 and PipelinedLaneProduct(("int8",)).latency == PipelinedLaneProduct.STAGES == 1
 
 
 def test_golden_twin_from_definition():

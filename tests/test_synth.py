@@ -79,11 +79,13 @@ def test_sb_mac16_lanes_on_ice40(tmp_path):
     assert result["dsps"] == cfg.rows * cfg.cols * cfg.lanes // 2
 
 
-def test_mult18_lanes_on_ecp5(tmp_path):
-    """``mult18`` lanes synthesize to one MULT18X18D per lane whose registers are the multiplier's own:
-    fewer fabric flip-flops than the same core's portable Verilog, where Yosys infers bare multipliers."""
-    cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8", "int4"), max_k=64, multiplier="mult18")
+@pytest.mark.parametrize("multiplier,lanes_per_block", [("mult18", 1), ("mult18_fip", 2)])
+def test_mult18_lanes_on_ecp5(tmp_path, multiplier, lanes_per_block):
+    """``mult18`` lanes synthesize to one MULT18X18D per lane, ``mult18_fip`` to one per two lanes (the
+    Winograd corrections stay in logic), and the multipliers' registers are their own: fewer fabric
+    flip-flops than the same core's portable Verilog, where Yosys infers bare multipliers."""
+    cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8", "int4"), max_k=64, multiplier=multiplier)
     board = synth_config(cfg, "ecp5", tmp_path / "board", cache_dir=tmp_path / "cache")
     portable = synth_fpga(emit_verilog(cfg)[0], TOP_NAME, "ecp5", tmp_path / "portable", cache_dir=tmp_path / "cache")
-    assert board["dsps"] == portable["dsps"] == cfg.rows * cfg.cols * cfg.lanes
+    assert board["dsps"] == portable["dsps"] == cfg.rows * cfg.cols * cfg.lanes // lanes_per_block
     assert board["ffs"] < portable["ffs"]

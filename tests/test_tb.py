@@ -12,6 +12,8 @@ CONFIGS = {
     "int8-3x2-v8": CoreConfig(rows=3, cols=2, lanes=8, modes=("int8",), max_k=512),
     "int4-2x3-v4": CoreConfig(rows=2, cols=3, lanes=4, modes=("int4",), max_k=256, tree_levels_per_stage=1),
     "mult18-dual": PRESETS["tiny"].replace(multiplier="mult18"),
+    "mult18-fip-vsq-dual": CoreConfig(rows=2, cols=3, lanes=4, modes=("int8", "int4"), max_k=256, scale_bits=4,
+                                      scale_lanes=2, multiplier="mult18_fip"),
     "sb_mac16-int4-3x2": CoreConfig(rows=3, cols=2, lanes=4, modes=("int4",), max_k=256, multiplier="sb_mac16"),
     "saturating-dual": PRESETS["tiny"].replace(acc_bits=20, max_k=512),
     "vsq-int-dual": PRESETS["tiny-vsq"],
