@@ -1,8 +1,9 @@
 """The correction of Winograd's inner product for one operand vector: the sum of its element pairs' products."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.vendor import LatticeECP5Platform
 
 from .config import ConfigError
 from .dot_product import DotProduct
@@ -17,7 +18,8 @@ class WinogradCorrection(wiring.Component):
     WinogradPairProduct` terms add beyond the dot product, for the activation or the weight side.
 
     ``v`` and ``int4`` are registered (a local copy: the vector and the mode come from far away, to every
-    correction and unit of the array), then a ``"logic_pipelined"`` :class:`~qmac.hw.dot_product.DotProduct`
+    correction and unit of the array; Yosys merges registers with equal inputs, so on an ECP5 platform the
+    copy of ``int4`` is a ``TRELLIS_FF`` instance, which it leaves alone), then a ``"logic_pipelined"`` :class:`~qmac.hw.dot_product.DotProduct`
     of V/2 lanes computes the sum, lane ``i`` fed with ``(v[2i], v[2i+1])`` in INT8 mode and, in INT4
     mode, with the low elements of lanes ``2i`` and ``2i+1`` against their high elements (its INT4 lane
     product ``w0*a0 + w1*a1`` is then ``v[2i,0]*v[2i,1] + v[2i+1,0]*v[2i+1,1]``). Exact; :attr:`latency`
@@ -68,7 +70,11 @@ class WinogradCorrection(wiring.Component):
         v = Signal.like(self.v, reset_less=True)
         int4 = Signal()
         m.d.sync += v.eq(self.v)
-        if len(modes) > 1:
+        if len(modes) > 1 and isinstance(platform, LatticeECP5Platform):
+            m.submodules.int4_copy = Instance(
+                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR", p_SRMODE="LSR_OVER_CE",
+                p_REGSET="RESET", i_CLK=ClockSignal(), i_LSR=0, i_CE=1, i_DI=self.int4, o_Q=int4)
+        elif len(modes) > 1:
             m.d.sync += int4.eq(self.int4)
         for i in range(self._lanes // 2):
             lo, hi = v[2 * i], v[2 * i + 1]

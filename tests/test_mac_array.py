@@ -15,7 +15,7 @@ def _word(vectors):
     return sum(int(b) << (8 * k) for k, b in enumerate(np.asarray(vectors).reshape(-1)))
 
 
-@pytest.mark.parametrize("multiplier", ["logic", "mult18"])
+@pytest.mark.parametrize("multiplier", ["logic", "mult18", "mult18_fip"])
 def test_mode_changes_at_first_beat(multiplier):
     cfg = PRESETS["tiny"].replace(multiplier=multiplier)
     rng = np.random.default_rng(6)

@@ -3,7 +3,9 @@ read ``latency`` cycles later."""
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 
+from qmac.hw.boards import ULX3S_85F
 from qmac.hw.config import ConfigError
 from qmac.hw.winograd_correction import WinogradCorrection
 from qmac.sim.winograd_correction import winograd_correction
@@ -34,3 +36,12 @@ def test_stream(lanes, levels, modes, pysim_stream):
 def test_bad_lanes():
     with pytest.raises(ConfigError, match=r"^Winograd correction lanes must be one of 2, 4, 8, 16, 32, 64, not 3$"):
         WinogradCorrection(3, ("int8",))
+
+
+@pytest.mark.parametrize("modes,copies", [(("int8", "int4"), 1), (("int8",), 0)])
+def test_ecp5_mode_copy_is_a_primitive(modes, copies):
+    """On ECP5 the local copy of ``int4`` is a TRELLIS_FF instance (Yosys would merge an inferred one with
+    every other register of ``int4``, the array-wide fan-out the copy exists to cut); single-mode builds
+    have no mode to copy."""
+    text = verilog.convert(WinogradCorrection(4, modes), platform=ULX3S_85F(), name="c", emit_src=False)
+    assert text.count("TRELLIS_FF ") == copies

@@ -66,15 +66,16 @@ class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
     The default core (4x4 array, 4 dual-mode lanes, one adder-tree level per pipeline stage) does 64 INT8
-    or 128 INT4 MACs per cycle on 64 MULT18X18D (one lane each: an 18x18 multiplier cannot hold two
-    exact INT8 products, docs/fpga.md); it meets 75 MHz with a wide margin (docs/fpga.md, "Measured").
+    or 128 INT4 MACs per cycle on 32 MULT18X18D (two lanes each by Winograd's fast inner product,
+    ``multiplier = "mult18_fip"``); it meets 75 MHz with a margin of about 14 % (docs/fpga.md,
+    "Measured"). bench/boards/ulx3s-v8.toml doubles the lanes (64 MULT18X18D) and just meets 75 MHz.
     """
 
     constraints_name = "ulx3s"
     operand_stage = True
     family = "ecp5"
     default_config = CoreConfig(rows=4, cols=4, lanes=4, modes=("int8", "int4"), max_k=4096, tree_levels_per_stage=1,
-                                multiplier="mult18")
+                                multiplier="mult18_fip")
 
     def _pll_parameters(self, f_in, f_out):
         return ecp5_pll(f_in, f_out)
