@@ -229,7 +229,7 @@ class ScaleFormat:
     def product(self, sw, sa, ops):
         if self.kind == "log":
             return ops.wrap(sw, self.bits, True) + ops.wrap(sa, self.bits, True)
-        return sw * sa if self.kind == "int" else sw + sa
+        return ops.mul(sw, sa) if self.kind == "int" else sw + sa
 
     def apply(self, psum, product, ops):
         return psum * product if self.kind == "int" else psum << product

@@ -13,6 +13,17 @@ class AmaranthOps:
         return Mux(cond, a, b)
 
     @staticmethod
+    def mul(a, b):
+        """``a * b`` of two unsigned values as shift-and-add rows (``b[i] ? a << i : 0``, summed as a
+        balanced tree): logic, where ``*`` becomes a DSP block on an FPGA (a whole MULT18X18D, and two long
+        wires, for a product of two few-bit scale fields)."""
+        a, b = Value.cast(a), Value.cast(b)
+        rows = [Mux(b[i], a << i, 0) for i in range(len(b))]
+        while len(rows) > 1:
+            rows = [rows[j] + rows[j + 1] if j + 1 < len(rows) else rows[j] for j in range(0, len(rows), 2)]
+        return rows[0]
+
+    @staticmethod
     def wrap(x, bits, signed):
         x = Value.cast(x)
         if len(x) < bits:

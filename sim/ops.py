@@ -13,6 +13,11 @@ class NumpyOps:
         return np.where(cond, a, b)
 
     @staticmethod
+    def mul(a, b):
+        """``a * b`` (unsigned values)."""
+        return np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
+
+    @staticmethod
     def wrap(x, bits, signed):
         x = np.asarray(x, dtype=np.int64)
         if bits >= 64:

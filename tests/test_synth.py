@@ -89,3 +89,13 @@ def test_mult18_lanes_on_ecp5(tmp_path, multiplier, lanes_per_block):
     portable = synth_fpga(emit_verilog(cfg)[0], TOP_NAME, "ecp5", tmp_path / "portable", cache_dir=tmp_path / "cache")
     assert board["dsps"] == portable["dsps"] == cfg.rows * cfg.cols * cfg.lanes // lanes_per_block
     assert board["ffs"] < portable["ffs"]
+
+
+def test_scale_products_in_logic_on_ecp5(tmp_path):
+    """With integer scales, a unit's MULT18X18D are its pair terms and its group sums' scaling
+    (``psum * product``); the product of the two few-bit scale fields is logic (``AmaranthOps.mul``), not a
+    whole 18x18 block with long wires to it."""
+    cfg = CoreConfig(rows=1, cols=2, lanes=4, modes=("int8",), max_k=64, scale_bits=4, scale_lanes=4,
+                     multiplier="mult18_fip")
+    result = synth_config(cfg, "ecp5", tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result["dsps"] == cfg.rows * cfg.cols * (cfg.lanes // 2 + cfg.scale_groups)
