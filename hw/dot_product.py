@@ -12,7 +12,7 @@ from .lane_pair_product import LanePairProduct
 from .lane_product import LaneProduct
 from .packed_lane_product import PackedLaneProduct
 from .pipelined_lane_product import PipelinedLaneProduct
-from .winograd_pair_product import WinogradPairProduct
+from .winograd_pair_product import WinogradPairProduct, winograd_correction_format
 
 __all__ = ["DotProduct"]
 
@@ -93,7 +93,7 @@ class DotProduct(wiring.Component):
         ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
                  "sum": Out(signed(self._format.bits))}
         if multiplier == "mult18_fip":
-            self._correction_format = IntFormat.for_range(lanes // 2 * lo, lanes // 2 * hi)
+            self._correction_format = winograd_correction_format(lanes, modes)
             ports["ca"] = In(signed(self._correction_format.bits))
             ports["cw"] = In(signed(self._correction_format.bits))
         if len(modes) > 1:

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
 from .formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range, modes_valid
+from .ops import adder_tree
 
 __all__ = ["LaneProduct", "lane_format"]
 
@@ -102,7 +103,7 @@ class LaneProduct(wiring.Component):
         offset = (1 << 7) - sum(1 << (7 + i) for i in range(8))
         terms = [(row ^ 0x80) << i for i, row in enumerate(rows)]
         # Rows 0-3 (with row 3's +1) and rows 4-7 as two balanced sums, registered when STAGES = 1.
-        halves = [_tree([int4 << 3] + terms[:4]), _tree(terms[4:])]
+        halves = [adder_tree([int4 << 3] + terms[:4]), adder_tree(terms[4:])]
         if self.STAGES:
             regs = [Signal(16, name=f"half{j}", reset_less=True) for j in range(2)]
             int4_q = Signal(name="int4_q")
@@ -113,9 +114,3 @@ class LaneProduct(wiring.Component):
                      self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]
         return m
 
-
-def _tree(values):
-    """Sum of ``values`` as a balanced tree of additions."""
-    while len(values) > 1:
-        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j] for j in range(0, len(values), 2)]
-    return values[0]

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
-from .log_dot_product import adder_tree
+from .ops import adder_tree
 from .log_encode import LogEncode
 from .mac_array import result_layout
 

@@ -7,23 +7,15 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigError
 from .log_format import LogFormat
 from .log_sum import LogSum
-from .ops import AmaranthOps
+from .ops import AmaranthOps, adder_tree
 
-__all__ = ["LogDotProduct", "ORGANISATIONS", "adder_tree"]
+__all__ = ["LogDotProduct", "ORGANISATIONS"]
 
 _LANES = (4, 8, 16, 32, 64, 128)
 _MAX_SCALE_BITS = 9
 
 #: Structures of the per-beat bucket adders (see :class:`LogDotProduct`).
 ORGANISATIONS = ("tree", "count")
-
-
-def adder_tree(values):
-    """Balanced adder tree; Amaranth widens every sum, so it is exact."""
-    while len(values) > 1:
-        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
-                  for j in range(0, len(values), 2)]
-    return values[0]
 
 
 class LogDotProduct(wiring.Component):

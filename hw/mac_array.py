@@ -5,8 +5,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
-from .mac_unit import MacUnit, accumulator_shape, winograd_correction_delay, winograd_correction_format
+from .mac_unit import MacUnit, accumulator_shape, winograd_correction_delay
 from .winograd_correction import WinogradCorrection
+from .winograd_pair_product import winograd_correction_format
 
 __all__ = ["MacArray", "operand_layout", "result_layout"]
 
@@ -255,7 +256,8 @@ class MacArray(wiring.Component):
         :func:`~qmac.hw.mac_unit.winograd_correction_delay` cycles after the vector."""
         cfg = self._config
         L = cfg.group_lanes
-        out = Signal(data.ArrayLayout(signed(winograd_correction_format(cfg).bits), cfg.scale_groups), name=name)
+        bits = winograd_correction_format(L, cfg.modes).bits
+        out = Signal(data.ArrayLayout(signed(bits), cfg.scale_groups), name=name)
         for g in range(cfg.scale_groups):
             unit = WinogradCorrection(L, cfg.modes, cfg.tree_levels_per_stage)
             m.submodules[f"{name}_{g}"] = unit

@@ -6,14 +6,13 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
-from .formats import IntFormat
 from .log_dot_product import LogDotProduct
 from .ops import AmaranthOps
 from .sparse24_select import Sparse24Select
 from .vector_scale import VectorScale
+from .winograd_pair_product import winograd_correction_format
 
-__all__ = ["MacUnit", "mac_unit_signature", "accumulator_shape", "winograd_correction_format",
-           "winograd_correction_delay"]
+__all__ = ["MacUnit", "mac_unit_signature", "accumulator_shape", "winograd_correction_delay"]
 
 
 def accumulator_shape(config):
@@ -43,16 +42,11 @@ def mac_unit_signature(config):
     if config.sparse:
         ports["meta"] = In(data.ArrayLayout(2, 2 * config.lanes))
     if config.multiplier == "mult18_fip":
-        corrections = data.ArrayLayout(signed(winograd_correction_format(config).bits), config.scale_groups)
+        bits = winograd_correction_format(config.group_lanes, config.modes).bits
+        corrections = data.ArrayLayout(signed(bits), config.scale_groups)
         ports["ca"] = In(corrections)
         ports["cw"] = In(corrections)
     return wiring.Signature(ports)
-
-
-def winograd_correction_format(config):
-    """Format of one group's Winograd correction (``multiplier = "mult18_fip"``)."""
-    lo, hi = config.lane_range
-    return IntFormat.for_range(config.group_lanes // 2 * lo, config.group_lanes // 2 * hi)
 
 
 def winograd_correction_delay(config):

@@ -2,7 +2,15 @@
 
 from amaranth.hdl import Cat, Const, Mux, Value
 
-__all__ = ["AmaranthOps"]
+__all__ = ["AmaranthOps", "adder_tree"]
+
+
+def adder_tree(values):
+    """Balanced adder tree; Amaranth widens every sum, so it is exact."""
+    while len(values) > 1:
+        values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
+                  for j in range(0, len(values), 2)]
+    return values[0]
 
 
 class AmaranthOps:
@@ -18,10 +26,7 @@ class AmaranthOps:
         balanced tree): logic, where ``*`` becomes a DSP block on an FPGA (a whole MULT18X18D, and two long
         wires, for a product of two few-bit scale fields)."""
         a, b = Value.cast(a), Value.cast(b)
-        rows = [Mux(b[i], a << i, 0) for i in range(len(b))]
-        while len(rows) > 1:
-            rows = [rows[j] + rows[j + 1] if j + 1 < len(rows) else rows[j] for j in range(0, len(rows), 2)]
-        return rows[0]
+        return adder_tree([Mux(b[i], a << i, 0) for i in range(len(b))])
 
     @staticmethod
     def wrap(x, bits, signed):

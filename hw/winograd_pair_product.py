@@ -6,11 +6,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import MULTIPLIERS
-from .formats import INT4, INT8, IntFormat
+from .formats import INT4, INT8, IntFormat, lane_range
 from .lane_product import lane_format
 from .mult18 import Mult18
 
-__all__ = ["WinogradPairProduct", "winograd_pair_format"]
+__all__ = ["WinogradPairProduct", "winograd_pair_format", "winograd_correction_format"]
 
 #: Bit offset of the second lane's term in an INT4 mode's packed operands.
 _SHIFT = 11
@@ -26,6 +26,13 @@ def winograd_pair_format(modes):
     """Format of :class:`WinogradPairProduct`'s ``p`` for ``modes``."""
     lane_format(modes)  # validates modes
     return IntFormat.for_range(min(_RANGES[m][0] for m in modes), max(_RANGES[m][1] for m in modes))
+
+
+def winograd_correction_format(lanes, modes):
+    """Format of the Winograd correction ``sum_i v[2i] * v[2i+1]`` of a vector of ``lanes`` lanes
+    (:class:`~qmac.hw.winograd_correction.WinogradCorrection`): ``lanes / 2`` lane products."""
+    lo, hi = lane_range(modes)
+    return IntFormat.for_range(lanes // 2 * lo, lanes // 2 * hi)
 
 
 class WinogradPairProduct(wiring.Component):

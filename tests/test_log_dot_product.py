@@ -11,7 +11,8 @@ from amaranth.sim import Simulator
 from qmac.hw.config import ConfigError
 from qmac.hw.formats import IntFormat
 from qmac.hw.log_combine import times_constant
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct, adder_tree
+from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.ops import adder_tree
 from qmac.hw.log_format import LNS4, LNS8, LogFormat
 from qmac.hw.log_sum import LogSum
 from qmac.sim import log_dot_product as model

@@ -28,7 +28,8 @@ from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct, adder_tree
+from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.ops import adder_tree
 from qmac.hw.log_format import LNS4, LogFormat
 from qmac.hw.log_sum import LogSum
 from qmac.tb.formal import run_sby

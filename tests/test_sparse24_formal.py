@@ -36,6 +36,7 @@ from amaranth.lib.wiring import In
 from qmac.hw.dot_product import DotProduct
 from qmac.hw.formats import ELEMENT_FORMATS, INT4
 from qmac.hw.lane_product import LaneProduct
+from qmac.hw.ops import adder_tree
 from qmac.hw.sparse24_select import Sparse24Select
 from qmac.hw.sparse_dot_product import SparseDotProduct
 from qmac.tb.formal import run_sby
@@ -66,13 +67,6 @@ def _decompressed(w, meta, fmt):
                for p in range(2 * len(kept)))
 
 
-def _tree(values):
-    """Pairwise adder tree, as DotProduct's."""
-    while len(values) > 1:
-        values = [values[j] + values[j + 1] for j in range(0, len(values), 2)]
-    return values[0]
-
-
 def _group_lanes(fmt, g):
     """The kept-weight lanes and the dense lanes that hold group ``g`` of mode ``fmt``."""
     return (sorted({e // fmt.per_lane for e in (2 * g, 2 * g + 1)}),
@@ -83,7 +77,7 @@ def _group_lemma(fmt, g, sparse_p, dense_p):
     """Whether the lane products ``sparse_p`` of the kept-weight lanes holding group ``g`` sum to the lane
     products ``dense_p`` of its dense lanes (both indexed by lane; summed as DotProduct's tree does)."""
     kept, dense = _group_lanes(fmt, g)
-    return _tree([sparse_p[l] for l in kept]) == _tree([dense_p[q] for q in dense])
+    return adder_tree([sparse_p[l] for l in kept]) == adder_tree([dense_p[q] for q in dense])
 
 
 def _groups(fmt):
