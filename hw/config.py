@@ -41,10 +41,11 @@ _MAX_K_LIMIT = 1 << 24
 #: (:class:`~qmac.hw.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
 #: (:class:`~qmac.hw.packed_lane_product.PackedLaneProduct`: registered before the
 #: :class:`~qmac.hw.mult18.Mult18`'s four stages), ECP5 MULT18X18D computing Winograd's pair terms, one block per
-#: two lanes (:class:`~qmac.hw.winograd_pair_product.WinogradPairProduct`, the same five stages).
+#: two lanes (:class:`~qmac.hw.winograd_pair_product.WinogradPairProduct`: those five stages after a local copy of
+#: the lanes).
 #: ``logic_pipelined`` is ``logic`` with a register inside each lane's shift-and-add array
 #: (:class:`~qmac.hw.pipelined_lane_product.PipelinedLaneProduct`).
-MULTIPLIERS = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 5}
+MULTIPLIERS = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 6}
 
 
 def mode_bits(mode):
@@ -136,7 +137,7 @@ class CoreConfig:
         (iCE40 SB_MAC16 blocks in dual 8x8 mode, two lanes per block), ``"mult18"`` (ECP5 MULT18X18D,
         one lane per block; adds five pipeline stages) or ``"mult18_fip"`` (ECP5 MULT18X18D, one block per
         two lanes by Winograd's fast inner product, with one correction per row and per column of the
-        array computed in logic; adds five stages; not with ``sparse``, whose units select their own
+        array computed in logic; adds six stages; not with ``sparse``, whose units select their own
         activations, nor with ``scale_lanes`` 1). Results are identical; see :data:`MULTIPLIERS` and
         docs/fpga.md.
     """

@@ -38,7 +38,7 @@ class DotProduct(wiring.Component):
     Pipeline: the lane products are registered, then a binary adder tree registers every
     ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
     ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
-    stages (5 for ``"mult18"`` and ``"mult18_fip"``, 1 for ``"logic_pipelined"``, else 0); one vector pair enters per cycle. Every register advances
+    stages (5 for ``"mult18"``, 6 for ``"mult18_fip"``, 1 for ``"logic_pipelined"``, else 0); one vector pair enters per cycle. Every register advances
     together; wrap the unit in ``EnableInserter`` to stall it. The data registers have no reset (their
     contents matter only beside valid flags kept by the user; a reset reaching every one of them is
     the widest net of an FPGA build).

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .command_engine import CommandEngine
@@ -36,9 +36,14 @@ class HostLink(wiring.Component):
 
     With ``hold`` low throughout, the core starts as soon as both queues hold a beat; to measure the
     core's own throughput a host queues whole tiles with ``hold`` set and then clears it. With
-    ``operand_stage``, each operand queue feeds the core through a two-entry queue of flip-flops (after
-    the ``hold`` gate, so it always drains), which takes the block RAM's slow output and the long wires
-    from it off the core's input paths at the cost of ``3 * width`` flip-flops per stream.
+    ``operand_stage``, each operand queue feeds the core through a two-entry
+    :class:`~amaranth.lib.fifo.SyncFIFO` (after the ``hold`` gate, so it always drains), which takes the
+    block RAM's slow output and the long wires from it off the core's input paths at the cost of two
+    entries per stream. It is the unbuffered FIFO on purpose: its entries are written when the queue
+    before it has data and it has room, both registers, so the core's ``ready`` (the array's tile
+    control) reaches only its level and read pointer, not the enable of a payload-wide register (with a
+    buffered stage that enable was the V=8 ULX3S core's critical path); its output is a two-way select
+    by the read pointer.
 
     Parameters
     ----------
@@ -134,8 +139,8 @@ class HostLink(wiring.Component):
         for name in ("w", "a"):
             _feed(m, getattr(engine, name), queues[name].w_stream)
             if self._operand_stage:
-                m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFOBuffered(width=len(getattr(engine, name).payload),
-                                                                                depth=2))
+                m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFO(width=len(getattr(engine, name).payload),
+                                                                        depth=2))
                 _feed(m, queues[name].r_stream, stage.w_stream, gate=~engine.hold)
                 _feed(m, stage.r_stream, getattr(core, name))
             else:

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from .config import MULTIPLIERS
 from .formats import INT4, INT8, IntFormat, lane_range
 from .lane_product import lane_format
+from .local_register import LocalRegister
 from .mult18 import Mult18
 
 __all__ = ["WinogradPairProduct", "winograd_pair_format", "winograd_correction_format"]
@@ -61,8 +62,11 @@ class WinogradPairProduct(wiring.Component):
     [0, 2**11) and ``floor((x*y + 224) / 2**11) = p + 2**11 * X_1*Y_0``: ``p`` is bits [11, 22) of
     ``x*y + 224`` read as signed.
 
-    Pipeline (:attr:`latency` = 5): ``x``, ``y`` are registered (the two small adders end in a register),
-    then multiplied by a :class:`~qmac.hw.mult18.Mult18` (4 stages: on ECP5 a MULT18X18D with its own
+    Pipeline (:attr:`latency` = 6): the lanes and ``int4`` enter a
+    :class:`~qmac.hw.local_register.LocalRegister` (in an array they come from far away, shared by a row
+    or a column of units: the long wire ends there, and synthesis keeps one copy per pair term); ``x``
+    and ``y`` are registered (the two small adders end in a register); then a
+    :class:`~qmac.hw.mult18.Mult18` multiplies them (4 stages: on ECP5 a MULT18X18D with its own
     registers, then a fabric register); ``p`` is combinational from the last register.
 
     Parameters
@@ -107,8 +111,10 @@ class WinogradPairProduct(wiring.Component):
         m = Module()
         dual = len(self._modes) > 1
         has_int4 = INT4.name in self._modes
-        w = [self.w[j] for j in range(2)]
-        a = [self.a[j] for j in range(2)]
+        m.submodules.copy = copy = LocalRegister(32 + dual)
+        m.d.comb += copy.d.eq(Cat(self.w, self.a, self.int4 if dual else []))
+        w = [copy.q[8 * j:8 * j + 8] for j in range(2)]
+        a = [copy.q[16 + 8 * j:16 + 8 * j + 8] for j in range(2)]
 
         def term(x_side, j):
             """INT4 ``X_j`` (the ``x`` side) or ``Y_j``."""
@@ -122,8 +128,9 @@ class WinogradPairProduct(wiring.Component):
         x = Signal(signed(17 if has_int4 else 9), reset_less=True)
         y = Signal.like(x)
         if dual:
-            m.d.sync += [x.eq(Mux(self.int4, ops[INT4.name][0], ops[INT8.name][0])),
-                         y.eq(Mux(self.int4, ops[INT4.name][1], ops[INT8.name][1]))]
+            int4 = copy.q[32]
+            m.d.sync += [x.eq(Mux(int4, ops[INT4.name][0], ops[INT8.name][0])),
+                         y.eq(Mux(int4, ops[INT4.name][1], ops[INT8.name][1]))]
         else:
             m.d.sync += [x.eq(ops[self._modes[0]][0]), y.eq(ops[self._modes[0]][1])]
         m.submodules.mult = mult = Mult18(len(x), len(y), 2 * _SHIFT if has_int4 else 18)
@@ -131,8 +138,8 @@ class WinogradPairProduct(wiring.Component):
         results = {INT8.name: mult.p[:18].as_signed(),
                    INT4.name: (mult.p + _OFFSET)[_SHIFT:2 * _SHIFT].as_signed() if has_int4 else None}
         if dual:
-            int4_q = Signal(self.latency)   # int4 of 1 .. latency cycles ago
-            m.d.sync += int4_q.eq(Cat(self.int4, int4_q[:-1]))
+            int4_q = Signal(self.latency - 1, reset_less=True)   # int4 of 2 .. latency cycles ago
+            m.d.sync += int4_q.eq(Cat(int4, int4_q[:-1]))
             m.d.comb += self.p.eq(Mux(int4_q[-1], results[INT4.name], results[INT8.name]))
         else:
             m.d.comb += self.p.eq(results[self._modes[0]])

@@ -55,6 +55,18 @@ MULT18X18D_MODEL = "module MULT18X18D(" + ", ".join(
 endmodule
 """
 
+# TRELLIS_FF (the ECP5 slice flip-flop as Yosys's cells_sim.v names it) in the one configuration
+# qmac.hw.local_register.LocalRegister uses: clock CLK, CE and LSR as given (CEMUX "1": always enabled),
+# synchronous LSR over CE resetting to 0. Other configurations are refused with a MODEL line.
+TRELLIS_FF_MODEL = r"""module TRELLIS_FF(input CLK, input LSR, input CE, input DI, output reg Q);
+  parameter GSR = "ENABLED", CEMUX = "CE", CLKMUX = "CLK", LSRMUX = "LSR", SRMODE = "LSR_OVER_CE";
+  parameter REGSET = "RESET";
+  always @(posedge CLK) Q <= LSR ? 1'b0 : DI;
+  initial if (CEMUX != "1" || CLKMUX != "CLK" || LSRMUX != "LSR" || SRMODE != "LSR_OVER_CE" || REGSET != "RESET")
+    $display("MODEL: unsupported configuration");
+endmodule
+"""
+
 
 @pytest.fixture(scope="session")
 def tb_build_root():
@@ -116,11 +128,13 @@ def icarus_bench(tmp_path):
 def mult18x18d_bench(icarus_bench):
     """A function ``run(dut, sources)``: the component ``dut`` as the Verilog an ECP5 build elaborates (module
     ``dut``, for :class:`~qmac.hw.boards.ULX3S_85F`), which must instantiate MULT18X18D, run by
-    ``icarus_bench(sources)`` with :data:`MULT18X18D_MODEL` standing in for the primitive."""
+    ``icarus_bench(sources)`` with :data:`MULT18X18D_MODEL` and :data:`TRELLIS_FF_MODEL` standing in for
+    the primitives."""
 
     def run(dut, sources):
         src = verilog.convert(dut, name="dut", platform=ULX3S_85F(), emit_src=False)
         assert "MULT18X18D" in src
-        return icarus_bench({**sources, "dut.v": src, "mult18x18d.v": MULT18X18D_MODEL})
+        return icarus_bench({**sources, "dut.v": src, "mult18x18d.v": MULT18X18D_MODEL,
+                             "trellis_ff.v": TRELLIS_FF_MODEL})
 
     return run

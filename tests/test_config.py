@@ -76,8 +76,9 @@ def test_multiplier():
     # registers: the packed operands twice (the second the MULT18X18D's own), the product three times
     assert dsp.dot_latency == CoreConfig().dot_latency + 5
     assert CoreConfig(multiplier="sb_mac16").dot_latency == CoreConfig().dot_latency
-    # Winograd pair terms: the same five stages, and the correction subtraction replaces one tree level
-    assert CoreConfig(multiplier="mult18_fip").dot_latency == dsp.dot_latency
+    # Winograd pair terms: a local copy of the operands, the same five stages, and the correction
+    # subtraction replaces one tree level
+    assert CoreConfig(multiplier="mult18_fip").dot_latency == dsp.dot_latency + 1
     for bad in ("dsp", "", 18, None):
         with pytest.raises(ConfigError, match=rf"^config key 'multiplier': {bad!r} is not allowed; "
                                               r"allowed: logic, logic_pipelined, sb_mac16, mult18, mult18_fip$"):

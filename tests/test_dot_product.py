@@ -9,7 +9,7 @@ from qmac.sim.dot_product import dot_product
 from qmac.sim.winograd_correction import winograd_correction
 
 #: Each multiplier, with the register stages its lanes add (the rest of the latency is the adder tree's).
-LANE_STAGES = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 5}
+LANE_STAGES = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 6}
 CASES = [(4, ("int8", "int4"), 2), (16, ("int8",), 1), (8, ("int4",), 3), (64, ("int8", "int4"), 8),
          (1, ("int8", "int4"), 1), (2, ("int8", "int4"), 1), (2, ("int4",), 2)]
 
