@@ -37,7 +37,8 @@ class CommandEngine(wiring.Component):
 
     Timing (cycles, ``o`` and the queues always ready): the checks take 2 after the end symbol (3 for
     READ_Y); a LOAD of ``n`` beats of ``b`` bytes then takes ``n + 2`` to divide the length and
-    ``n * (2 * b + 1)`` to queue; the reply is one byte per cycle, with one idle cycle before the CRC.
+    ``n * (3 * b + 1)`` to queue (a byte is read, registered beside the buffer, then placed: the block
+    RAM's output is slow and far from the beat register); the reply is one byte per cycle, with one idle cycle before the CRC.
 
     Parameters
     ----------
@@ -146,6 +147,8 @@ class CommandEngine(wiring.Component):
         addr = Signal(range(max_payload))
         byte_index = Signal(range(max(self._beat_bytes.values())))
         beat = Signal(8 * max(self._beat_bytes.values()))
+        byte = Signal(8, reset_less=True)   # the buffer's output of the previous cycle
+        m.d.sync += byte.eq(buf_r.data)
 
         # -- reply state -----------------------------------------------------------------------------
         reply_status, reply_len, last = Signal(8), Signal(16), Signal(16)
@@ -271,12 +274,15 @@ class CommandEngine(wiring.Component):
                     m.d.sync += [addr.eq(0), byte_index.eq(0)]
                     m.next = "READ"
 
-            # Queue the buffer's bytes, a beat at a time: read a byte, place it, push each full beat.
+            # Queue the buffer's bytes, a beat at a time: read a byte, register it, place it, push each full
+            # beat.
             with m.State("READ"):
                 m.d.sync += addr.eq(addr + 1)
+                m.next = "LATCH"
+            with m.State("LATCH"):
                 m.next = "PLACE"
             with m.State("PLACE"):
-                m.d.sync += [beat.word_select(byte_index, 8).eq(buf_r.data), byte_index.eq(byte_index + 1)]
+                m.d.sync += [beat.word_select(byte_index, 8).eq(byte), byte_index.eq(byte_index + 1)]
                 m.next = "READ"
                 with m.If(byte_index == unit - 1):
                     m.d.sync += byte_index.eq(0)
