@@ -36,9 +36,9 @@ class LaneProduct(wiring.Component):
     ``-2**3`` there), as ``-r = ~r + 1``: row 7 is complemented, row 3 XORed with ``int4``. Every row is
     added as the unsigned number ``r ^ 0x80``, which is ``r + 128``, so no row is sign-extended. The
     ``-128 * 2**i`` of the eight rows and the ``+2**7`` of row 7 are one constant, ``0x8100`` modulo
-    ``2**16``; the ``+2**3`` of row 3 is ``int4`` added at bit 3. The sum is taken modulo ``2**16``, exact
-    since both modes' sums fit 16 signed bits: rows 0-3 (and the ``+2**3``) and rows 4-7 as two balanced
-    sums, then their sum plus the constant (:class:`~qmac.hw.pipelined_lane_product.PipelinedLaneProduct`
+    ``2**16``, and in INT4 mode row 3's ``+2**3`` joins it (``0x8108``). The sum is taken modulo ``2**16``,
+    exact since both modes' sums fit 16 signed bits: rows 0-3 and rows 4-7 as two balanced four-row
+    sums, then their sum plus the mode's constant (:class:`~qmac.hw.pipelined_lane_product.PipelinedLaneProduct`
     registers the two halves).
 
     With a single mode built in, ``int4`` is a constant: the multiplexers, row 3's XOR and the output
@@ -99,18 +99,23 @@ class LaneProduct(wiring.Component):
         # -r = ~r + 1 for row 7 (always) and row 3 (INT4 mode); the sum starts with their +1s.
         rows[3] = rows[3] ^ int4.replicate(8)
         rows[7] = ~rows[7]
-        # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s fold into one constant.
+        # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s and the +1s fold into one
+        # constant per mode (row 3's +1 weighs 2**3), a constant in the final sum, not a fifth term in a half.
         offset = (1 << 7) - sum(1 << (7 + i) for i in range(8))
         terms = [(row ^ 0x80) << i for i, row in enumerate(rows)]
-        # Rows 0-3 (with row 3's +1) and rows 4-7 as two balanced sums, registered when STAGES = 1.
-        halves = [adder_tree([int4 << 3] + terms[:4]), adder_tree(terms[4:])]
+        # Rows 0-3 and rows 4-7 as two balanced sums, registered when STAGES = 1.
+        halves = [adder_tree(terms[:4]), adder_tree(terms[4:])]
         if self.STAGES:
             regs = [Signal(16, name=f"half{j}", reset_less=True) for j in range(2)]
-            int4_q = Signal(name="int4_q")
-            m.d.sync += [regs[0].eq(halves[0]), regs[1].eq(halves[1]), int4_q.eq(int4)]
-            halves, int4 = regs, int4_q
+            m.d.sync += [regs[0].eq(halves[0]), regs[1].eq(halves[1])]
+            halves = regs
+            if len(self._modes) > 1:   # else a constant
+                int4_q = Signal(name="int4_q", reset_less=True)
+                m.d.sync += int4_q.eq(int4)
+                int4 = int4_q
+        constant = Mux(int4, (offset + (1 << 3)) % (1 << 16), offset % (1 << 16))
         p16 = Signal(signed(16))
-        m.d.comb += [p16.eq(halves[0] + halves[1] + offset % (1 << 16)),
+        m.d.comb += [p16.eq(halves[0] + halves[1] + constant),
                      self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]
         return m
 

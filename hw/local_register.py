@@ -37,6 +37,10 @@ class LocalRegister(wiring.Component):
             raise ConfigError(f"LocalRegister width must be a positive integer, not {width!r}")
         super().__init__({"d": In(width), "q": Out(width)})
 
+    @property
+    def latency(self):
+        return 1
+
     def elaborate(self, platform):
         m = Module()
         if isinstance(platform, LatticeECP5Platform):
