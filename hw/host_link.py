@@ -35,15 +35,19 @@ class HostLink(wiring.Component):
     (a clock domain ``core`` on the same clock, reset by a register set by ``rst`` or the request).
 
     With ``hold`` low throughout, the core starts as soon as both queues hold a beat; to measure the
-    core's own throughput a host queues whole tiles with ``hold`` set and then clears it. With
-    ``operand_stage``, each operand queue feeds the core through a two-entry
-    :class:`~amaranth.lib.fifo.SyncFIFO` (after the ``hold`` gate, so it always drains), which takes the
-    block RAM's slow output and the long wires from it off the core's input paths at the cost of two
-    entries per stream. It is the unbuffered FIFO on purpose: its entries are written when the queue
-    before it has data and it has room, both registers, so the core's ``ready`` (the array's tile
-    control) reaches only its level and read pointer, not the enable of a payload-wide register (with a
-    buffered stage that enable was the V=8 ULX3S core's critical path); its output is a two-way select
-    by the read pointer.
+    core's own throughput a host queues whole tiles with ``hold`` set and then clears it.
+
+    With ``stream_stages``, each operand queue feeds the core through a two-entry
+    :class:`~amaranth.lib.fifo.SyncFIFO` (after the ``hold`` gate, so it always drains), and the core's
+    result rows enter the result queue through another: they take the block RAMs' slow outputs and the
+    long wires from them off the core's paths at the cost of two entries per stream. They are
+    unbuffered FIFOs on purpose: an entry is written when the stream before it is valid and it has room
+    (its level, a register), and read by a two-way select on its read pointer, so a ``ready`` reaches
+    only a level and a pointer. On the operand side the core's ``ready`` (the array's tile control)
+    thus drives no payload-wide register enable (with buffered stages that enable was the V=8 ULX3S
+    core's critical path); on the result side the array's drain enable (``y.ready``, which shifts every
+    shadow register) comes from the stage's level through one gate instead of the result queue's
+    level compare (the 100 MHz build's critical path without it).
 
     Parameters
     ----------
@@ -58,8 +62,8 @@ class HostLink(wiring.Component):
         Entries of each operand queue (beats) and of the result queue (rows).
     receive_depth : int
         Bytes the receive queue holds while the engine is busy.
-    operand_stage : bool
-        Register the operand streams between their queues and the core (see above).
+    stream_stages : bool
+        Two-entry FIFOs between the core and its queues (see above).
     unit_module : str or None
         As :class:`~qmac.hw.core.Core`.
 
@@ -75,7 +79,7 @@ class HostLink(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, config, *, divisor, clock_hz, max_payload=512, queue_depth=256, receive_depth=16,
-                 operand_stage=False, unit_module=None):
+                 stream_stages=False, unit_module=None):
         if not isinstance(config, CoreConfig):
             raise ConfigError(f"HostLink needs a CoreConfig, not {config!r}")
         if config.output_stage:
@@ -84,15 +88,15 @@ class HostLink(wiring.Component):
         for name, depth in (("queue_depth", queue_depth), ("receive_depth", receive_depth)):
             if not isinstance(depth, int) or isinstance(depth, bool) or not 2 <= depth <= 65535:
                 raise ValueError(f"{name} must be an integer from 2 to 65535, not {depth!r}")
-        if not isinstance(operand_stage, bool):
-            raise TypeError(f"operand_stage must be a bool, not {operand_stage!r}")
+        if not isinstance(stream_stages, bool):
+            raise TypeError(f"stream_stages must be a bool, not {stream_stages!r}")
         self._uart = UART(divisor)
         self._engine = CommandEngine(config, max_payload=max_payload, w_depth=queue_depth, a_depth=queue_depth,
                                      y_depth=queue_depth, clock_hz=clock_hz, divisor=divisor)
         self._config = config
         self._queue_depth = queue_depth
         self._receive_depth = receive_depth
-        self._operand_stage = operand_stage
+        self._stream_stages = stream_stages
         self._unit_module = unit_module
         super().__init__()
 
@@ -138,14 +142,19 @@ class HostLink(wiring.Component):
             m.submodules[f"{name}_queue"] = queues[name]
         for name in ("w", "a"):
             _feed(m, getattr(engine, name), queues[name].w_stream)
-            if self._operand_stage:
+            if self._stream_stages:
                 m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFO(width=len(getattr(engine, name).payload),
                                                                         depth=2))
                 _feed(m, queues[name].r_stream, stage.w_stream, gate=~engine.hold)
                 _feed(m, stage.r_stream, getattr(core, name))
             else:
                 _feed(m, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
-        _feed(m, core.y, queues["y"].w_stream)
+        if self._stream_stages:
+            m.submodules.y_stage = y_stage = in_core(SyncFIFO(width=len(engine.y.payload), depth=2))
+            _feed(m, core.y, y_stage.w_stream)
+            _feed(m, y_stage.r_stream, queues["y"].w_stream)
+        else:
+            _feed(m, core.y, queues["y"].w_stream)
         _feed(m, queues["y"].r_stream, engine.y)
         m.d.comb += [engine.w_level.eq(queues["w"].level), engine.a_level.eq(queues["a"].level),
                      engine.y_level.eq(queues["y"].level),

@@ -167,7 +167,7 @@ def build_bitstream(board, config, *, clock_mhz=None, baud=115200, out_dir, prog
         # With the platform, so that lanes instantiate the board's DSP primitives (hw/lane_pair_product.py).
         platform.add_file(f"{unit}.v", verilog.convert(MacUnit(config), name=unit, platform=platform, emit_src=False))
         link = HostLink(config, divisor=divisor, clock_hz=round(hz), queue_depth=queue_depth,
-                        operand_stage=platform.operand_stage, unit_module=unit)
+                        stream_stages=platform.stream_stages, unit_module=unit)
         plan = platform.prepare(
             HostLinkTop(link), name=DESIGN,
             script_after_synth="tee -q -o stat.json stat -json",

@@ -13,11 +13,11 @@ from qmac.tb.runner import SIMULATORS
 LINK = {"divisor": 4, "clock_hz": 100_000_000, "max_payload": 64, "queue_depth": 16, "receive_depth": 16}
 
 
-@pytest.mark.parametrize("name,operand_stage", [("tiny", False), ("tiny", True), ("tiny-lns8", False)])
+@pytest.mark.parametrize("name,stream_stages", [("tiny", False), ("tiny", True), ("tiny-lns8", False)])
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_host_link_cocotb(request, sim, name, operand_stage, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{name}-{operand_stage}"))
-    tests, failed, xml = run_host_link_cocotb(preset(name), LINK | {"operand_stage": operand_stage}, sim,
+def test_host_link_cocotb(request, sim, name, stream_stages, tb_build_root):
+    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{name}-{stream_stages}"))
+    tests, failed, xml = run_host_link_cocotb(preset(name), LINK | {"stream_stages": stream_stages}, sim,
                                               "qmac.tb.cocotb_host_link", build_root=tb_build_root)
     assert tests >= 2 + len(preset(name).modes), f"only {tests} cocotb tests ran; see {xml}"  # a GEMM per mode
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; see {xml.parent / 'sim.log'}"

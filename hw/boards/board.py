@@ -46,7 +46,7 @@ class HostLinkBoard:
     parameters are chosen when the board object is made, so an unreachable frequency fails early.
 
     Subclasses define ``constraints_name``, ``family`` (``"ice40"`` or ``"ecp5"``),
-    ``default_config`` (the core built when none is given), ``operand_stage`` (the
+    ``default_config`` (the core built when none is given), ``stream_stages`` (the
     :class:`~qmac.hw.host_link.HostLink` option), ``_pll_parameters(f_in, f_out)``
     (returning a dict holding the achieved ``f_out``) and ``_pll_domain(params)`` (returning a Module
     that defines ``sync``, with its reset held until the PLL locks).

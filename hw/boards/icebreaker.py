@@ -67,7 +67,7 @@ class ICEBreaker(HostLinkBoard, ICEBreakerPlatform):
     """
 
     constraints_name = "icebreaker"
-    operand_stage = False
+    stream_stages = False
     family = "ice40"
     default_config = CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, multiplier="sb_mac16")
 

@@ -61,8 +61,8 @@ def ecp5_pll(f_in, f_out):
 class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     """ULX3S with an LFE5U-85F, the host link's UART (the FT231X USB serial port) and a ``sync`` clock
     at ``clock_mhz`` (default 75 MHz) from the 25 MHz oscillator through an EHXPLLL; ``sync`` is reset
-    until the PLL locks. The operand streams are registered before the core (``operand_stage``): the
-    block RAM queues' outputs are slow and far from the array. See
+    until the PLL locks. Two-entry FIFOs stand between the core and its queues (``stream_stages``): the
+    block RAM queues are slow and far from the array. See
     :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
     The default core (4x4 array, 4 dual-mode lanes, one adder-tree level per pipeline stage) does 64 INT8
@@ -73,7 +73,7 @@ class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     """
 
     constraints_name = "ulx3s"
-    operand_stage = True
+    stream_stages = True
     family = "ecp5"
     default_config = CoreConfig(rows=4, cols=4, lanes=4, modes=("int8", "int4"), max_k=4096, tree_levels_per_stage=1,
                                 multiplier="mult18_fip")
