@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
+from .local_register import LocalRegister
 from .mac_unit import MacUnit, accumulator_shape, winograd_correction_delay
 from .winograd_correction import WinogradCorrection
 from .winograd_pair_product import winograd_correction_format
@@ -64,6 +65,10 @@ class MacArray(wiring.Component):
     free when it lands. With ``k_beats >= dot_latency + rows + 1`` and a ready consumer the array accepts
     a beat every cycle; shorter tiles wait at their last beat. (``w.ready`` and ``a.ready`` depend on
     registers and the other stream's ``valid`` only.)
+
+    Each unit takes its beat flags (accumulate, first, last) from its own
+    :class:`~qmac.hw.local_register.LocalRegister` copy of the flag pipeline's last stage, placed near it,
+    not from one register that fans out to every unit.
 
     Latency from a tile's last beat to its first result row: ``dot_latency + 1`` cycles.
 
@@ -218,8 +223,12 @@ class MacArray(wiring.Component):
         for r in range(cfg.rows):
             for c in range(cfg.cols):
                 below = outs[r + 1][c] if r + 1 < cfg.rows else None
-                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "acc_en": acc_en,
-                       "first": p_first, "last": p_last, "shift": shift,
+                # The unit's own copy of the last flag stage: one register would drive every unit's
+                # accumulator enable and clear, across the die.
+                m.submodules[f"flags{r}_{c}"] = unit_flags = LocalRegister(3)
+                m.d.comb += unit_flags.d.eq(Cat(*flags[-2]))
+                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "acc_en": unit_flags.q[0],
+                       "first": unit_flags.q[1], "last": unit_flags.q[2], "shift": shift,
                        "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}
                 if cfg.dual:
