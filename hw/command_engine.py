@@ -156,6 +156,9 @@ class CommandEngine(wiring.Component):
         index = Signal(16)        # byte of the header, body or CRC being sent
         row_index = Signal(range(max(row_size, status_size)))   # byte of the snapshot being sent
         snapshot = Signal(max(STATUS_LAYOUT.size, 8 * row_size))
+        # In state FETCH, as a register of its own: ``y.ready``, which enables the result queue's wide
+        # output register, then comes straight from a flip-flop, not through the state decode.
+        fetching = Signal()
         link_errors, command_errors = Signal(16), Signal(16)
         sent = self.o.valid & self.o.ready
 
@@ -304,12 +307,16 @@ class CommandEngine(wiring.Component):
                         with m.If(reply_len == 0):
                             m.next = "SETTLE"
                         with m.Elif(body == _BODY_ROWS):
+                            m.d.sync += fetching.eq(1)
                             m.next = "FETCH"
                         with m.Else():
                             m.next = "BODY"
             with m.State("FETCH"):
+                # Loaded every cycle here, so that its enable (a wide fan-out) is the state alone, not
+                # also the result queue's valid: the last load is the row taken.
+                m.d.sync += snapshot.eq(self.y.payload)
                 with m.If(self.y.valid):
-                    m.d.sync += snapshot.eq(self.y.payload)
+                    m.d.sync += fetching.eq(0)
                     m.next = "BODY"
             with m.State("BODY"):
                 with m.If(sent):
@@ -318,7 +325,7 @@ class CommandEngine(wiring.Component):
                         m.d.sync += index.eq(0)
                         m.next = "SETTLE"
                     with m.Elif((body == _BODY_ROWS) & (row_index == row_size - 1)):
-                        m.d.sync += row_index.eq(0)
+                        m.d.sync += [row_index.eq(0), fetching.eq(1)]
                         m.next = "FETCH"
             with m.State("SETTLE"):
                 # The CRC takes in each byte a cycle after it is sent (off the byte select's path).
@@ -348,7 +355,7 @@ class CommandEngine(wiring.Component):
             buf_w.addr.eq(count - HEADER_BYTES), buf_w.data.eq(symbol.data), buf_r.addr.eq(addr),
             self.w.valid.eq(pushing & ~to_a), self.a.valid.eq(pushing & to_a),
             self.w.payload.eq(beat), self.a.payload.eq(beat),
-            self.y.ready.eq(fsm.ongoing("FETCH")),
+            self.y.ready.eq(fetching),
             self.o.valid.eq(in_header | in_body | in_crc),
             self.o.payload.data.eq(Mux(in_header, header.word_select(index[:2], 8),
                                        Mux(in_body, Mux(body == _BODY_ROM, rom_r.data, snapshot.word_select(row_index, 8)),
