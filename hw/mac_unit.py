@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
+from .local_register import LocalRegister
 from .log_dot_product import LogDotProduct
 from .ops import AmaranthOps
 from .sparse24_select import Sparse24Select
@@ -68,8 +69,8 @@ class MacUnit(wiring.Component):
 
     Without scale units ``sum`` is one :class:`DotProduct` over all V lanes. With them, each of the G
     groups of ``group_lanes`` lanes has its own :class:`DotProduct`; the group sums and the scale
-    products ``ScaleFormat.product(sw[g], sa[g])`` (computed when the operands enter and delayed beside
-    them) meet in a :class:`VectorScale`::
+    products ``ScaleFormat.product(sw[g], sa[g])`` (computed from a local copy of the scale fields, a
+    :class:`~qmac.hw.local_register.LocalRegister`, and delayed beside the group sums) meet in a :class:`VectorScale`::
 
         acc <= (first ? 0 : acc) + sum          (exact, or saturated to acc_bits)
         sat <= (first ? 0 : sat) | clipped      (sticky per tile)
@@ -161,9 +162,14 @@ class MacUnit(wiring.Component):
         else:
             m.submodules.scale = self._scale
             fmt = cfg.scale_format
-            product = Cat(fmt.product(self.sw[g], self.sa[g], AmaranthOps)[:fmt.product_bits]
-                          for g in range(cfg.scale_groups))
-            for stage in range(self._dots[0].latency):  # align with the group sums
+            # The scale fields come from far away (shared by a row or a column of units): a local copy
+            # first, then the product, then registers to align it with the group sums.
+            layout = data.ArrayLayout(cfg.scale_bits, cfg.scale_groups)
+            m.submodules.scales = scales = LocalRegister(2 * layout.size)
+            m.d.comb += scales.d.eq(Cat(self.sw, self.sa))
+            sw, sa = data.View(layout, scales.q[:layout.size]), data.View(layout, scales.q[layout.size:])
+            product = Cat(fmt.product(sw[g], sa[g], AmaranthOps)[:fmt.product_bits] for g in range(cfg.scale_groups))
+            for stage in range(self._dots[0].latency - scales.latency):  # align with the group sums
                 delayed = Signal(len(product), name=f"product_{stage}")
                 m.d.sync += delayed.eq(product)
                 product = delayed
