@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigError, CoreConfig
 from .local_register import LocalRegister
 from .mac_unit import MacUnit, accumulator_shape, winograd_correction_delay
+from .ops import delay
 from .winograd_correction import WinogradCorrection
 from .winograd_pair_product import winograd_correction_format
 
@@ -273,12 +274,7 @@ class MacArray(wiring.Component):
             m.d.comb += unit.v.eq(Cat(vector[g * L + i] for i in range(L)))
             if cfg.dual:
                 m.d.comb += unit.int4.eq(int4)
-            value = unit.sum
-            for stage in range(winograd_correction_delay(cfg) - unit.latency):
-                delayed = Signal.like(value, name=f"{name}_{g}_d{stage}", reset_less=True)
-                m.d.sync += delayed.eq(value)
-                value = delayed
-            m.d.comb += out[g].eq(value)
+            m.d.comb += out[g].eq(delay(m, unit.sum, winograd_correction_delay(cfg) - unit.latency, f"{name}_{g}_d"))
         return out
 
     def _unit(self, m, name, ins, outs):

@@ -8,7 +8,7 @@ from .config import ConfigError, CoreConfig
 from .dot_product import DotProduct
 from .local_register import LocalRegister
 from .log_dot_product import LogDotProduct
-from .ops import AmaranthOps
+from .ops import AmaranthOps, delay
 from .sparse24_select import Sparse24Select
 from .vector_scale import VectorScale
 from .winograd_pair_product import winograd_correction_format
@@ -164,15 +164,13 @@ class MacUnit(wiring.Component):
             fmt = cfg.scale_format
             # The scale fields come from far away (shared by a row or a column of units): a local copy
             # first, then the product, then registers to align it with the group sums.
-            layout = data.ArrayLayout(cfg.scale_bits, cfg.scale_groups)
+            layout = self.sw.shape()
             m.submodules.scales = scales = LocalRegister(2 * layout.size)
             m.d.comb += scales.d.eq(Cat(self.sw, self.sa))
             sw, sa = data.View(layout, scales.q[:layout.size]), data.View(layout, scales.q[layout.size:])
             product = Cat(fmt.product(sw[g], sa[g], AmaranthOps)[:fmt.product_bits] for g in range(cfg.scale_groups))
-            for stage in range(self._dots[0].latency - scales.latency):  # align with the group sums
-                delayed = Signal(len(product), name=f"product_{stage}")
-                m.d.sync += delayed.eq(product)
-                product = delayed
+            # aligned with the group sums
+            product = delay(m, product, self._dots[0].latency - scales.latency, "product", reset_less=False)
             m.d.comb += [self._scale.psum.eq(Cat(dot.sum for dot in self._dots)),
                          self._scale.product.eq(product)]
             psum = self._scale.sum

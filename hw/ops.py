@@ -1,8 +1,8 @@
 """Amaranth backend for the format operations of :mod:`qmac.hw.formats`."""
 
-from amaranth.hdl import Cat, Const, Mux, Value
+from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
-__all__ = ["AmaranthOps", "adder_tree"]
+__all__ = ["AmaranthOps", "adder_tree", "delay"]
 
 
 def adder_tree(values):
@@ -11,6 +11,16 @@ def adder_tree(values):
         values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
                   for j in range(0, len(values), 2)]
     return values[0]
+
+
+def delay(m, value, stages, name, reset_less=True):
+    """``value`` of ``stages`` cycles earlier: a chain of ``stages`` registers in ``m``'s sync domain,
+    named ``{name}_0``, ``{name}_1``, ... (``value`` itself when ``stages`` is 0)."""
+    for stage in range(stages):
+        delayed = Signal.like(value, name=f"{name}_{stage}", reset_less=reset_less)
+        m.d.sync += delayed.eq(value)
+        value = delayed
+    return value
 
 
 class AmaranthOps:

@@ -8,6 +8,7 @@ from .config import ConfigError
 from .dot_product import DotProduct
 from .formats import INT4, INT8
 from .local_register import LocalRegister
+from .ops import delay
 from .winograd_pair_product import winograd_correction_format
 
 __all__ = ["WinogradCorrection"]
@@ -84,10 +85,6 @@ class WinogradCorrection(wiring.Component):
             return m
         m.submodules.int4_copy = int4_copy = LocalRegister(1)
         m.d.comb += int4_copy.d.eq(self.int4)
-        int4 = int4_copy.q
-        for stage in range(self._dots[INT8.name].latency):
-            delayed = Signal(name=f"int4_{stage}", reset_less=True)
-            m.d.sync += delayed.eq(int4)
-            int4 = delayed
+        int4 = delay(m, int4_copy.q, self._dots[INT8.name].latency, "int4")
         m.d.sync += self.sum.eq(Mux(int4, self._dots[INT4.name].sum, self._dots[INT8.name].sum))
         return m
