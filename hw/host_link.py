@@ -1,6 +1,6 @@
 """A core that a host drives over a serial line: the top level of the FPGA builds."""
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -140,21 +140,21 @@ class HostLink(wiring.Component):
                             ("y", len(engine.y.payload))):
             queues[name] = in_core(SyncFIFOBuffered(width=width, depth=self._queue_depth))
             m.submodules[f"{name}_queue"] = queues[name]
+
+        def to_from_core(name, source, sink, gate=None):
+            """``source`` to ``sink`` (one of them the core), through a two-entry stage with
+            ``stream_stages``; ``gate`` sits before the stage."""
+            if not self._stream_stages:
+                _feed(m, source, sink, gate)
+                return
+            m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFO(width=len(Value.cast(source.payload)), depth=2))
+            _feed(m, source, stage.w_stream, gate)
+            _feed(m, stage.r_stream, sink)
+
         for name in ("w", "a"):
             _feed(m, getattr(engine, name), queues[name].w_stream)
-            if self._stream_stages:
-                m.submodules[f"{name}_stage"] = stage = in_core(SyncFIFO(width=len(getattr(engine, name).payload),
-                                                                        depth=2))
-                _feed(m, queues[name].r_stream, stage.w_stream, gate=~engine.hold)
-                _feed(m, stage.r_stream, getattr(core, name))
-            else:
-                _feed(m, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
-        if self._stream_stages:
-            m.submodules.y_stage = y_stage = in_core(SyncFIFO(width=len(engine.y.payload), depth=2))
-            _feed(m, core.y, y_stage.w_stream)
-            _feed(m, y_stage.r_stream, queues["y"].w_stream)
-        else:
-            _feed(m, core.y, queues["y"].w_stream)
+            to_from_core(name, queues[name].r_stream, getattr(core, name), gate=~engine.hold)
+        to_from_core("y", core.y, queues["y"].w_stream)
         _feed(m, queues["y"].r_stream, engine.y)
         m.d.comb += [engine.w_level.eq(queues["w"].level), engine.a_level.eq(queues["a"].level),
                      engine.y_level.eq(queues["y"].level),
