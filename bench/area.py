@@ -1,8 +1,8 @@
 """Transistors per MAC lane and per MAC of INT8-only, INT4-only and dual-mode lanes.
 
 Area is Yosys's static-CMOS estimate (``stat -tech cmos`` after generic synthesis, see
-:mod:`qmac.tb.synth`), measured on small units and divided by their lane count: a lone combinational
-:class:`~qmac.hw.lane_product.LaneProduct`, and pipelined :class:`~qmac.hw.dot_product.DotProduct` units
+:mod:`qmac.toolchain.synth`), measured on small units and divided by their lane count: a lone combinational
+:class:`~qmac.hw.lanes.lane_product.LaneProduct`, and pipelined :class:`~qmac.hw.int_datapath.dot_product.DotProduct` units
 (registered lane products, adder tree, output register). Prints markdown tables and checks two targets:
 an INT4 MAC costs 1/4 to 1/3 of an INT8 MAC, and a dual-mode lane at most 1.25x an INT8-only lane.
 
@@ -15,10 +15,10 @@ import argparse
 
 from amaranth.back import verilog
 
-from qmac.hw.dot_product import DotProduct
-from qmac.hw.formats import ELEMENT_FORMATS
-from qmac.hw.lane_product import LaneProduct
-from qmac.tb.synth import synth_generic
+from qmac.hw.int_datapath.dot_product import DotProduct
+from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.hw.lanes.lane_product import LaneProduct
+from qmac.toolchain.synth import synth_generic
 
 #: Lane kinds compared: table label -> modes built in.
 LANE_KINDS = {"INT8-only": ("int8",), "INT4-only": ("int4",), "dual": ("int8", "int4")}

@@ -12,11 +12,11 @@ import argparse
 import numpy as np
 from amaranth.back import verilog
 
-from qmac.hw.config import CoreConfig
-from qmac.hw.mac_unit import MacUnit
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.array.mac_unit import MacUnit
 from qmac.sim.sparse24 import prune_2_4
-from qmac.tb.engine import run_gemm
-from qmac.tb.synth import synth_generic
+from qmac.engine import run_gemm
+from qmac.toolchain.synth import synth_generic
 
 BASE = CoreConfig(rows=4, cols=4, lanes=16, modes=("int8", "int4"), max_k=4096)
 VARIANTS = {

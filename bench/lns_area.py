@@ -1,7 +1,7 @@
 """Transistors of the LNS datapath: bucket-adder organisations, and MAC units with accumulators against INT.
 
 Area is Yosys's static-CMOS estimate (``stat -tech cmos`` after ``synth -flatten``, see
-:mod:`qmac.tb.synth`; results are cached in ``build/synth-cache/``). Yosys runs one unit at a time.
+:mod:`qmac.toolchain.synth`; results are cached in ``build/synth-cache/``). Yosys runs one unit at a time.
 Three tables:
 
 - **organisations:** a per-beat :class:`LogDotProduct` (lane registers and bucket adders, latency 2) of each
@@ -25,15 +25,15 @@ import argparse
 import numpy as np
 from amaranth.back import verilog
 
-from qmac.hw.config import CoreConfig
-from qmac.hw.log_combine import LogCombine
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
-from qmac.hw.log_format import LNS4, LNS8
-from qmac.hw.log_sum import LogSum
-from qmac.hw.mac_unit import MacUnit
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.log_datapath.log_combine import LogCombine
+from qmac.hw.log_datapath.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.spec.log_format import LNS4, LNS8
+from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.array.mac_unit import MacUnit
 from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import encode
-from qmac.tb.synth import synth_generic
+from qmac.toolchain.synth import synth_generic
 
 FORMATS = {"LNS8": LNS8, "LNS4": LNS4}
 UNIT_MODES = ("int8", "int4", "lns8", "lns4")

@@ -18,9 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qmac.hw.config import DEFAULT_P_BITS as DEFAULT_P  # noqa: E402
-from qmac.hw.log_format import LNS4, LNS8  # noqa: E402
-from qmac.hw.log_sum import LogSum  # noqa: E402
+from qmac.hw.spec.config import DEFAULT_P_BITS as DEFAULT_P  # noqa: E402
+from qmac.hw.spec.log_format import LNS4, LNS8  # noqa: E402
+from qmac.hw.spec.log_sum import LogSum  # noqa: E402
 from qmac.sim.log_format import E2M1, compared_formats, int_value_map, log_value_map  # noqa: E402
 
 PLOTTED = (int_value_map(4), E2M1, log_value_map(LNS4))

@@ -10,8 +10,8 @@ Usage: ``python bench/lns_sqnr.py [--rows N] [--depth K] [--cols M] [--seed SEED
 
 import argparse
 
-from qmac.hw.formats import INT4, INT8
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.formats import INT4, INT8
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 from qmac.sim.evaluate import DISTRIBUTIONS, synthetic
 from qmac.sim.log_quantize import log_gemm_reference, quantize_log
 from qmac.sim.quantize import quantize, quantize_vsq, sqnr_db, vsq_gemm

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from qmac.hw.config import code_range, preset
-from qmac.tb.engine import run_gemm
+from qmac.hw.spec.config import code_range, preset
+from qmac.engine import run_gemm
 
 
 def main():

@@ -10,7 +10,7 @@ Usage: ``python bench/vsq_sqnr.py [--rows N] [--cols K] [--seed SEED]``
 
 import argparse
 
-from qmac.hw.formats import ELEMENT_FORMATS
+from qmac.hw.spec.formats import ELEMENT_FORMATS
 from qmac.sim.evaluate import DISTRIBUTIONS, evaluate, synthetic
 from qmac.sim.quantize import quantize_vsq, sqnr_db
 

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.vendor import LatticeECP5Platform
 
-from .config import ConfigError
+from qmac.hw.spec.config import ConfigError
 
 __all__ = ["LocalRegister"]
 

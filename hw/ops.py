@@ -1,4 +1,4 @@
-"""Amaranth backend for the format operations of :mod:`qmac.hw.formats`."""
+"""Amaranth backend for the format operations of :mod:`qmac.hw.spec.formats`."""
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
 

@@ -1,6 +1,6 @@
-"""Golden twin of :class:`qmac.hw.dot_product.DotProduct`."""
+"""Golden twin of :class:`qmac.hw.int_datapath.dot_product.DotProduct`."""
 
-from .lane_product import lane_product
+from qmac.sim.lane_product import lane_product
 
 __all__ = ["dot_product"]
 

@@ -8,8 +8,8 @@ renders rows as markdown. Definitions and measured numbers: ``docs/vsq.md``.
 
 import numpy as np
 
-from ..hw.formats import ELEMENT_FORMATS
-from .quantize import quantize, sqnr_db, vsq_gemm
+from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.sim.quantize import quantize, sqnr_db, vsq_gemm
 
 __all__ = ["DISTRIBUTIONS", "synthetic", "evaluate", "format_table"]
 

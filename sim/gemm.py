@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.config import CoreConfig, code_range
-from . import log_dot_product
-from .mac_unit import accumulate
-from .ops import NumpyOps
-from .packing import pack_lanes
-from .sparse24 import compress
+from qmac.hw.spec.config import CoreConfig, code_range
+from qmac.sim import log_dot_product
+from qmac.sim.mac_unit import accumulate
+from qmac.sim.ops import NumpyOps
+from qmac.sim.packing import pack_lanes
+from qmac.sim.sparse24 import compress
 
 __all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
            "core_scales", "requant_rows"]
@@ -311,12 +311,12 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log
     cfg = plan.config
     Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
     if cfg.log_output:
-        from ..hw.log_combine import LOG_SHIFT_BITS
-        from .log_encode import log_encode
+        from qmac.hw.spec.layouts import LOG_SHIFT_BITS
+        from qmac.sim.log_encode import log_encode
         codes = log_encode(cfg.log_format, Y, cfg.acc_format.bits, cfg.log_sum.result_exponent, log_shift,
                            LOG_SHIFT_BITS)
     if cfg.output_stage:
-        from .requantize import requantize
+        from qmac.sim.requantize import requantize
         p = requant_rows(plan, requant)
         data = np.array([Y[i * cfg.rows + r, j * cfg.cols:(j + 1) * cfg.cols]
                          for i in range(plan.row_tiles) for j in range(plan.col_tiles) for r in range(cfg.rows)])

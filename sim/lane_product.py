@@ -1,8 +1,8 @@
-"""Golden twin of :class:`qmac.hw.lane_product.LaneProduct`: computed from the definition, not the circuit."""
+"""Golden twin of :class:`qmac.hw.lanes.lane_product.LaneProduct`: computed from the definition, not the circuit."""
 
 import numpy as np
 
-from .packing import unpack_lanes
+from qmac.sim.packing import unpack_lanes
 
 __all__ = ["lane_product"]
 

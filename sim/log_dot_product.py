@@ -1,7 +1,7 @@
-"""Golden model of the LNS datapath (:class:`qmac.hw.log_dot_product.LogDotProduct`, the bucket
-accumulators and :class:`qmac.hw.log_combine.LogCombine`), and its exact-arithmetic reference.
+"""Golden model of the LNS datapath (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`, the bucket
+accumulators and :class:`qmac.hw.log_datapath.log_combine.LogCombine`), and its exact-arithmetic reference.
 
-Every function takes the :class:`qmac.hw.log_sum.LogSum` that sizes the hardware (``q_min``, the
+Every function takes the :class:`qmac.hw.spec.log_sum.LogSum` that sizes the hardware (``q_min``, the
 constants) and operand codes ``w`` and ``a`` of one shape ``(..., lanes)``, with an optional exponent
 ``scale`` that broadcasts against them (one per lane, or ``(..., 1)`` for one per beat).
 """

@@ -1,9 +1,9 @@
-"""Golden twin of :class:`qmac.hw.log_encode.LogEncode`: signed fixed point to log codes, bit-exact."""
+"""Golden twin of :class:`qmac.hw.log_datapath.log_encode.LogEncode`: signed fixed point to log codes, bit-exact."""
 
 import numpy as np
 
-from qmac.hw.formats import IntFormat
-from qmac.hw.log_encode import LogEncodeArithmetic
+from qmac.hw.spec.formats import IntFormat
+from qmac.hw.spec.log_encode import LogEncodeArithmetic
 
 __all__ = ["log_encode"]
 
@@ -31,9 +31,9 @@ def _checked(name, values, bits):
 
 
 def log_encode(fmt, x, in_bits, in_exponent=0, shift=0, shift_bits=0):
-    """Codes of ``x * 2**in_exponent * 2**(-shift / 2**F)``, exactly as :class:`~qmac.hw.log_encode.LogEncode`.
+    """Codes of ``x * 2**in_exponent * 2**(-shift / 2**F)``, exactly as :class:`~qmac.hw.log_datapath.log_encode.LogEncode`.
 
-    The stages of :class:`qmac.hw.log_encode.LogEncodeArithmetic` run on numpy object arrays of Python ints.
+    The stages of :class:`qmac.hw.spec.log_encode.LogEncodeArithmetic` run on numpy object arrays of Python ints.
 
     Parameters
     ----------
@@ -41,7 +41,7 @@ def log_encode(fmt, x, in_bits, in_exponent=0, shift=0, shift_bits=0):
     x : array_like of int
         Signed inputs, each within ``in_bits`` bits.
     in_bits, in_exponent, shift_bits : int
-        As :class:`~qmac.hw.log_encode.LogEncode`.
+        As :class:`~qmac.hw.log_datapath.log_encode.LogEncode`.
     shift : array_like of int
         Broadcastable to ``x``, each within ``shift_bits`` signed bits (0 when ``shift_bits == 0``).
 

@@ -1,6 +1,6 @@
 """Host side of the logarithmic format: float encoder and decoder, and value maps that compare formats.
 
-The code layout and the datapath operations are :class:`qmac.hw.log_format.LogFormat`; the decoder uses
+The code layout and the datapath operations are :class:`qmac.hw.spec.log_format.LogFormat`; the decoder uses
 them with numpy, so both sides read a code the same way.
 """
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 
 __all__ = ["decode", "encode", "thresholds", "ValueMap", "int_value_map", "log_value_map", "E2M1",
            "compared_formats"]

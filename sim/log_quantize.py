@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.log_format import LogFormat
-from .log_format import decode, encode
-from .quantize import clip_max, clip_percentile
+from qmac.hw.spec.log_format import LogFormat
+from qmac.sim.log_format import decode, encode
+from qmac.sim.quantize import clip_max, clip_percentile
 
 __all__ = ["CLIPS", "MAX_SCALE_BITS", "MSE_SEARCH_OCTAVES", "LogTensor", "quantize_log", "log_gemm_reference"]
 

@@ -1,8 +1,8 @@
-"""Golden twin of :class:`qmac.hw.mac_unit.MacUnit`'s accumulator."""
+"""Golden twin of :class:`qmac.hw.array.mac_unit.MacUnit`'s accumulator."""
 
 import numpy as np
 
-from .ops import NumpyOps
+from qmac.sim.ops import NumpyOps
 
 __all__ = ["accumulate"]
 

@@ -1,4 +1,4 @@
-"""numpy backend for the format operations of :mod:`qmac.hw.formats` (the golden model's arithmetic)."""
+"""numpy backend for the format operations of :mod:`qmac.hw.spec.formats` (the golden model's arithmetic)."""
 
 import numpy as np
 

@@ -1,20 +1,20 @@
 """Bit packing between integer codes and the core's stream payloads (see docs/architecture.md).
 
 Operand payloads: vector ``i``, lane ``j`` occupy bits ``[8*(i*V + j), +8)``; inside a lane, element ``e``
-occupies bits ``[e*bits, (e+1)*bits)`` (:class:`qmac.hw.formats.ElementFormat`). Result payloads: column
+occupies bits ``[e*bits, (e+1)*bits)`` (:class:`qmac.hw.spec.formats.ElementFormat`). Result payloads: column
 ``c``'s accumulator at bits ``[c*acc_bits, +acc_bits)``, then ``last``, then ``saturated``, then the
-optional fields (:func:`qmac.hw.mac_array.result_layout`, :func:`qmac.hw.output_stage.output_layout`).
+optional fields (:func:`qmac.hw.spec.layouts.result_layout`, :func:`qmac.hw.spec.layouts.output_layout`).
 """
 
 import numpy as np
 
-from ..hw.config import code_range, mode_bits
+from qmac.hw.spec.config import code_range, mode_bits
 
 __all__ = ["pack_lanes", "unpack_lanes", "signed_fields", "unpack_result", "params_word"]
 
 
 def pack_lanes(codes, mode):
-    """Codes ``(..., V*per_lane)`` in the mode's range (:func:`qmac.hw.config.code_range`) -> lane bytes
+    """Codes ``(..., V*per_lane)`` in the mode's range (:func:`qmac.hw.spec.config.code_range`) -> lane bytes
     ``(..., V)`` (uint8)."""
     bits, (lo, hi) = mode_bits(mode), code_range(mode)
     codes = np.asarray(codes, dtype=np.int64)
@@ -69,7 +69,7 @@ def unpack_result(word, config):
 
 def params_word(multiplier, shift, zero_point, int4, tflite):
     """One output channel's requantization parameters as a ``requant`` payload integer
-    (:data:`qmac.hw.requantize.PARAMS`: multiplier [0, 32), shift [32, 38), zero point [38, 46), int4 bit 46,
+    (:data:`qmac.hw.spec.requantize.PARAMS`: multiplier [0, 32), shift [32, 38), zero point [38, 46), int4 bit 46,
     tflite bit 47)."""
     return ((int(multiplier) & 0xFFFFFFFF) | (int(shift) & 63) << 32 | (int(zero_point) & 0xFF) << 38
             | (int(int4) & 1) << 46 | (int(tflite) & 1) << 47)

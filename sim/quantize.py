@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..hw.formats import ElementFormat
+from qmac.hw.spec.formats import ElementFormat
 
 __all__ = [
     "CLIPS", "SCHEMES", "GRANULARITIES", "SCALE_KINDS", "MAX_SCALE_BITS",

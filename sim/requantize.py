@@ -1,20 +1,20 @@
-"""Golden twin of :class:`qmac.hw.requantize.Requantize`, and the host encoding of TFLite shifts."""
+"""Golden twin of :class:`qmac.hw.output.requantize.Requantize`, and the host encoding of TFLite shifts."""
 
 import numpy as np
 from amaranth.hdl import Shape
 
-from qmac.hw.formats import IntFormat
-from qmac.hw.requantize import PARAMS, SHIFT_BITS, RequantizeArithmetic
+from qmac.hw.spec.formats import IntFormat
+from qmac.hw.spec.requantize import PARAMS, SHIFT_BITS, RequantizeArithmetic
 
-from .ops import NumpyOps
+from qmac.sim.ops import NumpyOps
 
 __all__ = ["requantize", "tflite_shift_field"]
 
 
 def requantize(acc, multiplier, shift, zero_point, int4, tflite, acc_bits, rounding="half_even"):
-    """Rows of accumulators to output codes, exactly as :class:`qmac.hw.requantize.Requantize`.
+    """Rows of accumulators to output codes, exactly as :class:`qmac.hw.output.requantize.Requantize`.
 
-    The stages of :class:`qmac.hw.requantize.RequantizeArithmetic` run on numpy object arrays of Python
+    The stages of :class:`qmac.hw.spec.requantize.RequantizeArithmetic` run on numpy object arrays of Python
     ints, since the aligned values reach ``max(acc_bits, 32) + 95`` bits.
 
     Parameters
@@ -22,11 +22,11 @@ def requantize(acc, multiplier, shift, zero_point, int4, tflite, acc_bits, round
     acc : array_like of int, shape (..., C)
         Accumulators, each in ``acc_bits`` signed bits.
     multiplier, shift, zero_point, int4, tflite : array_like of int, shape (...) or broadcastable
-        Per-row fields of :data:`qmac.hw.requantize.PARAMS`, each within its field's range.
+        Per-row fields of :data:`qmac.hw.spec.requantize.PARAMS`, each within its field's range.
     acc_bits : int
-        As :class:`~qmac.hw.requantize.Requantize`.
+        As :class:`~qmac.hw.output.requantize.Requantize`.
     rounding : str
-        As :class:`~qmac.hw.requantize.Requantize`.
+        As :class:`~qmac.hw.output.requantize.Requantize`.
 
     Returns
     -------

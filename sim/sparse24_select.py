@@ -1,5 +1,5 @@
-"""Golden twins of :class:`qmac.hw.sparse24_select.Sparse24Select` and
-:class:`qmac.hw.sparse_dot_product.SparseDotProduct`, and the beats that feed them from a :class:`Sparse24`.
+"""Golden twins of :class:`qmac.hw.int_datapath.sparse24_select.Sparse24Select` and
+:class:`qmac.hw.int_datapath.sparse_dot_product.SparseDotProduct`, and the beats that feed them from a :class:`Sparse24`.
 
 A beat of V kept-weight lanes holds ``E = V * per_lane`` kept elements, ``E / 2`` groups, and so covers ``2E``
 dense positions held in 2V dense activation lanes (see ``docs/sparse24.md``, "Hardware").
@@ -7,9 +7,9 @@ dense positions held in 2V dense activation lanes (see ``docs/sparse24.md``, "Ha
 
 import numpy as np
 
-from ..hw.formats import ELEMENT_FORMATS
-from .dot_product import dot_product
-from .packing import pack_lanes, unpack_lanes
+from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.sim.dot_product import dot_product
+from qmac.sim.packing import pack_lanes, unpack_lanes
 
 __all__ = ["sparse24_select", "sparse_dot_product", "sparse24_beats"]
 

@@ -1,7 +1,7 @@
-"""Golden twin of :class:`qmac.hw.winograd_correction.WinogradCorrection`: computed from the definition, not the
+"""Golden twin of :class:`qmac.hw.lanes.winograd_correction.WinogradCorrection`: computed from the definition, not the
 circuit."""
 
-from .packing import unpack_lanes
+from qmac.sim.packing import unpack_lanes
 
 __all__ = ["winograd_correction"]
 

@@ -2,18 +2,18 @@
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge
+from cocotb.triggers import ClockCycles
 
-from ..hw.config import MODE_CODES, code_range
-from ..hw.log_combine import LOG_SHIFT_BITS
-from ..hw.formats import ELEMENT_FORMATS
-from ..hw.requantize import RequantizeArithmetic
-from ..sim import log_dot_product
-from ..sim.gemm import operand_beats, plan_gemm
-from ..sim.log_format import decode
-from ..sim.requantize import tflite_shift_field
-from .core_tb import CoreTB, compare_transactions
-from .runner import config_from_env
+from qmac.hw.spec.config import MODE_CODES, code_range
+from qmac.hw.spec.layouts import LOG_SHIFT_BITS
+from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.hw.spec.requantize import RequantizeArithmetic
+from qmac.sim import log_dot_product
+from qmac.sim.gemm import operand_beats, plan_gemm
+from qmac.sim.log_format import decode
+from qmac.sim.requantize import tflite_shift_field
+from qmac.tb.core_tb import CoreTB, compare_transactions
+from qmac.tb.runner import config_from_env
 
 CONFIG = config_from_env()
 #: (valid-gap probability, ready probability): no stalls, and random stalls on every stream.

@@ -9,8 +9,8 @@ import os
 import cocotb
 import numpy as np
 
-from .core_tb import CoreTB
-from .runner import config_from_env
+from qmac.tb.core_tb import CoreTB
+from qmac.tb.runner import config_from_env
 
 
 @cocotb.test()

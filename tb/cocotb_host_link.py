@@ -8,14 +8,14 @@ from cocotb.clock import Clock
 from cocotb.task import bridge
 from cocotb.triggers import ClockCycles
 
-from ..hw.config import code_range
-from ..hw.link_protocol import (CONTROL_LAYOUT, CRC, CRC_BYTES, HEADER_BYTES, SLIP_END, SLIP_ESC, SLIP_ESC_END,
+from qmac.hw.spec.config import code_range
+from qmac.hw.spec.link_protocol import (CONTROL_LAYOUT, CRC, CRC_BYTES, HEADER_BYTES, SLIP_END, SLIP_ESC, SLIP_ESC_END,
                                 SLIP_ESC_ESC, Command, Status, beat_bytes, pack_fields)
-from ..host import CommandError, HostLinkDriver, SlipReader, encode_packet, link_check, slip_encode
-from ..host.sim_transport import SimulatedUart
-from ..sim.gemm import plan_gemm
-from .link_runner import link_from_env
-from .runner import config_from_env
+from qmac.host import CommandError, HostLinkDriver, SlipReader, encode_packet, link_check, slip_encode
+from qmac.tb.sim_transport import SimulatedUart
+from qmac.sim.gemm import plan_gemm
+from qmac.tb.link_runner import link_from_env
+from qmac.tb.runner import config_from_env
 
 CONFIG = config_from_env()
 LINK = link_from_env()

@@ -10,9 +10,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
-from ..hw.config import MODE_CODES
-from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
-from ..sim.packing import params_word, unpack_result
+from qmac.hw.spec.config import MODE_CODES
+from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
+from qmac.sim.packing import params_word, unpack_result
 
 __all__ = ["CoreTB", "compare_transactions"]
 

@@ -1,4 +1,4 @@
-"""Runs cocotb testbenches on the emitted host link (:class:`qmac.hw.host_link.HostLink`).
+"""Runs cocotb testbenches on the emitted host link (:class:`qmac.hw.link.host_link.HostLink`).
 
 Like :mod:`qmac.tb.runner` for the bare core: one build directory per (simulator, config, link
 parameters); the config travels to the testbench as JSON in ``QMAC_CONFIG`` and the link parameters in
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from ..hw.config import CoreConfig
-from ..hw.host_link import HostLink
-from ..hw.mac_unit import MacUnit
-from .runner import TIMESCALE, VERILATOR_WAIVERS, prepare_simulator
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.link.host_link import HostLink
+from qmac.hw.array.mac_unit import MacUnit
+from qmac.tb.runner import TIMESCALE, VERILATOR_WAIVERS, prepare_simulator
 
 __all__ = ["HOST_LINK_TOP", "LINK_VERILATOR_WAIVERS", "emit_host_link", "run_host_link_cocotb", "link_from_env"]
 
@@ -33,7 +33,7 @@ LINK_VERILATOR_WAIVERS = VERILATOR_WAIVERS + ("CASEINCOMPLETE", "WIDTHTRUNC", "A
 
 def emit_host_link(config, link):
     """Verilog of ``HostLink(config, **link)`` as module ``qmac_host_link``, its processing element
-    emitted once as ``qmac_host_link_mac_unit`` (as :func:`qmac.hw.emit.emit_verilog` does for the core)."""
+    emitted once as ``qmac_host_link_mac_unit`` (as :func:`qmac.hw.array.emit.emit_verilog` does for the core)."""
     unit_name = f"{HOST_LINK_TOP}_mac_unit"
     unit = verilog.convert(MacUnit(config), name=unit_name, emit_src=False)
     top = HostLink(config, unit_module=unit_name, **link)

@@ -11,8 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..hw.config import CoreConfig
-from ..hw.emit import TOP_NAME, write_core
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_core", "run_cocotb",
            "config_from_env"]

@@ -1,4 +1,4 @@
-"""FPGA builds of the host link (tb/bitstream.py) with the YoWASP tools: one small build per board in
+"""FPGA builds of the host link (qmac/toolchain/bitstream.py) with the YoWASP tools: one small build per board in
 the default run, the boards' default cores (the docs/fpga.md table) with -m slow."""
 
 import json
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qmac.hw.boards import BOARDS
-from qmac.hw.config import CoreConfig
-from qmac.tb.bitstream import build_bitstream, uart_divisor
+from qmac.hw.spec.config import CoreConfig
+from qmac.toolchain.bitstream import build_bitstream, uart_divisor
 
 #: 8 INT4 MACs per cycle: enough to exercise every part of the build in well under two minutes; on each
 #: board's DSP blocks (4 lanes: 2 SB_MAC16, 2 MULT18X18D computing Winograd pair terms, as the boards'
@@ -59,7 +59,7 @@ def test_small_build(board, tmp_path):
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_default_build_through_cli(board, tmp_path):
     """The docs/fpga.md command: ``qmac bitstream --board BOARD`` (the board's default core and clock)."""
-    proc = subprocess.run([sys.executable, "-m", "qmac.tb.cli", "bitstream", "--board", board, "--out",
+    proc = subprocess.run([sys.executable, "-m", "qmac.cli", "bitstream", "--board", board, "--out",
                            str(tmp_path), "--json"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)

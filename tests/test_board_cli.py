@@ -1,25 +1,9 @@
-"""``qmac bitstream`` and ``qmac run`` (tb/board_cli.py): arguments, errors, the summary."""
-
-import argparse
-import sys
+"""``qmac bitstream`` and ``qmac run`` (qmac/cli/bitstream.py, qmac/cli/run.py): arguments, errors, the summary."""
 
 import pytest
 
-from qmac.hw.config import ConfigError
-from qmac.tb import cli
-from qmac.tb.board_cli import _print_summary, add_commands
-
-
-def qmac(argv):
-    """What ``qmac.tb.cli.main`` does with these commands once they are registered there."""
-    parser = argparse.ArgumentParser(prog="qmac")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ConfigError, cli.UsageError) as e:
-        print(f"qmac: error: {e}", file=sys.stderr)
-        return 2
+from qmac.cli import main as qmac
+from qmac.cli.bitstream import _print_summary
 
 
 @pytest.mark.parametrize("argv,message", [

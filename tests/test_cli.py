@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from qmac.hw.config import PRESETS
-from qmac.tb.cli import main
+from qmac.hw.spec.config import PRESETS
+from qmac.cli import main
 
 
 def test_generate_without_arguments(tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_invalid_config_exits_2_and_writes_nothing(tmp_path, capsys, text, messa
 
 
 def test_console_script_runs(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "qmac.tb.cli", "generate", "--preset", "nope"], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "qmac", "generate", "--preset", "nope"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq\n"

@@ -7,9 +7,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from qmac.host import decode_packet, encode_packet, link_check
-from qmac.hw.command_engine import CommandEngine
-from qmac.hw.config import preset
-from qmac.hw.link_protocol import (CONTROL_LAYOUT, READ_LAYOUT, STATUS_LAYOUT, Command, Status, beat_bytes,
+from qmac.hw.link.command_engine import CommandEngine
+from qmac.hw.spec.config import preset
+from qmac.hw.spec.link_protocol import (CONTROL_LAYOUT, READ_LAYOUT, STATUS_LAYOUT, Command, Status, beat_bytes,
                                    pack_fields, row_bytes, unpack_fields)
 
 CONFIG = preset("tiny")

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from qmac.hw.config import PRESETS, ConfigError, CoreConfig, load_config, preset
+from qmac.hw.spec.config import PRESETS, ConfigError, CoreConfig, load_config, preset
 
 
 @pytest.mark.parametrize("changes,message", [

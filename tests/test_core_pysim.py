@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.config import MODE_CODES, PRESETS, code_range
-from qmac.hw.core import Core
+from qmac.hw.spec.config import MODE_CODES, PRESETS, code_range
+from qmac.hw.array.core import Core
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
 from qmac.sim.packing import unpack_result
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qmac.hw.config import ConfigError, CoreConfig
-from qmac.hw.dot_product import DotProduct
+from qmac.hw.spec.config import ConfigError, CoreConfig
+from qmac.hw.int_datapath.dot_product import DotProduct
 from qmac.sim.dot_product import dot_product
 from qmac.sim.winograd_correction import winograd_correction
 

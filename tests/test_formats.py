@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.sim import Simulator
 
-from qmac.hw.formats import INT4, INT8, ROUNDINGS, IntFormat, ScaleFormat
+from qmac.hw.spec.formats import INT4, INT8, ROUNDINGS, IntFormat, ScaleFormat
 from qmac.hw.ops import AmaranthOps
 from qmac.sim.ops import NumpyOps
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qmac.hw.config import PRESETS
+from qmac.hw.spec.config import PRESETS
 from qmac.sim.dot_product import dot_product
 from qmac.sim.gemm import assemble, expected_results, golden_gemm, operand_beats, plan_gemm
 from qmac.sim.packing import pack_lanes, unpack_lanes

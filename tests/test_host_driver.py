@@ -1,12 +1,12 @@
-"""The host driver (sim/host/driver.py) against a scripted transport: reply matching, error replies,
+"""The host driver (qmac/host/driver.py) against a scripted transport: reply matching, error replies,
 timeouts, request splitting. (End to end on the gateware: tests/test_host_link.py.)"""
 
 import pytest
 
 from qmac.host import (CommandError, HostLinkDriver, LinkError, LinkTimeout, SlipReader, Transport, decode_packet,
                        encode_packet, slip_encode)
-from qmac.hw.config import preset
-from qmac.hw.link_protocol import Command, Status, info_payload
+from qmac.hw.spec.config import preset
+from qmac.hw.spec.link_protocol import Command, Status, info_payload
 
 CONFIG = preset("tiny")
 INFO = info_payload(CONFIG, max_payload=20, w_depth=8, a_depth=8, y_depth=8, clock_hz=1_000_000, divisor=8)

@@ -1,9 +1,9 @@
-"""Host-side packets and SLIP framing (sim/host/framing.py)."""
+"""Host-side packets and SLIP framing (qmac/host/framing.py)."""
 
 import pytest
 
 from qmac.host import FrameError, Packet, SlipReader, decode_packet, encode_packet, link_check, slip_encode
-from qmac.hw.link_protocol import SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC, Command, Status
+from qmac.hw.spec.link_protocol import SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC, Command, Status
 
 
 def test_packet_round_trip_through_slip():

@@ -4,8 +4,8 @@ simulated UART: INFO/STATUS, GEMMs end to end against the golden model, and link
 
 import pytest
 
-from qmac.hw.config import preset
-from qmac.hw.host_link import HostLink
+from qmac.hw.spec.config import preset
+from qmac.hw.link.host_link import HostLink
 from qmac.tb.link_runner import run_host_link_cocotb
 from qmac.tb.runner import SIMULATORS
 

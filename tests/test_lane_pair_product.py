@@ -9,8 +9,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 
 from qmac.hw.boards import ICEBreaker
-from qmac.hw.config import ConfigError
-from qmac.hw.lane_pair_product import LanePairProduct, sb_mac16_parameters
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.lanes.lane_pair_product import LanePairProduct, sb_mac16_parameters
 from qmac.sim.lane_product import lane_product
 from qmac.sim.ops import NumpyOps
 from qmac.sim.packing import signed_fields

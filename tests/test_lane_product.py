@@ -6,9 +6,9 @@ import pytest
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.lane_product import LaneProduct
-from qmac.hw.pipelined_lane_product import PipelinedLaneProduct
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.lanes.lane_product import LaneProduct
+from qmac.hw.lanes.pipelined_lane_product import PipelinedLaneProduct
 from qmac.sim.lane_product import lane_product
 from qmac.sim.packing import signed_fields
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from qmac.hw.config import preset
-from qmac.hw.link_protocol import (CONTROL_LAYOUT, CRC, INFO_LAYOUT, STATUS_LAYOUT, Command, Status, beat_bytes,
+from qmac.hw.spec.config import preset
+from qmac.hw.spec.link_protocol import (CONTROL_LAYOUT, CRC, INFO_LAYOUT, STATUS_LAYOUT, Command, Status, beat_bytes,
                                    info_payload, pack_fields, parse_info, row_bytes, unpack_fields)
 
 

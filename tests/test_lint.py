@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from qmac.hw.config import PRESETS
-from qmac.hw.emit import TOP_NAME, write_core
+from qmac.hw.spec.config import PRESETS
+from qmac.hw.array.emit import TOP_NAME, write_core
 from qmac.tb.runner import VERILATOR_WAIVERS, prepare_simulator
 
 

@@ -9,9 +9,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.boards import ULX3S_85F
-from qmac.hw.config import ConfigError
+from qmac.hw.spec.config import ConfigError
 from qmac.hw.local_register import LocalRegister
-from qmac.tb.synth import synth_fpga
+from qmac.toolchain.synth import synth_fpga
 
 
 def test_delays_one_cycle(pysim_stream):

@@ -8,13 +8,13 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.formats import IntFormat
-from qmac.hw.log_combine import times_constant
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.formats import IntFormat
+from qmac.hw.log_datapath.log_combine import times_constant
+from qmac.hw.log_datapath.log_dot_product import ORGANISATIONS, LogDotProduct
 from qmac.hw.ops import adder_tree
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
-from qmac.hw.log_sum import LogSum
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.log_sum import LogSum
 from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import decode
 

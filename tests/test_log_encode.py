@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.log_encode import LogEncode, LogEncodeArithmetic
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.log_datapath.log_encode import LogEncode
+from qmac.hw.spec.log_encode import LogEncodeArithmetic
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 from qmac.sim.log_encode import log_encode
 from qmac.sim.log_format import encode
 

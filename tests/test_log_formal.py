@@ -28,11 +28,11 @@ from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from qmac.hw.log_dot_product import ORGANISATIONS, LogDotProduct
+from qmac.hw.log_datapath.log_dot_product import ORGANISATIONS, LogDotProduct
 from qmac.hw.ops import adder_tree
-from qmac.hw.log_format import LNS4, LogFormat
-from qmac.hw.log_sum import LogSum
-from qmac.tb.formal import run_sby
+from qmac.hw.spec.log_format import LNS4, LogFormat
+from qmac.hw.spec.log_sum import LogSum
+from qmac.toolchain.formal import run_sby
 
 #: A 5-bit format: exponents -7..7 in quarter octaves, q' up to 7 (LNS4: up to 3).
 LNS5 = LogFormat(5, 2)

@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 from qmac.hw.ops import AmaranthOps
 from qmac.sim.log_format import E2M1, compared_formats, decode, encode, int_value_map, log_value_map, thresholds
 from qmac.sim.ops import NumpyOps

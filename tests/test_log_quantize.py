@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qmac.hw.log_format import LNS4, LNS8, LogFormat
+from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 from qmac.sim.evaluate import synthetic
 from qmac.sim.log_format import decode, thresholds
 from qmac.sim.log_quantize import LogTensor, log_gemm_reference, quantize_log

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.config import PRESETS
-from qmac.hw.mac_array import MacArray
+from qmac.hw.spec.config import PRESETS
+from qmac.hw.array.mac_array import MacArray
 from qmac.sim.dot_product import dot_product
 
 

@@ -8,9 +8,9 @@ import pytest
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.mult18 import MULT18X18D_PARAMETERS
-from qmac.hw.packed_lane_product import PackedLaneProduct
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.lanes.mult18 import MULT18X18D_PARAMETERS
+from qmac.hw.lanes.packed_lane_product import PackedLaneProduct
 from qmac.sim.lane_product import lane_product
 from qmac.sim.ops import NumpyOps
 from qmac.sim.packing import signed_fields

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from qmac.hw.formats import INT4, INT8
+from qmac.hw.spec.formats import INT4, INT8
 from qmac.sim.quantize import (
     clip_max, clip_mse, clip_percentile, quantize, quantize_symmetric, quantize_vsq, sqnr_db, vsq_gemm,
     vsq_gemm_int,

@@ -11,9 +11,9 @@ import pytest
 from amaranth.hdl import EnableInserter, Signal
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.formats import ROUNDINGS
-from qmac.hw.requantize import Requantize
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.formats import ROUNDINGS
+from qmac.hw.output.requantize import Requantize
 from qmac.sim.requantize import requantize, tflite_shift_field
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1

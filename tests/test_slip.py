@@ -6,9 +6,9 @@ import random
 from amaranth.sim import Simulator
 
 from qmac.host import SlipReader, slip_encode
-from qmac.hw.link_protocol import SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC
-from qmac.hw.slip_decoder import SlipDecoder
-from qmac.hw.slip_encoder import SlipEncoder
+from qmac.hw.spec.link_protocol import SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC
+from qmac.hw.link.slip_decoder import SlipDecoder
+from qmac.hw.link.slip_encoder import SlipEncoder
 
 SPECIALS = [SLIP_END, SLIP_ESC, SLIP_ESC_END, SLIP_ESC_ESC]
 

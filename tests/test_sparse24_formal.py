@@ -33,13 +33,13 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from qmac.hw.dot_product import DotProduct
-from qmac.hw.formats import ELEMENT_FORMATS, INT4
-from qmac.hw.lane_product import LaneProduct
+from qmac.hw.int_datapath.dot_product import DotProduct
+from qmac.hw.spec.formats import ELEMENT_FORMATS, INT4
+from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.hw.ops import adder_tree
-from qmac.hw.sparse24_select import Sparse24Select
-from qmac.hw.sparse_dot_product import SparseDotProduct
-from qmac.tb.formal import run_sby
+from qmac.hw.int_datapath.sparse24_select import Sparse24Select
+from qmac.hw.int_datapath.sparse_dot_product import SparseDotProduct
+from qmac.toolchain.formal import run_sby
 
 LANES = 4
 VALID_PAIRS = list(itertools.combinations(range(4), 2))

@@ -8,10 +8,10 @@ import pytest
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
-from qmac.hw.config import ConfigError
-from qmac.hw.formats import ELEMENT_FORMATS
-from qmac.hw.sparse24_select import Sparse24Select
-from qmac.hw.sparse_dot_product import SparseDotProduct
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.hw.int_datapath.sparse24_select import Sparse24Select
+from qmac.hw.int_datapath.sparse_dot_product import SparseDotProduct
 from qmac.sim.packing import pack_lanes
 from qmac.sim.sparse24 import compress, decompress
 from qmac.sim.sparse24_select import sparse24_beats, sparse24_select, sparse_dot_product

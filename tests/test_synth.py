@@ -1,10 +1,10 @@
-"""Yosys runner: transistor estimate, FPGA counts, cache and errors (tb/synth.py)."""
+"""Yosys runner: transistor estimate, FPGA counts, cache and errors (qmac/toolchain/synth.py)."""
 
 import pytest
 
-from qmac.hw.config import CoreConfig, preset
-from qmac.hw.emit import TOP_NAME, emit_verilog
-from qmac.tb.synth import SynthError, synth_config, synth_fpga, synth_generic
+from qmac.hw.spec.config import CoreConfig, preset
+from qmac.hw.array.emit import TOP_NAME, emit_verilog
+from qmac.toolchain.synth import SynthError, synth_config, synth_fpga, synth_generic
 
 ADDER = """
 module adder4(input [3:0] a, input [3:0] b, output [4:0] s);

@@ -4,7 +4,7 @@ form), odd array shapes, scales of every kind, 2:4 sparsity, the output stage an
 
 import pytest
 
-from qmac.hw.config import PRESETS, CoreConfig
+from qmac.hw.spec.config import PRESETS, CoreConfig
 from qmac.tb.runner import SIMULATORS, run_cocotb
 
 CONFIGS = {

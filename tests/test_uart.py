@@ -6,7 +6,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from qmac.hw.uart import UART
+from qmac.hw.link.uart import UART
 
 
 def line_levels(byte):

@@ -6,8 +6,8 @@ import pytest
 from amaranth.back import verilog
 
 from qmac.hw.boards import ULX3S_85F
-from qmac.hw.config import ConfigError
-from qmac.hw.winograd_correction import WinogradCorrection
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.lanes.winograd_correction import WinogradCorrection
 from qmac.sim.winograd_correction import winograd_correction
 
 #: Lane pairs at the ends of the range: INT8 -128 * -128, -128 * 127; INT4 -8 * -8 and -8 * 7 in both lanes;

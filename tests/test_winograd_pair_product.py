@@ -6,8 +6,8 @@ the correction and the dot product, on which the ``"mult18_fip"`` dot product re
 import numpy as np
 import pytest
 
-from qmac.hw.config import ConfigError, mode_bits
-from qmac.hw.winograd_pair_product import WinogradPairProduct
+from qmac.hw.spec.config import ConfigError, mode_bits
+from qmac.hw.lanes.winograd_pair_product import WinogradPairProduct
 from qmac.sim.dot_product import dot_product
 from qmac.sim.packing import pack_lanes
 from qmac.sim.winograd_correction import winograd_correction

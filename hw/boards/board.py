@@ -2,15 +2,15 @@
 ``constraints/<board>.toml``, and a ``sync`` clock at a requested frequency."""
 
 import tomllib
-from pathlib import Path
+from importlib.resources import files
 
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 from amaranth.hdl import Elaboratable, Module
 
 __all__ = ["CONSTRAINTS_DIR", "HostLinkBoard", "HostLinkTop", "load_constraints"]
 
-#: Board data: ``<repository>/constraints``.
-CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+#: Board data: the package ``qmac.constraints`` (the repository's ``constraints/``, shipped as package data).
+CONSTRAINTS_DIR = files("qmac.constraints")
 
 _KEYS = {"clock": {"default_mhz"}, "host_uart": {"rx", "tx", "attrs"}}
 
@@ -23,7 +23,7 @@ def load_constraints(path):
     Resource ``host_uart`` 0 with subsignals ``rx`` (input) and ``tx`` (output). Unknown or missing
     tables and keys raise ``ValueError`` naming them.
     """
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         data = tomllib.load(f)
     if set(data) != set(_KEYS):
         raise ValueError(f"{path}: tables must be {', '.join(_KEYS)}, not {', '.join(data) or 'none'}")
@@ -47,7 +47,7 @@ class HostLinkBoard:
 
     Subclasses define ``constraints_name``, ``family`` (``"ice40"`` or ``"ecp5"``),
     ``default_config`` (the core built when none is given), ``stream_stages`` (the
-    :class:`~qmac.hw.host_link.HostLink` option), ``_pll_parameters(f_in, f_out)``
+    :class:`~qmac.hw.link.host_link.HostLink` option), ``_pll_parameters(f_in, f_out)``
     (returning a dict holding the achieved ``f_out``) and ``_pll_domain(params)`` (returning a Module
     that defines ``sync``, with its reset held until the PLL locks).
 
@@ -92,7 +92,7 @@ class HostLinkBoard:
 
 
 class HostLinkTop(Elaboratable):
-    """Top level of a board build: ``link`` (a :class:`~qmac.hw.host_link.HostLink`) on the platform's
+    """Top level of a board build: ``link`` (a :class:`~qmac.hw.link.host_link.HostLink`) on the platform's
     ``host_uart`` pins."""
 
     def __init__(self, link):

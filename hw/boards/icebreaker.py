@@ -4,8 +4,8 @@ from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from ..config import CoreConfig
-from .board import HostLinkBoard
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.boards.board import HostLinkBoard
 
 __all__ = ["ICEBreaker", "ice40_pll"]
 

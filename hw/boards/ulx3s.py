@@ -5,8 +5,8 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from ..config import CoreConfig
-from .board import HostLinkBoard
+from qmac.hw.spec.config import CoreConfig
+from qmac.hw.boards.board import HostLinkBoard
 
 __all__ = ["ULX3S_85F", "ecp5_pll"]
 

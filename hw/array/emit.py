@@ -1,0 +1,81 @@
+"""Verilog emission and the manifest that travels with it."""
+
+import json
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+
+from qmac.hw.spec.config import MODE_CODES, CoreConfig
+from qmac.hw.array.core import Core
+from qmac.hw.array.mac_unit import MacUnit
+
+__all__ = ["TOP_NAME", "emit_verilog", "manifest", "write_core"]
+
+#: Module and file name of the emitted top level.
+TOP_NAME = "qmac_core"
+
+
+def emit_verilog(config, platform=None):
+    """Verilog text of the core for ``config`` (no source attributes, ports named by signature path).
+
+    The processing element (:class:`MacUnit`) is converted once as module ``qmac_core_mac_unit`` and
+    instantiated R x C times, so generation time grows with V, not with R x C. ``platform`` is passed to
+    ``elaborate``: with an iCE40 platform, ``sb_mac16`` lanes instantiate ``SB_MAC16`` primitives
+    (which only an iCE40 flow knows); without one they are written as portable ``*`` and ``+``.
+    """
+    unit_name = f"{TOP_NAME}_mac_unit"
+    unit = verilog.convert(MacUnit(config), name=unit_name, emit_src=False, platform=platform)
+    core = Core(config, unit_module=unit_name)
+    return verilog.convert(core, name=TOP_NAME, emit_src=False, platform=platform) + "\n" + unit, core
+
+
+def _ports(core):
+    ports = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
+    for path, member, _ in core.signature.flatten(core):
+        ports.append({
+            "name": "__".join(str(p) for p in path),
+            "direction": "in" if member.flow.name == "In" else "out",
+            "width": Shape.cast(member.shape).width,
+        })
+    return ports
+
+
+def manifest(config, core):
+    """What a consumer of the Verilog needs without parsing it."""
+    out = {
+        "top": TOP_NAME,
+        "config": config.to_dict(),
+        "ports": _ports(core),
+        "mode_codes": {name: MODE_CODES[name] for name in config.modes},
+        "latency": {"dot_product": config.dot_latency, "last_beat_to_first_row": core.latency},
+        "macs_per_cycle": {name: config.macs_per_cycle(name) for name in config.modes},
+        "elements_per_beat": {name: config.elements_per_beat(name) for name in config.modes},
+        "accumulator": {"bits": config.acc_format.bits, "exact_bits": config.exact_acc_format.bits,
+                        "saturating": config.saturating},
+        "k_bits": config.k_bits,
+        "max_k_beats": config.max_k_beats,
+    }
+    if config.lns:
+        spec = config.log_sum
+        out["lns"] = {"bits": spec.fmt.bits, "frac_bits": spec.fmt.frac_bits, "p_bits": spec.p_bits,
+                      "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
+                      "bucket_bits": config.bucket_format.bits, "result_exponent": spec.result_exponent,
+                      "organisation": config.log_organisation}
+    return out
+
+
+def write_core(config, out_dir):
+    """Write ``qmac_core.v`` and ``qmac_core.json`` to ``out_dir``; returns their paths and the seconds taken."""
+    if not isinstance(config, CoreConfig):
+        raise TypeError(f"write_core needs a CoreConfig, not {config!r}")
+    start = time.perf_counter()
+    text, core = emit_verilog(config)
+    elapsed = time.perf_counter() - start
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    v, j = out / f"{TOP_NAME}.v", out / f"{TOP_NAME}.json"
+    v.write_text(text)
+    j.write_text(json.dumps(manifest(config, core), indent=2) + "\n")
+    return v, j, elapsed

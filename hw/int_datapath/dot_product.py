@@ -1,0 +1,174 @@
+"""A V-lane dot-product unit: one vector pair per cycle, fully pipelined."""
+
+import math
+
+from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from qmac.hw.spec.config import MULTIPLIERS, ConfigError
+from qmac.hw.spec.formats import IntFormat, lane_range
+from qmac.hw.lanes.lane_pair_product import LanePairProduct
+from qmac.hw.lanes.lane_product import LaneProduct
+from qmac.hw.lanes.packed_lane_product import PackedLaneProduct
+from qmac.hw.lanes.pipelined_lane_product import PipelinedLaneProduct
+from qmac.hw.lanes.winograd_pair_product import WinogradPairProduct, winograd_correction_format
+
+__all__ = ["DotProduct"]
+
+_LANES = (1, 2, 4, 8, 16, 32, 64)
+
+
+class DotProduct(wiring.Component):
+    """``sum`` = the exact sum over V lanes of the lane product :class:`LaneProduct` defines (INT8:
+    ``sum w_i*a_i`` over V elements; INT4: over 2V elements), computed by the ``multiplier``'s lanes:
+    :class:`LaneProduct` (``"logic"``), :class:`PipelinedLaneProduct` (``"logic_pipelined"``),
+    :class:`LanePairProduct` (``"sb_mac16"``, two lanes per SB_MAC16;
+    an odd last lane uses half of one), :class:`PackedLaneProduct` (``"mult18"``, one MULT18X18D each) or
+    :class:`WinogradPairProduct` (``"mult18_fip"``, one MULT18X18D per two lanes).
+
+    ``"mult18_fip"`` (Winograd's fast inner product) sums the V/2 pair terms and subtracts the operands'
+    corrections ``ca + cw`` (:class:`~qmac.hw.lanes.winograd_correction.WinogradCorrection` of ``a`` and of
+    ``w``), which the user computes once per activation and weight vector and presents
+    :attr:`correction_delay` cycles after the operands. The subtraction is the adder tree's last level
+    (the pair terms need one level fewer than V lanes), so the latency is the same as with V lanes. Every
+    partial sum is kept modulo ``2**bits`` of ``sum``'s format: the pair terms and their sums may exceed
+    that range, the final difference does not, so it is exact.
+
+    Pipeline: the lane products are registered, then a binary adder tree registers every
+    ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
+    ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
+    stages (5 for ``"mult18"``, 6 for ``"mult18_fip"``, 1 for ``"logic_pipelined"``, else 0); one vector pair enters per cycle. Every register advances
+    together; wrap the unit in ``EnableInserter`` to stall it. The data registers have no reset (their
+    contents matter only beside valid flags kept by the user; a reset reaching every one of them is
+    the widest net of an FPGA build).
+
+    Parameters
+    ----------
+    lanes : int
+        V: 1, 2, 4, 8, 16, 32 or 64 (at least 2 for ``"mult18_fip"``).
+    modes : tuple of str
+        As :class:`LaneProduct`.
+    tree_levels_per_stage : int
+        1..8.
+    multiplier : str
+        ``"logic"`` (default), ``"logic_pipelined"``, ``"sb_mac16"``, ``"mult18"`` or ``"mult18_fip"``
+        (:data:`qmac.hw.spec.config.MULTIPLIERS`).
+
+    Members
+    -------
+    w, a : In(ArrayLayout(8, V))
+        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a``.
+    int4 : In(1)
+        Present only with both modes built; sampled with the operands.
+    ca, cw : In(signed)
+        Present only with ``"mult18_fip"``: the corrections of the operands of :attr:`correction_delay`
+        cycles earlier, format :attr:`correction_format`.
+    sum : Out(signed)
+        Exact partial sum, ``latency`` cycles after its operands.
+    """
+
+    def __init__(self, lanes, modes, tree_levels_per_stage=2, multiplier="logic"):
+        if lanes not in _LANES:
+            raise ConfigError(f"dot-product lanes must be one of {', '.join(map(str, _LANES))}, not {lanes!r}")
+        if not isinstance(tree_levels_per_stage, int) or not 1 <= tree_levels_per_stage <= 8:
+            raise ConfigError(f"tree_levels_per_stage must be an integer 1..8, not {tree_levels_per_stage!r}")
+        if not isinstance(multiplier, str) or multiplier not in MULTIPLIERS:
+            raise ConfigError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
+        if multiplier == "mult18_fip" and lanes < 2:
+            raise ConfigError(f"dot-product lanes must be at least 2 with the mult18_fip multiplier, not {lanes!r}")
+        if multiplier == "sb_mac16":
+            self._units = [LanePairProduct(modes) for _ in range((lanes + 1) // 2)]
+        elif multiplier == "mult18_fip":
+            self._units = [WinogradPairProduct(modes) for _ in range(lanes // 2)]
+        else:
+            lane = {"mult18": PackedLaneProduct, "logic_pipelined": PipelinedLaneProduct}.get(multiplier, LaneProduct)
+            self._units = [lane(modes) for _ in range(lanes)]
+        self._lane = self._units[0]
+        self._multiplier = multiplier
+        self._lanes = lanes
+        self._levels_per_stage = tree_levels_per_stage
+        lo, hi = lane_range(modes)
+        self._format = IntFormat.for_range(lanes * lo, lanes * hi)
+        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
+                 "sum": Out(signed(self._format.bits))}
+        if multiplier == "mult18_fip":
+            self._correction_format = winograd_correction_format(lanes, modes)
+            ports["ca"] = In(signed(self._correction_format.bits))
+            ports["cw"] = In(signed(self._correction_format.bits))
+        if len(modes) > 1:
+            ports["int4"] = In(1)
+        super().__init__(ports)
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def format(self):
+        """Format of ``sum`` (exact for every operand value)."""
+        return self._format
+
+    @property
+    def multiplier(self):
+        return self._multiplier
+
+    @property
+    def correction_format(self):
+        """``"mult18_fip"`` only: format of ``ca`` and ``cw`` (:class:`WinogradCorrection`'s ``sum``)."""
+        return self._correction_format
+
+    @property
+    def correction_delay(self):
+        """``"mult18_fip"`` only: cycles from the operands to their corrections on ``ca``, ``cw``."""
+        return self.latency - 2
+
+    @property
+    def latency(self):
+        return 1 + MULTIPLIERS[self._multiplier] + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
+
+    def elaborate(self, platform):
+        m = Module()
+        products = []
+        for i, unit in enumerate(self._units):
+            m.submodules[f"lane{i}"] = unit
+            if len(self._lane.modes) > 1:
+                m.d.comb += unit.int4.eq(self.int4)
+            if isinstance(unit, WinogradPairProduct):
+                m.d.comb += [unit.w.eq(Cat(self.w[2 * i], self.w[2 * i + 1])),
+                             unit.a.eq(Cat(self.a[2 * i], self.a[2 * i + 1]))]
+                products.append(unit.p)
+            elif isinstance(unit, LanePairProduct):
+                for j in range(2):
+                    if 2 * i + j < self._lanes:   # else the half stays zero and unused
+                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self.a[2 * i + j])]
+                        products.append(unit.p[j])
+            else:
+                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i])]
+                products.append(unit.p)
+        bits = self._format.bits   # every partial sum modulo 2**bits (see the class docstring)
+        level = []
+        for i, product in enumerate(products):
+            p = Signal(signed(min(len(product), bits)), name=f"p{i}", reset_less=True)
+            m.d.sync += p.eq(product)
+            level.append(p)
+        correct = self._multiplier == "mult18_fip"   # the last level subtracts the corrections
+        if correct:
+            c = Signal(signed(bits), reset_less=True)   # ca + cw, read by the last level
+            m.d.sync += c.eq(self.ca + self.cw)
+        depth = 0
+        while len(level) > 1 or correct:
+            depth += 1
+            if len(level) > 1:
+                level = [level[j] + level[j + 1] for j in range(0, len(level), 2)]
+            else:
+                level, correct = [level[0] - c], False
+            if depth % self._levels_per_stage == 0 or len(level) == 1 and not correct:
+                regs = []
+                for j, v in enumerate(level):
+                    r = Signal(signed(min(len(v), bits)), name=f"t{depth}_{j}", reset_less=True)
+                    m.d.sync += r.eq(v)
+                    regs.append(r)
+                level = regs
+        m.d.comb += self.sum.eq(level[0])
+        return m

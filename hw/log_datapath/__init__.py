@@ -1,0 +1,1 @@
+"""The logarithmic (LNS) datapath: shared-fraction-bucket dot products, the combine stage, log encoding."""

@@ -1,0 +1,203 @@
+"""A V-lane log-domain dot-product unit: per beat, the exact sum of the products in each fraction bucket."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.log_format import LogFormat
+from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.ops import AmaranthOps, adder_tree
+
+__all__ = ["LogDotProduct", "ORGANISATIONS"]
+
+_LANES = (4, 8, 16, 32, 64, 128)
+_MAX_SCALE_BITS = 9
+
+#: Structures of the per-beat bucket adders (see :class:`LogDotProduct`).
+ORGANISATIONS = ("tree", "count")
+
+
+class LogDotProduct(wiring.Component):
+    """Sums the products of one beat of LNS codes into ``2**F`` fraction buckets, exactly.
+
+    Arithmetic. Lane ``i`` multiplies ``w_i`` and ``a_i`` in the log domain (:meth:`LogFormat.product`):
+    ``t_i = e_w + e_a + scale[g]`` (``g`` the lane's scale group), sign ``s_i = s_w XOR s_a``, and splits
+    ``t_i - q_min * 2**F`` into ``q'_i`` and the fraction ``r_i`` (:meth:`LogFormat.split`). Bucket ``r``
+    of the beat is::
+
+        sums[r] = sum over the lanes with r_i = r, not zero, not dropped, of (-1)**s_i * 2**q'_i
+
+    so the beat's exact value is ``2**q_min * sum_r sums[r] * 2**(r / 2**F)``. ``q_min`` and the widths
+    come from :class:`LogSum` (``products = lanes``); with ``q_floor`` set, products with
+    ``t < q_floor * 2**F`` are dropped. The buckets are accumulated across beats by the MAC unit and
+    converted once per tile by :class:`qmac.hw.log_datapath.log_combine.LogCombine`.
+
+    Organisation of the bucket adders (``organisation``), both bit-exact:
+
+    ``"tree"``
+        Each lane decodes ``q'`` once into ``+2**q'`` (one-hot) or ``-2**q'`` (all bits from ``q'`` up,
+        two's complement), and every bucket sums, by an adder tree over the lanes, the lanes gated by
+        ``r_i == r``: ``2**F`` trees of V inputs of ``q'_max + 2`` bits.
+    ``"count"``
+        Each lane decodes ``t'_i = q'_i * 2**F + r_i`` into one-hot flags; per bucket, exponent and sign a
+        popcount over the lanes counts the products ``2**q'`` (a count needs ``c = bits(V)`` bits). Counts
+        ``c`` exponents apart do not overlap, so per bucket and sign they are concatenated into ``c`` rows,
+        and ``sums[r] = sum(positive rows) - sum(negative rows)``.
+
+    Pipeline: (1) per-lane sign, zero and ``t'`` registered; (2) ``sums`` registered. Latency 2
+    (:attr:`latency`), one beat per cycle; every register advances together (wrap the unit in
+    ``EnableInserter`` to stall it).
+
+    Parameters
+    ----------
+    lanes : int
+        Products per beat: 4, 8, 16, 32, 64 or 128.
+    fmt : LogFormat
+        Format of both operands.
+    organisation : str
+        One of :data:`ORGANISATIONS`.
+    scale_bits : int
+        Width of each signed ``scale`` input, 0 (no input, default) to 9.
+    scale_groups : int
+        Number of scale inputs; a power of two dividing ``lanes``. Group ``g`` covers lanes
+        ``[g * lanes / scale_groups, (g + 1) * lanes / scale_groups)``.
+    q_floor : int or None
+        As :class:`LogSum`.
+
+    Members
+    -------
+    w, a : In(ArrayLayout(unsigned(bits), lanes))
+        Operand codes; lane ``i`` of ``w`` meets lane ``i`` of ``a``.
+    scale : In(ArrayLayout(signed(scale_bits), scale_groups))
+        Present only with ``scale_bits > 0``: exponents in units of ``2**-F`` added to the products of
+        each group, sampled with the operands.
+    sums : Out(ArrayLayout(signed(sum_format.bits), 2**F))
+        The bucket sums of the beat that entered :attr:`latency` cycles earlier.
+
+    Raises
+    ------
+    ConfigError
+        For any parameter out of range.
+    """
+
+    def __init__(self, lanes, fmt, organisation="tree", *, scale_bits=0, scale_groups=1, q_floor=None):
+        if lanes not in _LANES:
+            raise ConfigError(f"log dot-product lanes must be one of {', '.join(map(str, _LANES))}, "
+                              f"not {lanes!r}")
+        if not isinstance(fmt, LogFormat):
+            raise ConfigError(f"log dot-product format must be a LogFormat, not {fmt!r}")
+        if organisation not in ORGANISATIONS:
+            raise ConfigError(f"organisation must be one of {', '.join(ORGANISATIONS)}, not {organisation!r}")
+        if (not isinstance(scale_bits, int) or isinstance(scale_bits, bool)
+                or not 0 <= scale_bits <= _MAX_SCALE_BITS):
+            raise ConfigError(f"scale_bits must be an integer from 0 to {_MAX_SCALE_BITS}, not {scale_bits!r}")
+        if scale_groups not in [g for g in _LANES + (1, 2) if g <= lanes] or isinstance(scale_groups, bool):
+            raise ConfigError(f"scale_groups must be a power of two dividing lanes = {lanes}, not {scale_groups!r}")
+        scale_lo, scale_hi = (-(1 << (scale_bits - 1)), (1 << (scale_bits - 1)) - 1) if scale_bits else (0, 0)
+        try:
+            self._sum = LogSum(fmt, lanes, 1, scale_lo, scale_hi, q_floor)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self._lanes = lanes
+        self._organisation = organisation
+        self._scale_bits = scale_bits
+        self._scale_groups = scale_groups
+        ports = {
+            "w": In(data.ArrayLayout(unsigned(fmt.bits), lanes)),
+            "a": In(data.ArrayLayout(unsigned(fmt.bits), lanes)),
+            "sums": Out(data.ArrayLayout(signed(self._sum.sum_format.bits), fmt.buckets)),
+        }
+        if scale_bits:
+            ports["scale"] = In(data.ArrayLayout(signed(scale_bits), scale_groups))
+        super().__init__(ports)
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def format(self):
+        return self._sum.fmt
+
+    @property
+    def log_sum(self):
+        """The :class:`LogSum` of one beat (``q_min``, ``offset_max``, ``sum_format``)."""
+        return self._sum
+
+    @property
+    def organisation(self):
+        return self._organisation
+
+    @property
+    def scale_bits(self):
+        return self._scale_bits
+
+    @property
+    def scale_groups(self):
+        return self._scale_groups
+
+    @property
+    def latency(self):
+        return 2
+
+    def _tree_sums(self, m, lanes):
+        """Bucket sums of organisation ``"tree"`` from the registered ``(sign, zero, t')`` of each lane."""
+        fmt, top = self.format, self._sum.q_top
+        buckets = [[] for _ in range(fmt.buckets)]
+        for i, (sign, zero, offset) in enumerate(lanes):
+            q_value, r_value = fmt.split(offset, AmaranthOps)
+            q, r = Signal(range(top + 1), name=f"q{i}"), Signal(fmt.frac_bits, name=f"r{i}")
+            m.d.comb += [q.eq(q_value), r.eq(r_value)]
+            # +2**q is one-hot; -2**q, in two's complement, has every bit from q upward set (shifts of
+            # constants, not comparisons: Verilator flags a constant comparison).
+            term, gated = Signal(signed(top + 2), name=f"term{i}"), Signal(fmt.buckets, name=f"bucket{i}")
+            ones, one = Const(-1, signed(top + 2)), Const(1, signed(top + 2))
+            m.d.comb += [term.eq(Mux(sign, ones << q, one << q)),
+                         gated.eq(Mux(zero, 0, Const(1, 1) << r))]
+            for b, terms in enumerate(buckets):
+                terms.append(Mux(gated[b], term, 0))
+        return [adder_tree(terms) for terms in buckets]
+
+    def _count_sums(self, m, lanes):
+        """Bucket sums of organisation ``"count"`` from the registered ``(sign, zero, t')`` of each lane."""
+        fmt, offset_max = self.format, self._sum.offset_max
+        # A balanced tree over V = 2**n one-bit flags is a count of exactly n + 1 bits.
+        width = len(lanes).bit_length()
+        flags = []
+        for i, (sign, zero, offset) in enumerate(lanes):
+            hot = Const(1, 1) << offset
+            positive = Signal(offset_max + 1, name=f"positive{i}")
+            negative = Signal(offset_max + 1, name=f"negative{i}")
+            m.d.comb += [positive.eq(Mux(zero | sign, 0, hot)), negative.eq(Mux(~zero & sign, hot, 0))]
+            flags.append((positive, negative))
+        sums = []
+        for r in range(fmt.buckets):
+            offsets = range(r, offset_max + 1, fmt.buckets)
+            halves = []
+            for side in (0, 1):
+                counts = [adder_tree([f[side][t] for f in flags]) for t in offsets]
+                # Count k weighs 2**k; counts `width` apart fill disjoint bit ranges of one row.
+                rows = [Cat(*counts[phase::width]) << phase for phase in range(min(width, len(counts)))]
+                halves.append(adder_tree(rows) if rows else Const(0))
+            sums.append(halves[0] - halves[1])
+        return sums
+
+    def elaborate(self, platform):
+        m = Module()
+        fmt, spec = self.format, self._sum
+        offset_bits = max(1, spec.offset_max.bit_length())
+        per_group = self._lanes // self._scale_groups
+        lanes = []
+        for i in range(self._lanes):
+            scale = self.scale[i // per_group] if self._scale_bits else 0
+            sign, zero, t = fmt.product(self.w[i], self.a[i], scale)
+            offset = t - (spec.q_min << fmt.frac_bits)
+            if spec.q_floor is not None:
+                zero = zero | (offset < 0)
+            regs = (Signal(name=f"sign{i}"), Signal(name=f"zero{i}"), Signal(offset_bits, name=f"offset{i}"))
+            m.d.sync += [regs[0].eq(sign), regs[1].eq(zero), regs[2].eq(offset)]
+            lanes.append(regs)
+        sums = (self._tree_sums if self._organisation == "tree" else self._count_sums)(m, lanes)
+        m.d.sync += [self.sums[r].eq(s) for r, s in enumerate(sums)]
+        return m

@@ -1,0 +1,147 @@
+"""Requantization arithmetic of the output stage, written once for the hardware and the golden model, and the
+layout of its per-row parameters."""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.formats import INT4, INT8, ROUNDINGS, IntFormat
+
+__all__ = ["RequantizeArithmetic", "PARAMS", "SHIFT_BITS", "OUT_FORMAT"]
+
+#: Width of the ``shift`` field; the largest right shift is ``2**SHIFT_BITS - 1``.
+SHIFT_BITS = 6
+_ACC_BITS = (2, 64)
+
+_INT32 = IntFormat(32)
+_MULTIPLIER = IntFormat(32)
+_ZERO_POINT = IntFormat(8)
+OUT_FORMAT = IntFormat(8)
+# Every variable shift is done as a fixed rounding shift by _FRAME of the value pre-shifted left by
+# (_FRAME - n): x / 2**n == (x << (_FRAME - n)) / 2**_FRAME exactly, so IntFormat.rounding_shift (a wired
+# shift) rounds it, ties included.
+_FRAME = (1 << SHIFT_BITS) - 1
+# The rounded value is saturated to this format before the zero point is added. It is wide enough that
+# clamp(sat(v) + zp) == clamp(v + zp) for every zero point and both output formats.
+_ROUNDED = IntFormat.for_range(INT8.code.min - _ZERO_POINT.max, INT8.code.max - _ZERO_POINT.min)
+
+#: Per-row parameters (one output channel per row). Fields from bit 0 up: ``multiplier`` signed 32 bits
+#: [0, 32), ``shift`` unsigned 6 bits [32, 38), ``zero_point`` signed 8 bits [38, 46), ``int4`` bit 46,
+#: ``tflite`` bit 47. ``docs/output_stage.md`` defines their meaning.
+PARAMS = data.StructLayout({
+    "multiplier": signed(_MULTIPLIER.bits),
+    "shift": unsigned(SHIFT_BITS),
+    "zero_point": signed(_ZERO_POINT.bits),
+    "int4": unsigned(1),
+    "tflite": unsigned(1),
+})
+
+
+def _left(p):
+    """TFLite mode with a negative exponent (``shift`` >= 32 read as two's complement): the row shifts
+    ``acc`` left and does no right shift."""
+    return p["tflite"] & (p["shift"] >= 1 << (SHIFT_BITS - 1))
+
+
+@dataclass(frozen=True)
+class RequantizeArithmetic:
+    """The output stage's arithmetic, written once against an ops backend, as a list of pipeline stages.
+
+    Every stage is ``function(x, p, ops) -> (value, clipped)``: ``x`` is one accumulator (or the previous
+    stage's value), ``p`` the row's parameters indexed by :data:`PARAMS` field name, ``clipped`` true where
+    the stage saturated. :class:`Requantize` registers every stage's value; the golden model
+    (:func:`qmac.sim.requantize.requantize`) chains them on numpy arrays of Python ints.
+
+    ``tflite = 0`` (fixed point, exact)::
+
+        q = clamp(round(acc * multiplier / 2**shift) + zero_point, qmin, qmax)
+
+    with ``round`` the tie rule ``rounding`` and ``shift`` in 0..63.
+
+    ``tflite = 1`` (TFLite / gemmlowp ``MultiplyByQuantizedMultiplier``, double rounding): ``shift`` is
+    read as a 6-bit two's-complement right-shift exponent ``t`` in -32..31 (TFLite's ``shift`` is
+    ``-t``); ``left = max(-t, 0)``, ``right = max(t, 0)``::
+
+        x = sat32(acc * 2**left)
+        h = sat32(round_half_up(x * multiplier / 2**31))       # SaturatingRoundingDoublingHighMul
+        r = round_half_away(h / 2**right)                      # RoundingDivideByPOT
+        q = clamp(r + zero_point, qmin, qmax)
+
+    ``[qmin, qmax]`` is [-8, 7] with ``int4``, else [-128, 127].
+
+    Parameters
+    ----------
+    acc_bits : int
+        Accumulator width, 2..64 (it sets the stage widths, not the arithmetic).
+    rounding : str
+        Tie rule of the fixed-point mode, one of :data:`qmac.hw.spec.formats.ROUNDINGS`; ``half_even`` by
+        default. The TFLite mode always uses gemmlowp's rules.
+
+    Raises
+    ------
+    ConfigError
+        A parameter is out of range.
+    """
+    acc_bits: int
+    rounding: str = "half_even"
+
+    def __post_init__(self):
+        lo, hi = _ACC_BITS
+        if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool) or not lo <= self.acc_bits <= hi:
+            raise ConfigError(f"output stage acc_bits must be an integer {lo}..{hi}, not {self.acc_bits!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ConfigError(f"output stage rounding must be one of {', '.join(ROUNDINGS)}, not {self.rounding!r}")
+
+    @property
+    def stages(self):
+        """``(name, function, result format)`` of each pipeline stage, in order."""
+        operand = IntFormat(max(self.acc_bits, _INT32.bits))
+        product = IntFormat(operand.bits + _MULTIPLIER.bits)
+        return (("operand", self.operand, operand),
+                ("product", self.product, product),
+                ("aligned", self.align, IntFormat(product.bits + _FRAME)),
+                ("rounded", self.round_aligned, _ROUNDED),
+                ("q", self.offset, OUT_FORMAT))
+
+    @staticmethod
+    def operand(acc, p, ops):
+        """Multiplier operand: ``acc`` (fixed point), or ``sat32(acc * 2**left)`` (TFLite), exact before
+        the saturation."""
+        tflite = p["tflite"]
+        left = ops.where(_left(p), ops.wrap(-p["shift"], SHIFT_BITS, False), 0)
+        x, clipped = _INT32.saturate(acc << left, ops)
+        return ops.where(tflite, x, acc), tflite & clipped
+
+    @staticmethod
+    def product(x, p, ops):
+        """``x * multiplier``, exact."""
+        return x * p["multiplier"], 0
+
+    @staticmethod
+    def align(x, p, ops):
+        """The value to round, times ``2**(63 - n)`` for a right shift by ``n``: fixed point ``x``,
+        ``n = shift``; TFLite ``SaturatingRoundingDoublingHighMul`` (= ``x / 2**31`` rounded half up and
+        saturated to int32), ``n = right``."""
+        tflite = p["tflite"]
+        high, clipped = _INT32.rounding_shift(x, _INT32.bits - 1, "half_up", ops)
+        right = ops.where(_left(p), 0, p["shift"])
+        return ops.where(tflite, high, x) << ops.wrap(_FRAME - right, SHIFT_BITS, False), tflite & clipped
+
+    def round_aligned(self, x, p, ops):
+        """``x / 2**63`` rounded (``rounding``; TFLite: half away from zero, gemmlowp's
+        ``RoundingDivideByPOT``), saturated to 9 bits."""
+        fixed, fixed_clipped = _ROUNDED.rounding_shift(x, _FRAME, self.rounding, ops)
+        if self.rounding == "half_away":
+            return fixed, fixed_clipped
+        tfl, tfl_clipped = _ROUNDED.rounding_shift(x, _FRAME, "half_away", ops)
+        return ops.where(p["tflite"], tfl, fixed), ops.where(p["tflite"], tfl_clipped, fixed_clipped)
+
+    @staticmethod
+    def offset(x, p, ops):
+        """``x + zero_point`` clamped to INT4 or INT8."""
+        y = x + p["zero_point"]
+        q8, clipped8 = INT8.code.saturate(y, ops)
+        q4, clipped4 = INT4.code.saturate(y, ops)
+        return ops.where(p["int4"], q4, q8), ops.where(p["int4"], clipped4, clipped8)

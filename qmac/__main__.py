@@ -1,0 +1,5 @@
+import sys
+
+from qmac.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""``qmac bitstream``: an FPGA build of the core behind its UART host link, with the YoWASP tools.
+
+Bad arguments exit with code 2; failed builds and missed timing with code 1.
+"""
+
+import json
+from pathlib import Path
+
+from qmac.hw.boards import BOARDS
+
+from .common import UsageError, add_config_args, config_from_args, fail
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("bitstream", help="build an FPGA bitstream of the host link with the YoWASP tools")
+    p.add_argument("--board", required=True, choices=list(BOARDS))
+    add_config_args(p, default="the board's own core, docs/fpga.md")
+    p.add_argument("--clock", type=float, metavar="MHZ",
+                   help="sync clock (default: constraints/<board>.toml), made by the board's PLL")
+    p.add_argument("--baud", type=int, default=115200, help="UART bit rate (default 115200)")
+    p.add_argument("--out", metavar="DIR", help="build folder (default build/bitstream/<board>)")
+    p.add_argument("--program", action="store_true", help="program the board after a build that meets timing")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from qmac.toolchain.bitstream import BuildError, build_bitstream
+    config = config_from_args(args, BOARDS[args.board].default_config)
+    out = args.out or str(Path("build") / "bitstream" / args.board)
+    try:
+        summary = build_bitstream(args.board, config, clock_mhz=args.clock, baud=args.baud, out_dir=out,
+                                  program=args.program)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except BuildError as e:
+        return fail(str(e))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    if not summary["timing_met"]:
+        return fail(f"timing not met: Fmax {summary['fmax_mhz']} MHz < {summary['clock_mhz']} MHz"
+                     + ("; not programmed" if args.program else ""))
+    return 0
+
+
+def _print_summary(s):
+    cfg = s["config"]
+    macs = ", ".join(f"{n} {mode.upper()}" for mode, n in s["macs_per_cycle"].items())
+    verdict = "met" if s["timing_met"] else "NOT MET"
+    device = ", ".join(f"{cell} {used}/{avail} ({100 * used / avail:.0f} %)"
+                       for cell, (used, avail) in s["utilization"].items())
+    rows = [
+        ("board", f"{s['board']} ({s['device']})"),
+        ("core", f"{cfg['rows']}x{cfg['cols']} array, V={cfg['lanes']}, {'/'.join(cfg['modes'])}"
+                 f"{', ' + cfg['multiplier'] + ' lanes' if 'multiplier' in cfg else ''}: {macs} MACs/cycle"),
+        ("clock", f"requested {s['requested_mhz']:g} MHz, PLL {s['clock_mhz']:g} MHz, "
+                  f"Fmax {s['fmax_mhz']:g} MHz: {verdict}"),
+        ("UART", f"{s['baud']} baud ({s['divisor']} clocks per bit)"),
+        ("LUT", s["luts"]), ("FF", s["ffs"]), ("DSP", s["dsps"]), ("BRAM", s["brams"]),
+        ("device", device),
+        ("bitstream", s["bitstream"] + (" (programmed)" if s["programmed"] else "")),
+    ]
+    for key, value in rows:
+        print(f"{key:>10}  {value}")

@@ -1,0 +1,58 @@
+"""Where a GEMM runs: the golden model, or the emitted Verilog under a simulator (host side of qmac gemm)."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from qmac.sim.gemm import assemble, expected_results, golden_gemm, plan_gemm
+
+__all__ = ["ENGINES", "run_gemm"]
+
+ENGINES = ("golden", "icarus", "verilator")
+
+
+def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, build_root=None,
+             w_scales=None, a_scales=None, sparse=False):
+    """Compute ``W @ A`` (integer codes, with per-group scale fields on a core with scale units) on
+    ``engine``.
+
+    Returns a dict: ``Y`` (N x M int64), ``saturated`` (any accumulator clipped), ``cycles`` (busy cycles
+    counted by the core; ``None`` for the golden model, which is not cycle-accurate), ``ideal_cycles``
+    (``N*K*M`` over the array's MACs per cycle), ``utilization`` and, for simulator engines, ``bit_exact``:
+    whether every result row equals the golden model's. Simulator builds go to ``build_root``, default
+    ``$QMAC_BUILD_ROOT`` or ``build/tb``.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    plan = plan_gemm(config, mode, np.shape(W), np.shape(A), sparse)
+    ideal = plan.useful_macs / config.macs_per_cycle(mode, sparse)
+    Yg, sat = golden_gemm(plan, W, A, w_scales, a_scales)
+    result = {"ideal_cycles": ideal, "beats": plan.beats, "k_beats": plan.k_beats, "tiles": plan.tiles}
+    if engine == "golden":
+        return result | {"Y": Yg[:plan.n, :plan.m], "saturated": bool(sat.any()), "cycles": None,
+                         "utilization": None, "bit_exact": None}
+    from qmac.tb.runner import run_cocotb
+    build_root = build_root or os.environ.get("QMAC_BUILD_ROOT", "build/tb")
+    with tempfile.TemporaryDirectory() as tmp:
+        job, out = Path(tmp) / "job.npz", Path(tmp) / "out.npz"
+        scales = {} if w_scales is None else {"w_scales": np.asarray(w_scales, dtype=np.int64),
+                                              "a_scales": np.asarray(a_scales, dtype=np.int64)}
+        np.savez(job, W=np.asarray(W, dtype=np.int64), A=np.asarray(A, dtype=np.int64), mode=mode, gap=gap,
+                 ready=ready, seed=seed, sparse=sparse, **scales)
+        tests, failed, xml = run_cocotb(config, engine, "qmac.tb.cocotb_gemm_job", build_root=build_root,
+                                        extra_env={"QMAC_JOB": str(job), "QMAC_JOB_OUT": str(out)})
+        if failed or not out.exists():
+            raise RuntimeError(f"{engine} simulation failed; see {Path(xml).parent / 'sim.log'}")
+        res = np.load(out)
+        rows = [(tuple(int(v) for v in d), int(l), int(s))
+                for d, l, s in zip(res["data"], res["last"], res["saturated"])]
+        cycles = int(res["cycles"])
+    return result | {
+        "Y": assemble(plan, [r[0] for r in rows]),
+        "saturated": any(r[2] for r in rows),
+        "cycles": cycles,
+        "utilization": ideal / cycles if cycles else None,
+        "bit_exact": rows == expected_results(plan, W, A, w_scales, a_scales),
+    }

@@ -1,0 +1,1 @@
+"""Runners for the external tools: Yosys synthesis, nextpnr bitstreams, SymbiYosys formal checks."""
