@@ -94,12 +94,32 @@ def _exact_windows(w, a, q_min, span):
     return _exact_windows(w, (a_lo, mid), q_min, span) + _exact_windows(w, (mid + 1, a_hi), q_min, span)
 
 
-def _powers(sign, exponent, inside, lo):
-    """``(-1)**sign * 2**(exponent - lo)`` where ``inside``, else 0 (float64, exact)."""
-    return np.where(inside, np.ldexp(np.where(sign == 1, -1.0, 1.0), np.where(inside, exponent - lo, 0)), 0.0)
+def _powers(sign, exponent, keep):
+    """``(-1)**sign * 2**exponent`` where ``keep``, else 0 (float64, exact)."""
+    return np.where(keep, np.ldexp(np.where(sign == 1, -1.0, 1.0), np.where(keep, exponent, 0)), 0.0)
 
 
-def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 22):
+def _weight_matrix(fmt, W, x_w, window):
+    """``(N, 2**F K)``: copy ``c`` of K holds ``(-1)**s_w * 2**(q_w - w_lo)`` of every non-zero weight with
+    ``r_w = c`` and ``q_w`` in ``window = (w_lo, w_hi)``, 0 elsewhere."""
+    q, r = fmt.split(x_w, NumpyOps)
+    lo, hi = window
+    value = _powers(fmt.sign(W), q - lo, ~fmt.is_zero(W) & (q >= lo) & (q <= hi))
+    return np.where(r[:, None, :] == np.arange(fmt.buckets)[:, None], value[:, None, :], 0.0).reshape(len(W), -1)
+
+
+def _activation_matrix(fmt, A, x_a, window):
+    """``(2**F K, 2**F M)``: block ``(c, r)`` holds ``(-1)**s_a * 2**(u - a_lo)`` of every non-zero
+    activation with ``(c + x_a) mod 2**F = r`` and ``u = (c + x_a) >> F`` in ``window = (a_lo, a_hi)``,
+    0 elsewhere."""
+    u, r = fmt.split(x_a + np.arange(fmt.buckets)[:, None, None], NumpyOps)      # (2**F, K, M)
+    lo, hi = window
+    value = _powers(fmt.sign(A), u - lo, ~fmt.is_zero(A) & (u >= lo) & (u <= hi))
+    in_bucket = r[:, :, None, :] == np.arange(fmt.buckets)[:, None]               # (2**F, K, 2**F, M)
+    return np.where(in_bucket, value[:, :, None, :], 0.0).reshape(fmt.buckets * len(A), -1)
+
+
+def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     """Bucket accumulators of ``W @ A`` in the log domain: ``(N, M, 2**F)`` int64, equal to
     ``bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None, :, :])``.
 
@@ -107,59 +127,50 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 22):
     added to every product that element takes part in (the per-vector scales, spread over K). The bucket
     sums must fit in int64, as they do for every :class:`~qmac.hw.log_sum.LogSum` of a core.
 
-    Computed with float64 matrix products that are exact. Each non-zero weight has the exponent
-    ``x_w = e_w + w_exp = 2**F * q_w + r_w`` and each non-zero activation ``x_a = e_a + a_exp``; their
-    product has ``t = x_w + x_a``, so with ``u = (r_w + x_a) >> F`` and ``r = (r_w + x_a) mod 2**F`` it
-    adds ``(-1)**s * 2**(q_w + u - q_min)`` to bucket ``r`` when ``q_w + u >= q_min``. Hence
+    Computed with float64 matrix products that are exact. A non-zero weight has the exponent
+    ``x_w = e_w + w_exp = 2**F * q_w + r_w``, a non-zero activation ``x_a = e_a + a_exp``; their product
+    has ``t = x_w + x_a``, so with ``u = (r_w + x_a) >> F`` and ``r = (r_w + x_a) mod 2**F`` it adds
+    ``(-1)**s * 2**(q_w + u - q_min)`` to bucket ``r`` when ``q_w + u >= q_min``. So one matrix product
+    gives every bucket: the weights spread over ``2**F`` copies of K (copy ``c`` holds those with
+    ``r_w = c``; :func:`_weight_matrix`, ``N x 2**F K``) times the activations shifted by every ``c``
+    (row block ``c``, column block ``r = (c + x_a) mod 2**F`` holds ``(-1)**s_a * 2**u``;
+    :func:`_activation_matrix`, ``2**F K x 2**F M``).
 
-        ``S[n, m, r] = sum_k sum_c [r_w[n, k] == c] * w_c[n, k] * a_{c, r}[k, m]``
+    Exactness: :func:`_exact_windows` splits the exponents into windows ``q_w in [w_lo, w_hi]``,
+    ``u in [a_lo, a_hi]``, each holding only kept products (``w_lo + a_lo >= q_min``) and spanning
+    ``(w_hi - w_lo) + (a_hi - a_lo) <= 53 - K.bit_length()`` octaves, and the matrices of a window hold
+    ``2**(q_w - w_lo)`` and ``2**(u - a_lo)``. Every product of two entries is then an integer in
+    ``[1, 2**span]`` or 0, and an output has at most K non-zero products (one copy ``c`` per ``k``), so
+    every partial sum, in whatever order the BLAS adds them, is an integer below ``2**53`` in magnitude:
+    exact in float64. Its int64 value shifted left by ``w_lo + a_lo - q_min`` is the window's exact share
+    of the buckets. Without ``q_floor`` there is one window when the exponents allow it: LNS8 and LNS4,
+    with or without 4-bit log scales, for K below ``2**12``.
 
-    with ``w_c = (-1)**s_w * 2**q_w`` and ``a_{c, r} = (-1)**s_a * 2**u`` where ``(c + x_a) mod 2**F = r``
-    (``u`` taken for ``r_w = c``): one matrix product of the weights spread over ``2**F`` copies of K
-    (``N x 2**F K``, copy ``c`` holding the weights with ``r_w = c``) by the activations shifted by every
-    ``c`` (``2**F K x 2**F M``). To keep it exact, :func:`_exact_windows` splits the exponents into
-    windows ``q_w in [w_lo, w_hi]``, ``u in [a_lo, a_hi]``, each holding only kept products and spanning
-    at most ``53 - K.bit_length()`` octaves, and the matrices hold ``2**(q_w - w_lo)`` and
-    ``2**(u - a_lo)``. Every product of two entries is then an integer below ``2**span``, and at most K of
-    them are non-zero per output (one ``c`` per ``k``), so every partial sum, in any order the BLAS adds
-    them, is an integer of magnitude below ``2**53``: exact in float64. A window's sum, shifted left by
-    ``w_lo + a_lo - q_min >= 0`` in int64, is its exact share of the buckets. Without ``q_floor`` and
-    with exponents spanning at most ``53 - K.bit_length()`` octaves (LNS8 and LNS4, with or without
-    scales of up to 4 bits, for K below ``2**12``) there is one window.
-
-    ``block`` bounds the elements of each float64 operand: N and M are worked through in tiles of about
-    ``block / (2**F K)`` rows and ``block / (4**F K)`` columns.
+    ``block`` bounds the elements of each float64 matrix: N and M are worked through in tiles of
+    ``max(1, block // (2**F K))`` rows and ``max(1, block // (4**F K))`` columns.
     """
     fmt = spec.fmt
-    buckets = fmt.buckets
     W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
     (n, k), m = W.shape, A.shape[1]
     x_w = fmt.exponent(W) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
     x_a = fmt.exponent(A) + (0 if a_exp is None else np.asarray(a_exp, np.int64))
-    q_w, r_w = fmt.split(x_w, NumpyOps)
-    # For each weight fraction c: u and the bucket r of every activation, (2**F, K, M).
-    u, r = fmt.split(x_a[None] + np.arange(buckets)[:, None, None], NumpyOps)
-    w_nz, a_nz = ~fmt.is_zero(W), ~fmt.is_zero(A)
-    out = np.zeros((n, m, buckets), np.int64)
-    if not w_nz.any() or not a_nz.any():
+    out = np.zeros((n, m, fmt.buckets), np.int64)
+    x_w_nz, x_a_nz = x_w[~fmt.is_zero(W)], x_a[~fmt.is_zero(A)]
+    if not x_w_nz.size or not x_a_nz.size:
         return out
-    a_nz = np.broadcast_to(a_nz, u.shape)
-    windows = _exact_windows((int(q_w[w_nz].min()), int(q_w[w_nz].max())),
-                             (int(u[a_nz].min()), int(u[a_nz].max())), spec.q_min, 53 - k.bit_length())
-    spread = r_w[:, None, :] == np.arange(buckets)[:, None]                  # (N, 2**F, K)
-    to_bucket = r[:, :, None, :] == np.arange(buckets)[:, None]             # (2**F, K, 2**F, M)
-    rows, cols = max(1, block // (buckets * k)), max(1, block // (buckets * buckets * k))
+    # q_w = x_w >> F; u = (r_w + x_a) >> F runs from min(x_a) >> F to (max(x_a) + 2**F - 1) >> F.
+    w_range = tuple(int(q) for q in fmt.split(np.array([x_w_nz.min(), x_w_nz.max()]), NumpyOps)[0])
+    a_range = tuple(int(u) for u in fmt.split(np.array([x_a_nz.min(), x_a_nz.max() + fmt.buckets - 1]),
+                                              NumpyOps)[0])
+    windows = _exact_windows(w_range, a_range, spec.q_min, 53 - k.bit_length())
+    rows, cols = max(1, block // (fmt.buckets * k)), max(1, block // (fmt.buckets * fmt.buckets * k))
     for m0 in range(0, m, cols):
         ms = slice(m0, min(m, m0 + cols))
-        for (w_lo, w_hi), (a_lo, a_hi) in windows:
-            a = _powers(fmt.sign(A[None, :, ms]), u[..., ms], a_nz[..., ms] & (u[..., ms] >= a_lo)
-                        & (u[..., ms] <= a_hi), a_lo)
-            a = np.where(to_bucket[..., ms], a[:, :, None, :], 0.0).reshape(buckets * k, -1)
-            inside = w_nz & (q_w >= w_lo) & (q_w <= w_hi)
+        for w_window, a_window in windows:
+            a = _activation_matrix(fmt, A[:, ms], x_a[:, ms], a_window)
             for n0 in range(0, n, rows):
                 ns = slice(n0, min(n, n0 + rows))
-                w = _powers(fmt.sign(W[ns]), q_w[ns], inside[ns], w_lo)
-                w = np.where(spread[ns], w[:, None, :], 0.0).reshape(ns.stop - n0, -1)
-                s = (w @ a).astype(np.int64).reshape(ns.stop - n0, buckets, -1).transpose(0, 2, 1)
-                out[ns, ms] += s << (w_lo + a_lo - spec.q_min)
+                s = _weight_matrix(fmt, W[ns], x_w[ns], w_window) @ a        # (rows, 2**F * cols), bucket-major
+                s = s.astype(np.int64).reshape(ns.stop - n0, fmt.buckets, -1).transpose(0, 2, 1)
+                out[ns, ms] += s << (w_window[0] + a_window[0] - spec.q_min)
     return out
