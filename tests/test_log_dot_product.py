@@ -302,3 +302,67 @@ def test_dropped_products_are_counted_in_the_bound():
     assert model.bucket_sums(spec, smallest, smallest).tolist() == [0] * 8
     assert model.error_bound(spec, smallest, smallest) == 8 * 2.0 ** -4
     assert model.reference(LNS8, smallest, smallest) == pytest.approx(8 * 2.0 ** (-126 / 8))
+
+
+# -- the GEMM: exact float64 matrix products against the per-product model ---------------------------
+
+def _gemm_operands(fmt, n, k, m, exp_range, rng):
+    """Random codes (a quarter of them zero codes of either sign, a row and a column at the largest and the
+    smallest magnitude) and random exponents in ``exp_range`` (or None) for both operands."""
+    def codes(shape):
+        c = rng.integers(0, 1 << fmt.bits, shape)
+        return np.where(rng.random(shape) < 0.25, rng.choice([0, 1 << fmt.field_bits], shape), c)
+
+    W, A = codes((n, k)), codes((k, m))
+    W[0], A[:, 0] = _code(fmt, fmt.max_exponent, rng.integers(0, 2, k)), _code(fmt, fmt.max_exponent, 0)
+    W[-1], A[:, -1] = _code(fmt, fmt.min_exponent, 0), _code(fmt, fmt.min_exponent, rng.integers(0, 2, k))
+    if exp_range is None:
+        return W, A, None, None
+    lo, hi = exp_range
+    w_exp, a_exp = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+    w_exp[0], a_exp[:, 0], w_exp[-1], a_exp[:, -1] = hi, hi, lo, lo
+    return W, A, w_exp, a_exp
+
+
+@pytest.mark.parametrize("fmt, shape, exp_range, q_floor", [
+    (LNS8, (9, 37, 5), None, None),
+    (LNS8, (16, 384, 12), (-8, 7), None),        # the 4-bit log scales of a core, on both operands
+    (LNS8, (7, 50, 6), None, -9),                # q_floor cuts across every window
+    (LNS8, (6, 40, 4), (-128, 127), -8),         # products span 95 octaves: many windows, dropped ones
+    (LNS4, (11, 64, 3), None, None),
+    (LNS4, (5, 333, 8), (-8, 7), None),
+    (LNS4, (8, 20, 8), (-2, 1), 0),
+    (LogFormat(5, 1), (4, 30, 9), None, 0),
+    (LogFormat(6, 0), (3, 100, 3), (-4, 3), None),
+    (LNS8, (1, 1, 1), None, None),
+])
+def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor):
+    n, k, m = shape
+    rng = np.random.default_rng(k)
+    W, A, w_exp, a_exp = _gemm_operands(fmt, n, k, m, exp_range, rng)
+    lo, hi = (0, 0) if exp_range is None else (2 * exp_range[0], 2 * exp_range[1])
+    spec = LogSum(fmt, k, 1, lo, hi, q_floor=q_floor)
+    scale = None if exp_range is None else w_exp[:, None, :] + a_exp.T[None, :, :]
+    want = model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], scale)
+    # Small blocks too, so that N and M are worked through in several tiles.
+    for block in (1 << 22, 3 * fmt.buckets * fmt.buckets * k):
+        assert np.array_equal(model.gemm_buckets(spec, W, A, w_exp, a_exp, block), want)
+    assert np.array_equal(model.combine(spec, want), model.combine(spec, model.gemm_buckets(spec, W, A, w_exp, a_exp)))
+
+
+def test_gemm_buckets_of_zero_operands_are_zero():
+    spec = LogSum(LNS8, 4)
+    zeros = np.zeros((3, 4), np.int64)
+    assert not model.gemm_buckets(spec, zeros, np.full((4, 2), 0x55)).any()
+
+
+def test_gemm_buckets_keep_products_60_octaves_apart():
+    # Scales of +-57 widen LNS8 products to 2**-30 .. 2**30, all kept (q_min = -30): the largest and the
+    # smallest sum to 2**60 + 1 in bucket 0, which one float64 sum would round to 2**60.
+    spec = LogSum(LNS8, 2, 1, -114, 114)
+    largest, smallest = _code(LNS8, 63, 0), _code(LNS8, -63, 0)
+    W, A = np.array([[largest, smallest]]), np.array([[largest], [smallest]])
+    w_exp, a_exp = np.array([[57, -57]]), np.array([[57], [-57]])
+    got = model.gemm_buckets(spec, W, A, w_exp, a_exp)
+    assert got[0, 0].tolist() == [(1 << 60) + 1] + [0] * 7
+    assert np.array_equal(got, model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp + a_exp.T[None]))
