@@ -41,3 +41,21 @@ def test_summary_text(capsys):
     assert out[1] == "      core  2x2 array, V=4, int4: 32 INT4 MACs/cycle"
     assert out[2] == "     clock  requested 30 MHz, PLL 30 MHz, Fmax 31.5 MHz: met"
     assert out[8] == "    device  ICESTORM_LC 4368/5280 (83 %)"
+
+
+@pytest.mark.parametrize("board,preset,multiplier", [
+    ("icebreaker", "tiny", "sb_mac16"),         # logic lanes beside the link overflow the UP5K
+    ("ulx3s-85f", "tiny", "mult18_fip"),
+    ("ulx3s-85f", "tiny-sparse", "mult18"),      # Winograd's shared corrections do not fit 2:4 selection
+    ("icebreaker", "tiny-lns8", "logic"),        # a log datapath has no multiplier
+])
+def test_preset_lanes_go_to_the_boards_dsp_blocks(capsys, board, preset, multiplier):
+    from argparse import Namespace
+
+    from qmac.cli.bitstream import _board_config
+    from qmac.hw.boards import BOARDS
+    from qmac.hw.spec.config import PRESETS
+    config = _board_config(Namespace(board=board, preset=preset, config=None), BOARDS[board])
+    assert config == PRESETS[preset].replace(multiplier=multiplier)
+    note = capsys.readouterr().err
+    assert (f"multiplier = '{multiplier}'" in note) == (multiplier != "logic")

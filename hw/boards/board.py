@@ -46,7 +46,8 @@ class HostLinkBoard:
     parameters are chosen when the board object is made, so an unreachable frequency fails early.
 
     Subclasses define ``constraints_name``, ``family`` (``"ice40"`` or ``"ecp5"``),
-    ``default_config`` (the core built when none is given), ``stream_stages`` (the
+    ``default_config`` (the core built when none is given), ``dsp_multipliers`` (the ``multiplier`` choices
+    that put INT lanes on the device's DSP blocks, preferred first), ``stream_stages`` (the
     :class:`~qmac.hw.link.host_link.HostLink` option), ``_pll_parameters(f_in, f_out)``
     (returning a dict holding the achieved ``f_out``) and ``_pll_domain(params)`` (returning a Module
     that defines ``sync``, with its reset held until the PLL locks).

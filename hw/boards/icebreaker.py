@@ -62,14 +62,15 @@ class ICEBreaker(HostLinkBoard, ICEBreakerPlatform):
     until 15 us after the PLL locks. See :class:`~qmac.hw.boards.board.HostLinkBoard`.
 
     The default core (2x2 array, 4 dual-mode lanes on the UP5K's 8 SB_MAC16 blocks in dual 8x8 mode) does
-    16 INT8 or 32 INT4 MACs per cycle; with logic lanes (the ``tiny`` preset) it does not fit the UP5K
-    beside the link.
+    16 INT8 or 32 INT4 MACs per cycle; with logic lanes (the ``tiny`` preset as it is) it does not fit the UP5K
+    beside the link, so ``qmac bitstream`` builds a preset's INT lanes on the DSP blocks (:attr:`dsp_multipliers`).
     """
 
     constraints_name = "icebreaker"
     stream_stages = False
     family = "ice40"
     default_config = CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, multiplier="sb_mac16")
+    dsp_multipliers = ("sb_mac16",)
 
     def _pll_parameters(self, f_in, f_out):
         return ice40_pll(f_in, f_out)

@@ -77,6 +77,7 @@ class ULX3S_85F(HostLinkBoard, ULX3S_85F_Platform):
     family = "ecp5"
     default_config = CoreConfig(rows=4, cols=4, lanes=4, modes=("int8", "int4"), max_k=4096, tree_levels_per_stage=1,
                                 multiplier="mult18_fip")
+    dsp_multipliers = ("mult18_fip", "mult18")
 
     def _pll_parameters(self, f_in, f_out):
         return ecp5_pll(f_in, f_out)
