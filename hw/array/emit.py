@@ -1,6 +1,7 @@
 """Verilog emission and the manifest that travels with it."""
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -90,6 +91,9 @@ def write_core(config, out_dir):
     os.umask(umask)
     temps = {}
     try:
+        for name in files:
+            if (out / name).is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder has the name of an output file", str(out / name))
         out.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             fd, temps[name] = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
