@@ -232,7 +232,7 @@ def test_saturation_warns_and_strict_exits_3(inputs, capsys):
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["saturated"] is True
-    assert captured.err.startswith("qmac: warning: saturated: an accumulator clipped at 18 bits")
+    assert captured.err.startswith("qmac: warning: saturated: an accumulator at 18 bits clipped")
     assert main(argv + ["--strict"]) == 3
 
 

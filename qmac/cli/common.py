@@ -9,7 +9,7 @@ import sys
 from qmac.hw.spec.config import PRESETS, ConfigError, load_config, preset
 
 __all__ = ["UsageError", "add_config_args", "config_from_args", "print_report", "json_safe", "stdout_to_stderr",
-           "warn", "fail"]
+           "saturation_status", "fail"]
 
 #: Largest config file read: a core's config is a few lines; this bounds what the TOML parser is given.
 MAX_CONFIG_BYTES = 1 << 20
@@ -153,9 +153,18 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def warn(message):
-    """A result the user should look at (e.g. saturation): one ``qmac: warning:`` line on stderr."""
-    print(f"qmac: warning: {message}", file=sys.stderr)
+#: Exit status of ``--strict`` when an accumulator saturated (README.md, "Exit codes").
+EXIT_SATURATED = 3
+
+
+def saturation_status(saturated, strict, where="an accumulator"):
+    """Say on stderr (one ``qmac: warning:`` line) that ``where`` clipped; the exit status that implies:
+    :data:`EXIT_SATURATED` with ``strict``, else 0."""
+    if not saturated:
+        return 0
+    print(f"qmac: warning: saturated: {where} clipped, so Y is not the exact W @ A"
+          + ("" if strict else " (--strict makes this exit 3)"), file=sys.stderr)
+    return EXIT_SATURATED if strict else 0
 
 
 def fail(message):

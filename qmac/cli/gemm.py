@@ -7,7 +7,8 @@ import numpy as np
 
 from qmac.hw.spec.config import MODES, ConfigError, code_range, per_lane
 
-from .common import UsageError, add_config_args, config_from_args, print_report, stdout_to_stderr, warn
+from .common import (UsageError, add_config_args, config_from_args, print_report, saturation_status,
+                     stdout_to_stderr)
 from .inputs import (as_codes, as_floats, check_finite_product, integer, load_array, number, output_file,
                      write_atomically)
 
@@ -43,8 +44,6 @@ def add_parser(subparsers):
 
 #: Largest ``--seed``: what numpy's generators take.
 MAX_SEED = 2 ** 63 - 1
-#: Exit status of ``--strict`` when an accumulator saturated (README.md, "Exit codes").
-EXIT_SATURATED = 3
 #: What the report says for keys the golden model does not produce.
 ABSENT = {"bit_exact": "not checked (golden engine)", "cycles": "not counted (golden engine)",
           "utilization": "not measured (golden engine)"}
@@ -224,12 +223,8 @@ def run(args):
     if notes:
         report["notes"] = notes
     print_report(report, args.json, ABSENT)
-    if res["saturated"]:
-        warn(f"saturated: an accumulator clipped at {cfg.acc_format.bits} bits, so Y is not the exact W @ A"
-             + ("" if args.strict else " (--strict makes this exit 3)"))
-    if res["bit_exact"] is False:
-        return 1
-    return EXIT_SATURATED if res["saturated"] and args.strict else 0
+    status = saturation_status(res["saturated"], args.strict, f"an accumulator at {cfg.acc_format.bits} bits")
+    return 1 if res["bit_exact"] is False else status
 
 
 def _accuracy(ref, Y, sqnr_db, notes):

@@ -7,8 +7,8 @@ import numpy as np
 
 from qmac.hw.spec.config import MODE_CODES, code_range
 
-from .common import UsageError, fail, print_report, warn
-from .gemm import EXIT_SATURATED, MAX_SEED
+from .common import UsageError, fail, print_report, saturation_status
+from .gemm import MAX_SEED
 from .inputs import as_codes, integer, load_array, number, output_file, write_atomically
 
 #: Largest GEMM dimension ``--shape`` takes (random codes are made on the host).
@@ -85,10 +85,6 @@ def run(args):
         write_atomically("--out", args.out, lambda f: np.save(f, result["Y"]))
         report["out"] = args.out
     print_report(report, args.json)
-    if result["saturated"]:
-        warn("saturated: an accumulator clipped, so Y is not the exact W @ A"
-             + ("" if args.strict else " (--strict makes this exit 3)"))
-    if not result["bit_exact"]:
-        return fail("the board's result differs from the golden model")
-    return EXIT_SATURATED if result["saturated"] and args.strict else 0
+    status = saturation_status(result["saturated"], args.strict)
+    return fail("the board's result differs from the golden model") if not result["bit_exact"] else status
 
