@@ -48,7 +48,8 @@ def test_console_script_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "qmac", "generate", "--preset", "nope"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr == "qmac: error: preset 'nope' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq\n"
+    assert r.stderr == ("qmac: error: --preset: 'nope': allowed: tiny, default, int8, int4-wide, vsq, tiny-out, "
+                        "tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq\n")
 
 
 def _gemm(tmp_path, capsys, *args):
@@ -93,7 +94,8 @@ def test_gemm_rejects_out_of_range_codes(tmp_path, capsys):
     np.save(tmp_path / "A.npy", np.ones((4, 2), dtype=np.int64))
     assert main(["gemm", "--preset", "tiny", "--format", "int4", "--weights", str(tmp_path / "W.npy"),
                  "--activations", str(tmp_path / "A.npy")]) == 2
-    assert capsys.readouterr().err == "qmac: error: --weights codes span [9, 9]; int4 allows [-8, 7]\n"
+    assert capsys.readouterr().err == (f"qmac: error: --weights: '{tmp_path / 'W.npy'}': codes span [9, 9]; "
+                                       "allowed: [-8, 7]\n")
 
 
 @pytest.mark.parametrize("kind,bits", [("int", 8), ("pow2", 3)])
@@ -145,15 +147,16 @@ def test_lns_gemm_rejects_what_the_log_datapath_lacks(tmp_path, capsys):
     np.save(tmp_path / "A.npy", np.ones((8, 2)))
     files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy"), "--format", "lns8"]
     assert main(["gemm", *files, "--scale", "per-channel"]) == 2
-    assert capsys.readouterr().err.endswith("qmac: error: --scale per-channel is not supported with --format lns8; "
-                                            "allowed: per-tensor, vector\n")
+    assert capsys.readouterr().err.endswith("qmac: error: --scale: 'per-channel': is not supported with --format "
+                                            "lns8; allowed: per-tensor, vector\n")
     assert main(["gemm", *files, "--sparse", "2:4"]) == 2
-    assert capsys.readouterr().err.endswith("qmac: error: --sparse 2:4 is not supported with --format lns8; "
+    assert capsys.readouterr().err.endswith("qmac: error: --sparse: '2:4': is not supported with --format lns8; "
                                             "allowed: the int8 and int4 formats\n")
     np.save(tmp_path / "W.npy", np.full((2, 8), 256))
     np.save(tmp_path / "A.npy", np.ones((8, 2), dtype=np.int64))
     assert main(["gemm", "--preset", "tiny-lns8", *files]) == 2
-    assert capsys.readouterr().err == "qmac: error: --weights codes span [256, 256]; lns8 allows [0, 255]\n"
+    assert capsys.readouterr().err == (f"qmac: error: --weights: '{tmp_path / 'W.npy'}': codes span [256, 256]; "
+                                       "allowed: [0, 255]\n")
 
 
 def test_vsq_vector_must_cover_whole_scale_groups(tmp_path, capsys):
@@ -161,8 +164,8 @@ def test_vsq_vector_must_cover_whole_scale_groups(tmp_path, capsys):
     np.save(tmp_path / "A.npy", np.ones((32, 2)))
     assert main(["gemm", "--preset", "tiny-vsq", "--format", "int4", "--scale", "vector", "--vector", "4",
                  "--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy")]) == 2
-    assert capsys.readouterr().err == ("qmac: error: vector length 4 must be a multiple of the 8 int4 elements "
-                                       "one scale field covers on this core\n")
+    assert capsys.readouterr().err == ("qmac: error: --vector: 4: vector length 4 must be a multiple of the 8 int4 "
+                                       "elements one scale field covers on this core\n")
 
 
 def test_eval_table_json_and_plot(tmp_path, capsys):
@@ -205,4 +208,4 @@ def test_sparse_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, 
 
 def test_eval_rejects_bad_lists(capsys):
     assert main(["eval", "--vectors", "16,x"]) == 2
-    assert capsys.readouterr().err == "qmac: error: --vectors must be comma-separated integers, not '16,x'\n"
+    assert capsys.readouterr().err == "qmac: error: --vectors: '16,x': allowed: comma-separated integers 1..1048576\n"

@@ -1,6 +1,10 @@
 """Verilog emission and the manifest that travels with it."""
 
+import contextlib
+import errno
 import json
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,15 +71,42 @@ def manifest(config, core):
 
 
 def write_core(config, out_dir):
-    """Write ``qmac_core.v`` and ``qmac_core.json`` to ``out_dir``; returns their paths and the seconds taken."""
+    """Write ``qmac_core.v`` and ``qmac_core.json`` to ``out_dir`` (created if missing); returns their paths and
+    the seconds the Verilog took.
+
+    Both files are first written completely to temporary files in ``out_dir``, then renamed into place, so a
+    failed write (``OSError``, raised) leaves any earlier pair untouched, no temporary file, and no folder
+    that this call created.
+    """
     if not isinstance(config, CoreConfig):
         raise TypeError(f"write_core needs a CoreConfig, not {config!r}")
     start = time.perf_counter()
     text, core = emit_verilog(config)
     elapsed = time.perf_counter() - start
+    files = {f"{TOP_NAME}.v": text,
+             f"{TOP_NAME}.json": json.dumps(manifest(config, core), indent=2, allow_nan=False) + "\n"}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    v, j = out / f"{TOP_NAME}.v", out / f"{TOP_NAME}.json"
-    v.write_text(text)
-    j.write_text(json.dumps(manifest(config, core), indent=2) + "\n")
-    return v, j, elapsed
+    created = [p for p in (out, *out.parents) if not p.exists()]  # innermost first
+    umask = os.umask(0)
+    os.umask(umask)
+    temps = {}
+    try:
+        for name in files:
+            if (out / name).is_dir():
+                raise IsADirectoryError(errno.EISDIR, "a folder has the name of an output file", str(out / name))
+        out.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            fd, temps[name] = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
+            os.fchmod(fd, 0o666 & ~umask)  # what open() gives, not mkstemp's 0600
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+    except BaseException:
+        for tmp in temps.values():
+            Path(tmp).unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return out / f"{TOP_NAME}.v", out / f"{TOP_NAME}.json", elapsed

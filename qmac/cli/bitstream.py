@@ -11,6 +11,7 @@ from qmac.hw.boards import BOARDS
 from qmac.hw.spec.config import ConfigError
 
 from .common import UsageError, add_config_args, config_from_args, fail
+from .inputs import integer, number, output_dir
 
 __all__ = ["add_parser", "run"]
 
@@ -19,9 +20,10 @@ def add_parser(subparsers):
     p = subparsers.add_parser("bitstream", help="build an FPGA bitstream of the host link with the YoWASP tools")
     p.add_argument("--board", required=True, choices=list(BOARDS))
     add_config_args(p, default="the board's own core, docs/fpga.md")
-    p.add_argument("--clock", type=float, metavar="MHZ",
+    p.add_argument("--clock", type=number(1.0, 1000.0), metavar="MHZ",
                    help="sync clock (default: constraints/<board>.toml), made by the board's PLL")
-    p.add_argument("--baud", type=int, default=115200, help="UART bit rate (default 115200)")
+    p.add_argument("--baud", type=integer(1, 10 ** 9), default=115200,
+                   help="UART bit rate (default 115200; within 2 %% of the clock over 4..65535)")
     p.add_argument("--out", metavar="DIR", help="build folder (default build/bitstream/<board>)")
     p.add_argument("--program", action="store_true", help="program the board after a build that meets timing")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -29,14 +31,23 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from qmac.toolchain.bitstream import BuildError, build_bitstream
+    from qmac.toolchain.bitstream import BuildError, build_bitstream, uart_divisor
+    out = output_dir("--out", args.out or str(Path("build") / "bitstream" / args.board))
     config = _board_config(args, BOARDS[args.board])
-    out = args.out or str(Path("build") / "bitstream" / args.board)
+    # the checks build_bitstream makes first, made here to name the flag
+    try:
+        platform = BOARDS[args.board](args.clock)
+    except ValueError as e:
+        raise UsageError("--clock", args.clock, str(e)) from None
+    try:
+        uart_divisor(platform.sync_frequency, args.baud)
+    except ValueError as e:
+        raise UsageError("--baud", args.baud, str(e)) from None
     try:
         summary = build_bitstream(args.board, config, clock_mhz=args.clock, baud=args.baud, out_dir=out,
                                   program=args.program)
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError("--config", args.config or args.preset, str(e)) from None
     except BuildError as e:
         return fail(str(e))
     if args.json:

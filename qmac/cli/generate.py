@@ -2,7 +2,8 @@
 
 from qmac.hw.array.emit import write_core
 
-from .common import add_config_args, config_from_args
+from .common import UsageError, add_config_args, config_from_args
+from .inputs import output_dir
 
 __all__ = ["add_parser", "run"]
 
@@ -10,13 +11,19 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers):
     p = subparsers.add_parser("generate", help="write qmac_core.v and qmac_core.json (the main job)")
     add_config_args(p)
-    p.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
+    p.add_argument("--out", default="build", metavar="DIR",
+                   help="output folder, created if missing (default: build)")
     p.set_defaults(func=run)
 
 
 def run(args):
+    output_dir("--out", args.out)
     cfg = config_from_args(args)
-    v, j, seconds = write_core(cfg, args.out)
+    try:
+        v, j, seconds = write_core(cfg, args.out)
+    except OSError as e:
+        raise UsageError("--out", args.out, f"cannot be written ({e.strerror or e}); allowed: a writable "
+                         "folder") from None
     if cfg.lns:
         spec = cfg.log_sum
         acc = (f"{cfg.log_format.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "

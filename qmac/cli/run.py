@@ -3,13 +3,16 @@
 Bad arguments exit with code 2; link errors and results that differ from the golden model with code 1.
 """
 
-import argparse
-
 import numpy as np
 
 from qmac.hw.spec.config import MODE_CODES, code_range
 
-from .common import UsageError, fail, load_npy, print_report
+from .common import UsageError, fail, print_report, saturation_status
+from .gemm import MAX_SEED
+from .inputs import as_codes, integer, load_array, number, output_file, write_atomically
+
+#: Largest GEMM dimension ``--shape`` takes (random codes are made on the host).
+MAX_DIMENSION = 1 << 14
 
 __all__ = ["add_parser", "run"]
 
@@ -17,24 +20,37 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers):
     p = subparsers.add_parser("run", help="compute a GEMM on a board over its host link and check it")
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
-    p.add_argument("--baud", type=int, default=115200, help="UART bit rate of the bitstream (default 115200)")
+    p.add_argument("--baud", type=integer(1, 10 ** 9), default=115200, help="UART bit rate of the bitstream (default 115200)")
     p.add_argument("--format", choices=list(MODE_CODES), help="default: the core's first mode")
-    p.add_argument("--shape", nargs=3, type=_dimension, default=[16, 64, 16], metavar=("N", "K", "M"),
+    p.add_argument("--shape", nargs=3, type=integer(1, MAX_DIMENSION), metavar=("N", "K", "M"),
                    help="random codes of this GEMM shape (default 16 64 16)")
     p.add_argument("--weights", metavar="W.npy", help="N x K integer codes (instead of --shape)")
     p.add_argument("--activations", metavar="A.npy", help="K x M integer codes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply (default 2)")
+    p.add_argument("--seed", type=integer(0, MAX_SEED), help="seed of the random codes of --shape (default 0)")
+    p.add_argument("--timeout", type=number(0.001, 3600.0), default=2.0,
+                   help="seconds to wait for each reply (default 2)")
     p.add_argument("--out", metavar="Y.npy", help="save Y")
+    p.add_argument("--strict", action="store_true", help="exit with 3 when an accumulator saturated")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args):
     from qmac.host import HostLinkDriver, LinkError, SerialTransport
-    rng = np.random.default_rng(args.seed)
+    output_file("--out", args.out, (".npy",))
     if (args.weights is None) != (args.activations is None):
-        raise UsageError("give both --weights and --activations, or neither (random codes of --shape)")
+        flag, value = ("--weights", args.weights) if args.weights is not None else ("--activations", args.activations)
+        raise UsageError(flag, value, "allowed: both --weights and --activations, or neither (random codes of "
+                         "--shape)")
+    if args.weights is not None:
+        for flag, value in (("--shape", args.shape), ("--seed", args.seed)):
+            if value is not None:
+                raise UsageError(flag, value, "applies only to random codes (no --weights, --activations)")
+        operands = [(flag, path, load_array(flag, path, ("int",)))
+                    for flag, path in (("--weights", args.weights), ("--activations", args.activations))]
+        if operands[0][2].shape[1] != operands[1][2].shape[0]:
+            raise UsageError("--activations", args.activations, f"has shape {operands[1][2].shape}; allowed: "
+                             f"{operands[0][2].shape[1]} rows, the K of --weights {operands[0][2].shape}")
     try:
         transport = SerialTransport(args.port, args.baud)
     except (OSError, ValueError) as e:   # serial.SerialException is an OSError
@@ -44,9 +60,15 @@ def run(args):
         fields, config = driver.info
         mode = args.format or config.modes[0]
         if mode not in config.modes:
-            raise UsageError(f"--format {mode!r} is not built into the board's core; allowed: "
-                               f"{', '.join(config.modes)}")
-        W, A = _operands(args, mode, rng)
+            raise UsageError("--format", mode, f"is not built into the board's core; allowed: "
+                             f"{', '.join(config.modes)}")
+        lo, hi = code_range(mode)
+        if args.weights is None:
+            n, k, m = args.shape or (16, 64, 16)
+            rng = np.random.default_rng(args.seed or 0)
+            W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+        else:
+            W, A = (as_codes(flag, path, x, (lo, hi)) for flag, path, x in operands)
         result = driver.gemm(mode, W, A)
     except LinkError as e:
         return fail(f"host link: {e}")
@@ -60,30 +82,9 @@ def run(args):
         "seconds": round(result["seconds"], 3), "link_errors": [s.name for s in driver.link_errors],
     }
     if args.out:
-        np.save(args.out, result["Y"])
+        write_atomically("--out", args.out, lambda f: np.save(f, result["Y"]))
         report["out"] = args.out
     print_report(report, args.json)
-    return 0 if result["bit_exact"] else fail("the board's result differs from the golden model")
+    status = saturation_status(result["saturated"], args.strict)
+    return fail("the board's result differs from the golden model") if not result["bit_exact"] else status
 
-
-def _operands(args, mode, rng):
-    lo, hi = code_range(mode)
-    if args.weights is None:
-        n, k, m = args.shape
-        return rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
-    W, A = load_npy(args.weights, "weights"), load_npy(args.activations, "activations")
-    for name, x in (("weights", W), ("activations", A)):
-        if not np.issubdtype(x.dtype, np.integer):
-            raise UsageError(f"--{name} must hold integer {mode} codes, not {x.dtype}")
-        if x.size and (x.min() < lo or x.max() > hi):
-            raise UsageError(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
-    if W.shape[1] != A.shape[0]:
-        raise UsageError(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
-    return W.astype(np.int64), A.astype(np.int64)
-
-
-def _dimension(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"GEMM dimensions must be positive integers, not {text!r}")
-    return value
