@@ -293,10 +293,10 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
 
 def requant_rows(plan, params):
     """Per-output-channel requantization parameters (a dict of arrays of length N: ``multiplier``,
-    ``shift``, ``zero_point``, ``int4``, ``tflite``) in result-row order, padded channels all zero."""
+    ``shift``, ``zero_point``, ``int4``, ``mode``) in result-row order, padded channels all zero."""
     cfg = plan.config
     rows = {}
-    for name in ("multiplier", "shift", "zero_point", "int4", "tflite"):
+    for name in ("multiplier", "shift", "zero_point", "int4", "mode"):
         v = np.zeros(plan.row_tiles * cfg.rows, dtype=np.int64)
         v[:plan.n] = np.broadcast_to(np.asarray(params[name], dtype=np.int64), (plan.n,))
         rows[name] = np.repeat(v.reshape(plan.row_tiles, 1, cfg.rows), plan.col_tiles, axis=1).reshape(-1)
@@ -320,7 +320,7 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log
         p = requant_rows(plan, requant)
         data = np.array([Y[i * cfg.rows + r, j * cfg.cols:(j + 1) * cfg.cols]
                          for i in range(plan.row_tiles) for j in range(plan.col_tiles) for r in range(cfg.rows)])
-        q, clipped = requantize(data, p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"],
+        q, clipped = requantize(data, p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"],
                                 cfg.acc_format.bits, cfg.output_rounding)
     out = []
     for i in range(plan.row_tiles):
