@@ -258,13 +258,26 @@ def _block_sums(Wp, Ap, block):
     return np.rint(Wb @ Ab).astype(np.int64)
 
 
+def _compressed_block_sums(Wp, Ap, block):
+    """:func:`_block_sums` of 2:4 sparse ``Wp`` computed from its compressed form, as the sparse datapath does:
+    each kept value (:func:`qmac.sim.sparse24.compress`) multiplies the activation its 2-bit position selects,
+    ``values[r, c] * Ap[4 * (c // 2) + indices[r, c]]``. Grouped by position ``i`` (at most one kept value of a
+    group sits at ``i``), that is ``sum_i V_i @ Ap[i::4]`` with ``V_i`` (Np x K/4) the kept value at position
+    ``i`` of each group, else 0."""
+    sp = compress(Wp)
+    values = sp.values.astype(np.int64).reshape(Wp.shape[0], -1, 2)
+    indices = sp.indices.reshape(values.shape)
+    return sum(_block_sums(np.where(indices == i, values, 0).sum(axis=-1), Ap[i::4], block // 4) for i in range(4))
+
+
 def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool.
 
     LNS: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the value is
     ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products' exponents.
     Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
-    (``ScaleFormat.apply``) before it is summed. Saturating accumulators: per-beat (scaled) partial sums
+    (``ScaleFormat.apply``) before it is summed. 2:4 sparse plans compute every partial sum from the compressed
+    weights (:func:`_compressed_block_sums`). Saturating accumulators: per-beat (scaled) partial sums
     accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
     """
     cfg = plan.config
@@ -277,14 +290,18 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
         spec = cfg.log_sum
         Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
         return Y, np.zeros(Y.shape, dtype=bool)
+    block_sums = _compressed_block_sums if plan.sparse else _block_sums
     if sw is None and not cfg.saturating:
-        Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
+        if plan.sparse:
+            Y = block_sums(Wp, Ap, plan.k_padded)[0]
+        else:
+            Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
         return Y, np.zeros(Y.shape, dtype=bool)
     if sw is None:
-        beats = _block_sums(Wp, Ap, plan.elements_per_beat)
+        beats = block_sums(Wp, Ap, plan.elements_per_beat)
     else:
         fmt = cfg.scale_format
-        groups = _block_sums(Wp, Ap, plan.group_elements)
+        groups = block_sums(Wp, Ap, plan.group_elements)
         product = fmt.product(sw.T[:, :, None], sa[:, None, :], NumpyOps)
         groups = fmt.apply(groups, product, NumpyOps)
         beats = groups.reshape((plan.k_beats, cfg.scale_groups) + groups.shape[1:]).sum(axis=1)
@@ -293,10 +310,10 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
 
 def requant_rows(plan, params):
     """Per-output-channel requantization parameters (a dict of arrays of length N: ``multiplier``,
-    ``shift``, ``zero_point``, ``int4``, ``tflite``) in result-row order, padded channels all zero."""
+    ``shift``, ``zero_point``, ``int4``, ``mode``) in result-row order, padded channels all zero."""
     cfg = plan.config
     rows = {}
-    for name in ("multiplier", "shift", "zero_point", "int4", "tflite"):
+    for name in ("multiplier", "shift", "zero_point", "int4", "mode"):
         v = np.zeros(plan.row_tiles * cfg.rows, dtype=np.int64)
         v[:plan.n] = np.broadcast_to(np.asarray(params[name], dtype=np.int64), (plan.n,))
         rows[name] = np.repeat(v.reshape(plan.row_tiles, 1, cfg.rows), plan.col_tiles, axis=1).reshape(-1)
@@ -320,7 +337,7 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log
         p = requant_rows(plan, requant)
         data = np.array([Y[i * cfg.rows + r, j * cfg.cols:(j + 1) * cfg.cols]
                          for i in range(plan.row_tiles) for j in range(plan.col_tiles) for r in range(cfg.rows)])
-        q, clipped = requantize(data, p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"],
+        q, clipped = requantize(data, p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"],
                                 cfg.acc_format.bits, cfg.output_rounding)
     out = []
     for i in range(plan.row_tiles):

@@ -67,9 +67,9 @@ def unpack_result(word, config):
     return row
 
 
-def params_word(multiplier, shift, zero_point, int4, tflite):
+def params_word(multiplier, shift, zero_point, int4, mode):
     """One output channel's requantization parameters as a ``requant`` payload integer
     (:data:`qmac.hw.spec.requantize.PARAMS`: multiplier [0, 32), shift [32, 38), zero point [38, 46), int4 bit 46,
-    tflite bit 47)."""
+    mode [47, 49))."""
     return ((int(multiplier) & 0xFFFFFFFF) | (int(shift) & 63) << 32 | (int(zero_point) & 0xFF) << 38
-            | (int(int4) & 1) << 46 | (int(tflite) & 1) << 47)
+            | (int(int4) & 1) << 46 | (int(mode) & 3) << 47)

@@ -7,7 +7,7 @@ from cocotb.triggers import ClockCycles
 from qmac.hw.spec.config import MODE_CODES, code_range
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.spec.formats import ELEMENT_FORMATS
-from qmac.hw.spec.requantize import RequantizeArithmetic
+from qmac.hw.spec.requantize import MODES, RequantizeArithmetic
 from qmac.sim import log_dot_product
 from qmac.sim.gemm import operand_beats, plan_gemm
 from qmac.sim.log_format import decode
@@ -110,15 +110,15 @@ async def scaled_gemms(dut, stalls):
 def _requant_params(rng, n):
     """Per-channel parameters mixing small multipliers with short shifts (many exact ties), TFLite-style
     multipliers in [2**30, 2**31) with right shifts, left shifts, large zero points, both output formats
-    and both modes: saturation at both ends happens often."""
-    tflite = rng.integers(0, 2, n)
+    and all four modes: saturation at both ends happens often."""
+    mode = rng.integers(0, len(MODES), n)
     small = rng.integers(-5, 6, n)
     big = rng.integers(1 << 30, 1 << 31, n)
     multiplier = np.where(rng.random(n) < 0.5, small, big)
     shift = np.where(multiplier == small, rng.integers(0, 5, n), rng.integers(36, 46, n))
     tfl_shift = np.array([tflite_shift_field(int(s)) for s in rng.integers(-31, 4, n)])
-    return {"multiplier": multiplier, "shift": np.where(tflite == 1, tfl_shift, shift),
-            "zero_point": rng.integers(-128, 128, n), "int4": rng.integers(0, 2, n), "tflite": tflite}
+    return {"multiplier": multiplier, "shift": np.where(mode != 0, tfl_shift, shift),
+            "zero_point": rng.integers(-128, 128, n), "int4": rng.integers(0, 2, n), "mode": mode}
 
 
 @cocotb.test(skip=not CONFIG.output_stage)

@@ -116,9 +116,9 @@ class CoreTB:
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:
-            requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "tflite": 0}
+            requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "mode": 0}
             p = requant_rows(plan, requant)
-            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"])]
+            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"])]
             senders.append(cocotb.start_soon(self.send("requant", words, gap)))
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:

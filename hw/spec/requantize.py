@@ -9,7 +9,7 @@ from amaranth.lib import data
 from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.formats import INT4, INT8, ROUNDINGS, IntFormat
 
-__all__ = ["RequantizeArithmetic", "PARAMS", "SHIFT_BITS", "OUT_FORMAT"]
+__all__ = ["RequantizeArithmetic", "PARAMS", "MODES", "SHIFT_BITS", "OUT_FORMAT"]
 
 #: Width of the ``shift`` field; the largest right shift is ``2**SHIFT_BITS - 1``.
 SHIFT_BITS = 6
@@ -27,22 +27,39 @@ _FRAME = (1 << SHIFT_BITS) - 1
 # clamp(sat(v) + zp) == clamp(v + zp) for every zero point and both output formats.
 _ROUNDED = IntFormat.for_range(INT8.code.min - _ZERO_POINT.max, INT8.code.max - _ZERO_POINT.min)
 
+#: The ``mode`` field's values, by name: index = code. ``fixed`` (0) and ``gemmlowp`` (1) are the two modes
+#: of the former one-bit ``tflite`` field at the same bit, so their words are unchanged.
+MODES = ("fixed", "gemmlowp", "tflite_optimized", "tflite_reference")
+_FIXED, _GEMMLOWP, _OPTIMIZED, _REFERENCE = range(len(MODES))
+# Tie rule of the final rounding of each TFLite-style mode (the fixed mode's is the constructor's).
+_MODE_ROUNDING = {_GEMMLOWP: "half_away", _OPTIMIZED: "half_up", _REFERENCE: "half_away"}
+
 #: Per-row parameters (one output channel per row). Fields from bit 0 up: ``multiplier`` signed 32 bits
 #: [0, 32), ``shift`` unsigned 6 bits [32, 38), ``zero_point`` signed 8 bits [38, 46), ``int4`` bit 46,
-#: ``tflite`` bit 47. ``docs/output_stage.md`` defines their meaning.
+#: ``mode`` unsigned 2 bits [47, 49) (:data:`MODES`). ``docs/output_stage.md`` defines their meaning.
 PARAMS = data.StructLayout({
     "multiplier": signed(_MULTIPLIER.bits),
     "shift": unsigned(SHIFT_BITS),
     "zero_point": signed(_ZERO_POINT.bits),
     "int4": unsigned(1),
-    "tflite": unsigned(1),
+    "mode": unsigned(2),
 })
 
 
+def _tflite(p):
+    """The row reads ``shift`` as TFLite's exponent (every mode but ``fixed``)."""
+    return p["mode"] != _FIXED
+
+
+def _high_mul(p):
+    """The row rounds twice: gemmlowp's high multiply, then a rounding right shift."""
+    return (p["mode"] == _GEMMLOWP) | (p["mode"] == _OPTIMIZED)
+
+
 def _left(p):
-    """TFLite mode with a negative exponent (``shift`` >= 32 read as two's complement): the row shifts
+    """A TFLite-style row with a negative exponent (``shift`` >= 32 read as two's complement): it shifts
     ``acc`` left and does no right shift."""
-    return p["tflite"] & (p["shift"] >= 1 << (SHIFT_BITS - 1))
+    return _tflite(p) & (p["shift"] >= 1 << (SHIFT_BITS - 1))
 
 
 @dataclass(frozen=True)
@@ -54,19 +71,20 @@ class RequantizeArithmetic:
     the stage saturated. :class:`Requantize` registers every stage's value; the golden model
     (:func:`qmac.sim.requantize.requantize`) chains them on numpy arrays of Python ints.
 
-    ``tflite = 0`` (fixed point, exact)::
+    ``mode = fixed`` (exact, one rounding)::
 
         q = clamp(round(acc * multiplier / 2**shift) + zero_point, qmin, qmax)
 
     with ``round`` the tie rule ``rounding`` and ``shift`` in 0..63.
 
-    ``tflite = 1`` (TFLite / gemmlowp ``MultiplyByQuantizedMultiplier``, double rounding): ``shift`` is
-    read as a 6-bit two's-complement right-shift exponent ``t`` in -32..31 (TFLite's ``shift`` is
-    ``-t``); ``left = max(-t, 0)``, ``right = max(t, 0)``::
+    The other modes read ``shift`` as a 6-bit two's-complement right-shift exponent ``t`` in -32..31
+    (TFLite's ``shift`` is ``-t``); ``left = max(-t, 0)``, ``right = max(t, 0)``,
+    ``x = sat32(acc * 2**left)``, ``h = sat32(round_half_up(x * multiplier / 2**31))`` (gemmlowp's
+    ``SaturatingRoundingDoublingHighMul``)::
 
-        x = sat32(acc * 2**left)
-        h = sat32(round_half_up(x * multiplier / 2**31))       # SaturatingRoundingDoublingHighMul
-        r = round_half_away(h / 2**right)                      # RoundingDivideByPOT
+        gemmlowp          r = round_half_away(h / 2**right)    # RoundingDivideByPOT: TFLite's double rounding
+        tflite_optimized  r = round_half_up(h / 2**right)      # ruy's x86 and NEON kernels (int8 FC and conv)
+        tflite_reference  r = round_half_away(x * multiplier / 2**(31 + right))   # one rounding
         q = clamp(r + zero_point, qmin, qmax)
 
     ``[qmin, qmax]`` is [-8, 7] with ``int4``, else [-128, 127].
@@ -77,7 +95,7 @@ class RequantizeArithmetic:
         Accumulator width, 2..64 (it sets the stage widths, not the arithmetic).
     rounding : str
         Tie rule of the fixed-point mode, one of :data:`qmac.hw.spec.formats.ROUNDINGS`; ``half_even`` by
-        default. The TFLite mode always uses gemmlowp's rules.
+        default. The other modes have their own fixed tie rules.
 
     Raises
     ------
@@ -107,9 +125,9 @@ class RequantizeArithmetic:
 
     @staticmethod
     def operand(acc, p, ops):
-        """Multiplier operand: ``acc`` (fixed point), or ``sat32(acc * 2**left)`` (TFLite), exact before
-        the saturation."""
-        tflite = p["tflite"]
+        """Multiplier operand: ``acc`` (fixed point), or ``sat32(acc * 2**left)`` (the TFLite-style modes),
+        exact before the saturation."""
+        tflite = _tflite(p)
         left = ops.where(_left(p), ops.wrap(-p["shift"], SHIFT_BITS, False), 0)
         x, clipped = _INT32.saturate(acc << left, ops)
         return ops.where(tflite, x, acc), tflite & clipped
@@ -121,22 +139,27 @@ class RequantizeArithmetic:
 
     @staticmethod
     def align(x, p, ops):
-        """The value to round, times ``2**(63 - n)`` for a right shift by ``n``: fixed point ``x``,
-        ``n = shift``; TFLite ``SaturatingRoundingDoublingHighMul`` (= ``x / 2**31`` rounded half up and
-        saturated to int32), ``n = right``."""
-        tflite = p["tflite"]
+        """The value to round, times ``2**(63 - n)`` for a right shift by ``n``: fixed point: ``x``,
+        ``n = shift``; gemmlowp and tflite_optimized: ``SaturatingRoundingDoublingHighMul`` (= ``x / 2**31``
+        rounded half up and saturated to int32), ``n = right``; tflite_reference: ``x``, ``n = 31 + right``."""
+        double = _high_mul(p)
         high, clipped = _INT32.rounding_shift(x, _INT32.bits - 1, "half_up", ops)
         right = ops.where(_left(p), 0, p["shift"])
-        return ops.where(tflite, high, x) << ops.wrap(_FRAME - right, SHIFT_BITS, False), tflite & clipped
+        n = ops.where(_tflite(p), ops.where(double, right, right + (_INT32.bits - 1)), p["shift"])
+        return ops.where(double, high, x) << ops.wrap(_FRAME - n, SHIFT_BITS, False), double & clipped
 
     def round_aligned(self, x, p, ops):
-        """``x / 2**63`` rounded (``rounding``; TFLite: half away from zero, gemmlowp's
-        ``RoundingDivideByPOT``), saturated to 9 bits."""
-        fixed, fixed_clipped = _ROUNDED.rounding_shift(x, _FRAME, self.rounding, ops)
-        if self.rounding == "half_away":
-            return fixed, fixed_clipped
-        tfl, tfl_clipped = _ROUNDED.rounding_shift(x, _FRAME, "half_away", ops)
-        return ops.where(p["tflite"], tfl, fixed), ops.where(p["tflite"], tfl_clipped, fixed_clipped)
+        """``x / 2**63`` rounded with the row's tie rule (fixed point: ``rounding``; gemmlowp and
+        tflite_reference: half away from zero; tflite_optimized: half up), saturated to 9 bits."""
+        rules = {_FIXED: self.rounding, **_MODE_ROUNDING}
+        rounded = {rule: _ROUNDED.rounding_shift(x, _FRAME, rule, ops) for rule in dict.fromkeys(rules.values())}
+        value, clipped = rounded[self.rounding]
+        for mode, rule in _MODE_ROUNDING.items():
+            if rule != self.rounding:
+                selected = p["mode"] == mode
+                value = ops.where(selected, rounded[rule][0], value)
+                clipped = ops.where(selected, rounded[rule][1], clipped)
+        return value, clipped
 
     @staticmethod
     def offset(x, p, ops):
