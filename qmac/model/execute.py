@@ -121,6 +121,14 @@ class QuantizedNetwork:
     notify : callable or None
         Receives config notes (default: once each on stderr).
 
+    Members
+    -------
+    stats : dict
+        :class:`LayerStats` by layer name.
+    calibration_inputs : dict
+        Per weight key ``(layer name, group)``: ``"A"``, the list of FP32 calibration activation matrices
+        (K x M), and ``"H"`` / ``"n"``, the sum of ``2 A A^T`` and of M (GPTQ's Hessian is ``H / n``).
+
     Raises
     ------
     ValueError
@@ -151,7 +159,7 @@ class QuantizedNetwork:
         self.notify = notify or _notify_once()
         self.stats = {layer.name: LayerStats(layer.name, layer.op, self._format(layer)) for layer in net.layers}
         self._prepared = {}
-        self._recorded = {}
+        self.calibration_inputs = {}
         self._mode = "record" if calibration else "run"
         self._first = True
         self._evaluator = ReferenceEvaluator(net.proto, new_ops=self._ops())
@@ -197,7 +205,7 @@ class QuantizedNetwork:
         prep = _Prepared(cfg, scheme)
         if layer.has_weights:
             prep.qw = self._quantize_weights(prep, key, W)
-            recorded = self._recorded.get(key)
+            recorded = self.calibration_inputs.get(key)
             if recorded and not cfg.lns and scheme.scale == "per-tensor":
                 from qmac.hw.spec.formats import ELEMENT_FORMATS
                 from qmac.sim.ptq import calibrate_clip
@@ -213,7 +221,7 @@ class QuantizedNetwork:
             if not is_2_4(W):
                 W = prune_2_4(W)
             keep = W != 0
-        recorded = self._recorded.get(key)
+        recorded = self.calibration_inputs.get(key)
         if self.ptq == "gptq" and not cfg.lns and recorded:
             from qmac.hw.spec.formats import ELEMENT_FORMATS
             from qmac.sim.ptq import gptq
@@ -226,7 +234,7 @@ class QuantizedNetwork:
     # -- the product of one layer -----------------------------------------------------------------------------
 
     def _record(self, key, A):
-        rec = self._recorded.setdefault(key, {"A": [], "H": 0.0, "n": 0})
+        rec = self.calibration_inputs.setdefault(key, {"A": [], "H": 0.0, "n": 0})
         rec["A"].append(A)
         rec["H"] = rec["H"] + 2.0 * (A @ A.T)
         rec["n"] += A.shape[1]
