@@ -1,13 +1,14 @@
 """``qmac gemm``: ``Y = W @ A`` on the golden model or the emitted RTL, from codes or quantized floats."""
 
 import math
-import sys
 
 import numpy as np
 
-from qmac.hw.spec.config import MODES, ConfigError, code_range, per_lane
+from qmac.hw.spec.config import MODES, ConfigError, code_range
+from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_for_sparse, prune_weights,
+                                 quantize_activations, quantize_weights, quantized_operands, to_float)
 
-from .common import (UsageError, add_config_args, config_from_args, print_report, saturation_status,
+from .common import (UsageError, add_config_args, add_quantization_args, config_from_args, print_report, saturation_status,
                      stdout_to_stderr)
 from .inputs import (as_codes, as_floats, check_finite_product, integer, load_array, number, output_file,
                      write_atomically)
@@ -26,16 +27,7 @@ def add_parser(subparsers):
     p.add_argument("--stall", type=number(0.0, 1.0, hi_open=True), metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat, in [0, 1) (default 0)")
     p.add_argument("--seed", type=integer(0, MAX_SEED), help="RTL engines: seed of the stalls (default 0)")
-    p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
-                   help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
-                        "log domain)")
-    p.add_argument("--vector", type=integer(1, None), metavar="V",
-                   help="--scale vector: elements per vector, at most K (default 16, or K if smaller)")
-    p.add_argument("--scale-bits", type=integer(1, 64), metavar="S",
-                   help="--scale vector: scale width (default 8 for int formats, 4 for lns: log scales are exponents)")
-    p.add_argument("--scale-kind", choices=["int", "pow2"], help="--scale vector, int formats: int (default) or pow2")
-    p.add_argument("--clip", choices=["max", "percentile", "mse"], help="float inputs: clip method (default max)")
-    p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
+    add_quantization_args(p)
     p.add_argument("--out", metavar="Y.npy", help="save Y (integers for code inputs, floats otherwise)")
     p.add_argument("--strict", action="store_true", help="exit with 3 when an accumulator saturated")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,68 +39,6 @@ MAX_SEED = 2 ** 63 - 1
 #: What the report says for keys the golden model does not produce.
 ABSENT = {"bit_exact": "not checked (golden engine)", "cycles": "not counted (golden engine)",
           "utilization": "not measured (golden engine)"}
-
-
-def _with(cfg, flag, value, need, **changes):
-    """``cfg`` with ``changes`` (what ``flag`` = ``value`` needs, said by ``need``), announced on stderr. If the
-    widths then pass 64 bits, ``max_k`` is lowered to the GEMM's K (``changes['k']``) as a second try."""
-    k = changes.pop("k")
-    try:
-        new = cfg.replace(**changes)
-    except ConfigError as first:
-        lo = 2 * cfg.lanes * min(per_lane(m) for m in changes.get("modes", cfg.modes))
-        max_k = max(lo, 1 << (k - 1).bit_length())
-        try:
-            new = cfg.replace(max_k=max_k, **changes)
-        except ConfigError:
-            raise UsageError(flag, value, f"{need}, but the config cannot take it ({first})") from None
-        changes["max_k"] = max_k
-    if new != cfg:
-        print(f"qmac: note: {flag} {value} {need}; using the config with "
-              + ", ".join(f"{key} = {value!r}" for key, value in changes.items()), file=sys.stderr)
-    return new
-
-
-def _quantize_operands(args, cfg, W, A, mode):
-    """Float operands -> ``(config, W codes, A codes, W tensor or None, A tensor or None, to_float)``
-    per the --scale options (INT: :class:`VsqTensor`; LNS: :class:`LogTensor`, also per tensor), where
-    ``to_float(Y)`` turns the core's results into floats; the config gains scale units when the scheme
-    needs them and it has none."""
-    vector = args.vector if args.scale == "vector" else None
-    bits = args.scale_bits if args.scale == "vector" else None
-    if cfg.lns:
-        from qmac.sim.log_dot_product import value
-        from qmac.sim.log_quantize import quantize_log
-        if args.scale == "per-channel":
-            raise UsageError("--scale", args.scale, f"is not supported with --format {mode}; "
-                             "allowed: per-tensor, vector")
-        bits = bits if bits is not None else 0
-        try:
-            qw = quantize_log(W, cfg.log_format, 1, vector, bits, args.clip)
-            qa = quantize_log(A, cfg.log_format, 0, vector, bits, args.clip)
-        except ValueError as e:
-            raise UsageError("--scale-bits", bits, str(e)) from None
-        if vector and (cfg.scale_bits != bits or cfg.scale_kind != "log"):
-            cfg = _with(cfg, "--scale-bits", bits, f"needs {bits}-bit log scale units (--scale vector)",
-                        scale_bits=bits, scale_kind="log", k=W.shape[1])
-        factor = 2.0 ** ((qw.offset + qa.offset) / cfg.log_format.buckets)
-        return (cfg, qw.codes, qa.codes, qw if vector else None, qa if vector else None,
-                lambda Y, cfg=cfg: value(cfg.log_sum, Y) * factor)
-    from qmac.hw.spec.formats import ELEMENT_FORMATS
-    from qmac.sim.quantize import quantize
-    kind = args.scale_kind if args.scale == "vector" else "int"
-    try:
-        qw = quantize(W, ELEMENT_FORMATS[mode], args.scale, 1, vector, bits, args.clip, kind)
-        qa = quantize(A, ELEMENT_FORMATS[mode], args.scale, 0, vector, bits, args.clip, kind)
-    except ValueError as e:
-        raise UsageError("--scale-bits", bits, str(e)) from None
-    gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
-    if args.scale != "vector":
-        return cfg, qw.codes, qa.codes, None, None, lambda Y: Y * gamma
-    if not cfg.scale_bits or cfg.scale_kind != kind or cfg.scale_bits < bits:
-        cfg = _with(cfg, "--scale-bits", bits, f"needs {kind} scales of {bits} bits (--scale-kind {kind})",
-                    scale_bits=bits, scale_kind=kind, k=W.shape[1])
-    return cfg, qw.codes, qa.codes, qw, qa, lambda Y: Y * gamma
 
 
 def _check_flags(args, is_float, lns):
@@ -129,7 +59,6 @@ def _check_flags(args, is_float, lns):
 
 
 def run(args):
-    from qmac.sim.gemm import core_scales, plan_gemm
     from qmac.sim.quantize import sqnr_db
     from qmac.engine import run_gemm
     output_file("--out", args.out, (".npy",))
@@ -142,6 +71,8 @@ def run(args):
     mode = args.format
     is_float = W.dtype.kind == "f" or A.dtype.kind == "f"
     _check_flags(args, is_float, mode.startswith("lns"))
+    if args.scale == "per-channel" and mode.startswith("lns"):
+        raise UsageError("--scale", args.scale, f"is not supported with --format {mode}; allowed: per-tensor, vector")
     if is_float:
         W, A = as_floats(W), as_floats(A)
         check_finite_product(files, W, A)
@@ -150,14 +81,10 @@ def run(args):
     k = W.shape[1]
     if args.vector is not None and args.vector > k:
         raise UsageError("--vector", args.vector, f"allowed: at most K = {k}, the reduction length of the inputs")
-    if mode not in cfg.modes:
-        if mode in ("int8", "int4") and not cfg.lns:
-            raise UsageError("--format", mode, f"is not built into this core; allowed: {', '.join(cfg.modes)}")
-        # A different datapath: the same array with this mode's lanes (and no INT-only extras).
-        extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
-                  "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None}
-        cfg = _with(cfg, "--format", mode, "is not built into this core", modes=(mode,), k=k,
-                    **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
+    try:
+        cfg = core_for_mode(cfg, mode, k)
+    except ConfigError as e:
+        raise UsageError("--format", mode, str(e)) from None
     if args.sparse and cfg.lns:
         raise UsageError("--sparse", args.sparse, f"is not supported with --format {mode}; "
                          "allowed: the int8 and int4 formats")
@@ -169,29 +96,24 @@ def run(args):
     w_scales = a_scales = None
     sparse_report = {}
     if args.sparse:
-        from qmac.sim.sparse24 import is_2_4, pad_k, pruning_error, prune_2_4
-        if k % 4:
-            W, A = pad_k(W, 4), np.pad(A, ((0, -k % 4), (0, 0)))
-            sparse_report["padded_k"] = int(W.shape[1])
-        if is_2_4(W):
-            sparse_report.update(sparse="2:4", pruned=False)
-        else:
-            err = pruning_error(W.astype(np.float64))
-            sparse_report.update(sparse="2:4", pruned=True, pruning_sqnr_db=err["sqnr_db"],
-                                 pruning_relative_error=err["relative_l2"])
-            W = prune_2_4(W)
-        if not cfg.sparse:
-            cfg = cfg.replace(sparse=True)
-            print("qmac: note: this config has no 2:4 operand selection; using it with sparse = true",
-                  file=sys.stderr)
+        W, A, sparse_report = prune_weights(W, A)
+        cfg = core_for_sparse(cfg)
     if is_float:
-        cfg, Wq, Aq, qw, qa, to_float = _quantize_operands(args, cfg, W, A, mode)
-        if qw is not None:
-            try:
-                plan = plan_gemm(cfg, mode, Wq.shape, Aq.shape, bool(args.sparse))
-                w_scales, a_scales = core_scales(qw, plan), core_scales(qa, plan)
-            except ValueError as e:
-                raise UsageError("--vector", args.vector, str(e)) from None
+        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse))
+        try:
+            qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
+        except ValueError as e:
+            raise UsageError("--scale-bits" if args.scale == "vector" else "--scale", args.scale_bits
+                             if args.scale == "vector" else args.scale, str(e)) from None
+        try:
+            cfg = core_for_scales(cfg, scheme, k)
+        except ConfigError as e:
+            raise UsageError("--scale-bits", args.scale_bits, str(e)) from None
+        try:
+            ops = quantized_operands(cfg, scheme, qw, qa)
+        except ValueError as e:
+            raise UsageError("--vector", args.vector, str(e)) from None
+        Wq, Aq, w_scales, a_scales = ops.W, ops.A, ops.w_scales, ops.a_scales
     else:
         Wq, Aq = W, A
     try:
@@ -209,7 +131,7 @@ def run(args):
     if cfg.lns:
         report["result_exponent"] = cfg.log_sum.result_exponent
     if is_float:
-        Y = to_float(Y)
+        Y = to_float(cfg, ops, Y)
         ref = W.astype(np.float64) @ A.astype(np.float64)
         report["scale"] = args.scale
         report.update(_accuracy(ref, Y, sqnr_db, notes))

@@ -1,0 +1,113 @@
+"""``qmac model``: an ONNX network with every MatMul/Gemm/Conv on the golden model or the emitted RTL of a core,
+compared with onnxruntime's FP32 outputs (docs/models.md)."""
+
+import sys
+
+import numpy as np
+
+from .common import (UsageError, add_config_args, add_quantization_args, config_from_args, print_report,
+                     stdout_to_stderr)
+from .inputs import output_file
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    from qmac.model import ATTENTION, FORMATS, PTQ
+    p = subparsers.add_parser("model", help="run an ONNX model through the core's arithmetic, against FP32")
+    add_config_args(p)
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("--data", required=True, metavar="X.npz", help="one array per model input, samples along axis 0")
+    p.add_argument("--calibrate", metavar="C.npz",
+                   help="calibration inputs (as --data): static per-tensor activation clips, and GPTQ's Hessians")
+    p.add_argument("--format", default="int8", choices=FORMATS, help="every layer's format (default int8)")
+    add_quantization_args(p)
+    p.add_argument("--ptq", default="none", choices=PTQ, help="weights: round to nearest (none) or GPTQ")
+    p.add_argument("--layer", action="append", default=[], metavar="PATTERN=FORMAT",
+                   help="layers whose name matches PATTERN (fnmatch) take FORMAT; repeatable, later ones win")
+    p.add_argument("--attention", default="quantize", choices=ATTENTION,
+                   help="MatMuls between two activations: quantize both as activations (default) or keep float")
+    p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
+    p.add_argument("--rtl", default="*", metavar="PATTERN",
+                   help="with an RTL engine: the layers run on it (first sample), default all")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="also the output fidelity with only one layer quantized, for each layer")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="OUT.png", help="per-layer SQNR chart")
+    p.set_defaults(func=run)
+
+
+def _load_npz(path, flag):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise UsageError(flag, path, f"cannot be read as an .npz archive ({e}); allowed: an .npz of arrays") from None
+
+
+def _progress(enabled, what):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        def plain(items):
+            for i, item in enumerate(items):
+                print(f"\r{what} {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
+                yield item
+            print(file=sys.stderr)
+        return plain
+    return lambda items: tqdm(items, desc=what, file=sys.stderr)
+
+
+def run(args):
+    from qmac.model import FORMATS, Scheme, evaluate, format_table, load, plot_layers, samples, sensitivity
+    overrides = []
+    for item in args.layer:
+        pattern, sep, fmt = item.partition("=")
+        if not sep or not pattern or fmt not in FORMATS:
+            raise UsageError("--layer", item, f"allowed: PATTERN=FORMAT, FORMAT one of {', '.join(FORMATS)}")
+        overrides.append((pattern, fmt))
+    if args.ptq == "gptq" and not args.calibrate:
+        raise UsageError("--ptq", args.ptq, "needs a calibration set: give --calibrate C.npz")
+    for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind)):
+        if value is not None and args.scale != "vector":
+            raise UsageError(flag, value, "applies only to --scale vector")
+    output_file("--plot", args.plot, (".png",))
+    cfg = config_from_args(args)
+    try:
+        net = load(args.model)
+    except ValueError as e:
+        raise UsageError("MODEL", args.model, str(e)) from None
+    data = _load_npz(args.data, "--data")
+    calibration = None
+    try:
+        samples(data, net.inputs)
+    except ValueError as e:
+        raise UsageError("--data", args.data, str(e)) from None
+    if args.calibrate:
+        try:
+            calibration = samples(_load_npz(args.calibrate, "--calibrate"), net.inputs)
+        except ValueError as e:
+            raise UsageError("--calibrate", args.calibrate, str(e)) from None
+    scheme = None if args.format == "fp32" else Scheme(
+        args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
+        bool(args.sparse))
+    options = dict(config=cfg, overrides=overrides, calibration=calibration, attention=args.attention,
+                   engine=args.engine, rtl=args.rtl)
+    try:
+        with stdout_to_stderr():
+            report = evaluate(net, data, scheme, args.ptq, progress=_progress(not args.json, "samples"), **options)
+            if args.sensitivity:
+                report["sensitivity"] = sensitivity(net, data, scheme or Scheme(), args.ptq,
+                                                    progress=_progress(not args.json, "layers"), **options)
+    except ValueError as e:
+        raise UsageError("MODEL", args.model, f"cannot run with these flags: {e}") from None
+    if args.plot:
+        plot_layers(report, args.plot)
+    if args.json:
+        print_report(report, True)
+    else:
+        print(format_table(report))
+    exact = [layer["bit_exact"] for layer in report["layers"] if layer["bit_exact"] is not None]
+    return 0 if all(exact) else 1
