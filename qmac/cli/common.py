@@ -61,22 +61,6 @@ def _load_config_file(path):
                          "of config keys") from None
 
 
-def add_quantization_args(p):
-    """The flags that say how float operands are quantized, meaning the same in every command that takes them
-    (``qmac gemm``, ``qmac model``)."""
-    from .inputs import integer
-    p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
-                   help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
-                        "log domain)")
-    p.add_argument("--vector", type=integer(1, None), metavar="V",
-                   help="--scale vector: elements per vector, at most K (default 16, or K if smaller)")
-    p.add_argument("--scale-bits", type=integer(1, 64), metavar="S",
-                   help="--scale vector: scale width (default 8 for int formats, 4 for lns: log scales are exponents)")
-    p.add_argument("--scale-kind", choices=["int", "pow2"], help="--scale vector, int formats: int (default) or pow2")
-    p.add_argument("--clip", choices=["max", "percentile", "mse"], help="float inputs: clip method (default max)")
-    p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
-
-
 def add_config_args(p, default="default"):
     """``--config`` and ``--preset`` on the subcommand parser ``p``; ``default`` says what neither gives."""
     p.add_argument("--config", metavar="FILE", help="TOML config file (see README, 'Configuration')")

@@ -8,10 +8,11 @@ from qmac.hw.spec.config import MODES, ConfigError, code_range
 from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_for_sparse, prune_weights,
                                  quantize_activations, quantize_weights, quantized_operands, to_float)
 
-from .common import (UsageError, add_config_args, add_quantization_args, config_from_args, print_report, saturation_status,
+from .common import (UsageError, add_config_args, config_from_args, print_report, saturation_status,
                      stdout_to_stderr)
 from .inputs import (as_codes, as_floats, check_finite_product, integer, load_array, number, output_file,
                      write_atomically)
+from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
 

@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 
-from .common import (UsageError, add_config_args, add_quantization_args, config_from_args, print_report,
+from .common import (UsageError, add_config_args, config_from_args, print_report,
                      stdout_to_stderr)
 from .inputs import output_file
+from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
 

@@ -1,0 +1,20 @@
+"""The flags that say how float operands are quantized, shared by ``qmac gemm`` and ``qmac model``."""
+
+from .inputs import integer
+
+__all__ = ["add_quantization_args"]
+
+
+def add_quantization_args(p):
+    """The flags that say how float operands are quantized, meaning the same in every command that takes them
+    (``qmac gemm``, ``qmac model``)."""
+    p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
+                   help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
+                        "log domain)")
+    p.add_argument("--vector", type=integer(1, None), metavar="V",
+                   help="--scale vector: elements per vector, at most K (default 16, or K if smaller)")
+    p.add_argument("--scale-bits", type=integer(1, 64), metavar="S",
+                   help="--scale vector: scale width (default 8 for int formats, 4 for lns: log scales are exponents)")
+    p.add_argument("--scale-kind", choices=["int", "pow2"], help="--scale vector, int formats: int (default) or pow2")
+    p.add_argument("--clip", choices=["max", "percentile", "mse"], help="float inputs: clip method (default max)")
+    p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
