@@ -54,7 +54,7 @@ def _check_flags(args, is_float, lns):
         ("--stall", args.stall, rtl, "an RTL engine (--engine icarus or verilator)"),
         ("--seed", args.seed, rtl, "an RTL engine (--engine icarus or verilator)"),
         ("--scale", args.scale if args.scale not in ("per-tensor", "mx") else None, is_float, "float inputs"),
-        ("--clip", args.clip, is_float and not mx, "float inputs without --scale mx (MX scales come from max|v|)"),
+        ("--clip", args.clip, is_float, "float inputs"),
         ("--weight-scales", args.weight_scales, mx and not is_float, "--scale mx with integer codes"),
         ("--activation-scales", args.activation_scales, mx and not is_float, "--scale mx with integer codes"),
         ("--vector", args.vector, args.scale == "vector", "--scale vector"),
@@ -64,6 +64,9 @@ def _check_flags(args, is_float, lns):
         if value is not None and not applies:
             raise UsageError(flag, value, f"applies only to {where}; integer inputs are taken as codes"
                              if where == "float inputs" else f"applies only to {where}")
+    if mx and args.clip is not None:
+        raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
+                         "(OCP MX v1.0)")
     if mx and args.format != "int8":
         raise UsageError("--format", args.format, "allowed with --scale mx: int8 (MXINT8 elements)")
     if mx and args.sparse:
