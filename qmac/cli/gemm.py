@@ -167,7 +167,7 @@ def run(args):
     if cfg.lns:
         report["result_exponent"] = cfg.log_sum.result_exponent
     if mx:
-        report.update(_mx_report(res["Y"], ops, notes))
+        report.update(_mx_report(res["Y"], res["saturated"], ops, notes))
     if is_float or mx:
         Y = to_float(cfg, ops, Y)
         report["scale"] = args.scale
@@ -189,10 +189,11 @@ def run(args):
     return 1 if res["bit_exact"] is False else status
 
 
-def _mx_report(Y, ops, notes):
+def _mx_report(Y, saturated, ops, notes):
     """What the MX mapping (:func:`qmac.sim.mx.mx_window`) and the float64 output did: blocks below the 16-octave
     window shifted exactly or rounded, and results whose integer ``|Y|`` passes ``2**53`` (then ``Y * 2**(B_w +
-    B_a - 12)`` may round once in float64). ``mx_exact``: the output is the MX definition's value exactly."""
+    B_a - 12)`` may round once in float64). ``mx_exact``: neither happened and no accumulator saturated, so the
+    output is the MX definition's value exactly."""
     rounded = ops.qw.rounded_blocks + ops.qa.rounded_blocks
     wide = int(np.sum(np.abs(Y) > 2 ** 53))
     if rounded:
@@ -202,7 +203,7 @@ def _mx_report(Y, ops, notes):
         notes.append(f"mx_outputs_rounded: {wide} results need more than 53 bits and were rounded to float64")
     return {"mx_block": ops.qw.vector, "mx_blocks_out_of_window": rounded,
             "mx_blocks_shifted": ops.qw.shifted_blocks + ops.qa.shifted_blocks, "mx_outputs_rounded": wide,
-            "mx_exact": not rounded and not wide}
+            "mx_exact": not rounded and not wide and not saturated}
 
 
 def _accuracy(ref, Y, sqnr_db, notes):
