@@ -184,7 +184,8 @@ def _quantize(cfg, scheme, x, axis):
 
 def quantize_weights(cfg, scheme, W):
     """Weights ``W`` (N x K floats) as ``scheme`` says on core ``cfg``: a
-    :class:`~qmac.sim.quantize.VsqTensor` (INT; an :class:`~qmac.sim.mx.MxWindowed` for MX) or :class:`~qmac.sim.log_quantize.LogTensor` (LNS), along K."""
+    :class:`~qmac.sim.quantize.VsqTensor` (INT; an :class:`~qmac.sim.mx.MxWindowed` for MX) or
+    :class:`~qmac.sim.log_quantize.LogTensor` (LNS), along K."""
     return _quantize(cfg, scheme, W, 1)
 
 

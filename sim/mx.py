@@ -217,7 +217,8 @@ def mx_window(t, scale_bits=MAX_SCALE_BITS["pow2"]):
     if not isinstance(t, MxTensor):
         raise TypeError(f"t must be an MxTensor, not {t!r}")
     top_field = MAX_SCALE_BITS["pow2"]
-    if isinstance(scale_bits, bool) or not isinstance(scale_bits, (int, np.integer)) or not 1 <= scale_bits <= top_field:
+    if (isinstance(scale_bits, bool) or not isinstance(scale_bits, (int, np.integer))
+            or not 1 <= scale_bits <= top_field):
         raise ValueError(f"scale_bits must be an integer between 1 and {top_field}, not {scale_bits!r}")
     blocks = _rows(t.codes, t.axis).reshape(t.codes.shape[1 - t.axis], -1, MX_BLOCK)
     x = _rows(t.exponents, t.axis) - E8M0_BIAS

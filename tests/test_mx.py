@@ -34,7 +34,8 @@ def _gfloat_blocks(x, axis):
 
 def _hard_tensor(rng, channels, k):
     """Values that exercise every rule: magnitudes over 2**-150 .. 2**150, all-zero blocks, exact ties at the
-    element step, values rounding up to 128 (saturate to 127), negatives reaching -128, a partial last block (K = 100)."""
+    element step, values rounding up to 128 (saturate to 127), negatives reaching -128, a partial last block
+    (K = 100)."""
     x = rng.standard_normal((channels, k)) * np.exp2(rng.integers(-60, 60, (channels, k)))
     x[0, :32] = 0.0                                                     # an all-zero block
     step = np.exp2(rng.integers(-20, 20, (channels, 1)) - 6.0)          # element step of a block with x = e

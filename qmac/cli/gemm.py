@@ -200,7 +200,8 @@ def _mx_report(Y, saturated, ops, notes):
         notes.append(f"mx_blocks_out_of_window: {rounded} blocks lie more than {2 ** ops.qw.scale_bits - 1} octaves "
                      "below their row's (column's) largest block and lost low bits (rounded, ties to even)")
     if wide:
-        notes.append(f"mx_outputs_rounded: {wide} results pass 2**53 in magnitude and may be rounded (once, to nearest even) in float64")
+        notes.append(f"mx_outputs_rounded: {wide} results pass 2**53 in magnitude and may be rounded (once, to "
+                     "nearest even) in float64")
     return {"mx_block": ops.qw.vector, "mx_blocks_out_of_window": rounded,
             "mx_blocks_shifted": ops.qw.shifted_blocks + ops.qa.shifted_blocks, "mx_outputs_rounded": wide,
             "mx_exact": not rounded and not wide and not saturated}
