@@ -81,7 +81,7 @@ def _blocks(rows):
 
 
 def quantize_mxint8(x, axis):
-    """MXINT8 quantization per OCP MX v1.0 (section 6.3 with the INT8 element of section 5.3.3).
+    """MXINT8 quantization per OCP MX v1.0: the conversion of a block of scalars to MX, with the INT8 element.
 
     Along ``axis``, K is zero-padded to a multiple of 32 and split into blocks ``V`` of 32 elements. Per block:
 
