@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmac.hw.spec.config import ConfigError, per_lane
+from qmac.sim.mx import MX_BLOCK, mx_window, quantize_mxint8
+from qmac.sim.quantize import MAX_SCALE_BITS
 
 __all__ = ["Scheme", "with_changes", "core_for_mode", "core_for_sparse", "core_for_scales", "prune_weights",
            "quantize_weights", "quantize_activations", "QuantizedOperands", "quantized_operands", "to_float"]
@@ -25,7 +27,9 @@ class Scheme:
     format : str
         Datapath mode: ``int8``, ``int4``, ``lns8`` or ``lns4``.
     scale : str
-        ``per-tensor``, ``per-channel`` (INT only) or ``vector``.
+        ``per-tensor``, ``per-channel`` (INT only), ``vector``, or ``mx`` (OCP MXINT8, int8 only: 32-element blocks
+        with E8M0 scales, :func:`qmac.sim.mx.quantize_mxint8`, run through 4-bit pow2 scales by
+        :func:`qmac.sim.mx.mx_window`).
     vector : int
         Elements per vector with ``scale="vector"``.
     scale_bits : int or None
@@ -51,20 +55,22 @@ class Scheme:
 
     @property
     def vector_length(self):
-        """V with per-vector scales, else ``None``."""
-        return self.vector if self.scale == "vector" else None
+        """V with per-vector scales (32 for MX blocks), else ``None``."""
+        return self.vector if self.scale == "vector" else MX_BLOCK if self.scale == "mx" else None
 
     @property
     def bits(self):
-        """Per-vector scale width in use: the given one, or 8 (INT) / 4 (LNS); ``None`` without vectors."""
+        """Per-vector scale width in use: the given one, or 8 (INT) / 4 (LNS, MX); ``None`` without vectors."""
+        if self.scale == "mx":
+            return MAX_SCALE_BITS["pow2"]
         if self.scale != "vector":
             return None
         return self.scale_bits if self.scale_bits is not None else 4 if self.lns else 8
 
     @property
     def kind(self):
-        """Per-vector scale kind in use: ``log`` for LNS, else the given one or ``int``."""
-        return "log" if self.lns else self.scale_kind or "int"
+        """Per-vector scale kind in use: ``log`` for LNS, ``pow2`` for MX, else the given one or ``int``."""
+        return "log" if self.lns else "pow2" if self.scale == "mx" else self.scale_kind or "int"
 
 
 def _note(message):
@@ -118,7 +124,16 @@ def core_for_sparse(cfg, notify=_note):
 
 
 def core_for_scales(cfg, scheme, k, notify=_note):
-    """``cfg`` with the scale units ``scheme``'s per-vector scales need (unchanged without vectors)."""
+    """``cfg`` with the scale units ``scheme``'s per-vector scales need (unchanged without vectors). MX needs
+    4-bit pow2 fields each covering a divisor of 32 INT8 elements (a block's field is repeated over its groups);
+    a core without such units gets ``scale_lanes = min(lanes, 32)``: one field per block where the lanes allow."""
+    if scheme.scale == "mx":
+        bits, group = scheme.bits, cfg.group_elements("int8")
+        if cfg.scale_bits == bits and cfg.scale_kind == "pow2" and MX_BLOCK % group == 0:
+            return cfg
+        lanes = {} if cfg.scale_bits and MX_BLOCK % group == 0 else {"scale_lanes": min(cfg.lanes, MX_BLOCK)}
+        return with_changes(cfg, f"--scale mx needs {bits}-bit pow2 scales over at most {MX_BLOCK} int8 elements",
+                            notify, scale_bits=bits, scale_kind="pow2", **lanes, k=k)
     if scheme.scale != "vector":
         return cfg
     bits, kind = scheme.bits, scheme.kind
@@ -150,6 +165,10 @@ def prune_weights(W, A):
 
 
 def _quantize(cfg, scheme, x, axis):
+    if scheme.scale == "mx":
+        if scheme.format != "int8":
+            raise ConfigError(f"--scale mx is not supported with --format {scheme.format}; allowed: int8 (MXINT8)")
+        return mx_window(quantize_mxint8(x, axis), scheme.bits)
     if cfg.lns:
         from qmac.sim.log_quantize import quantize_log
         if scheme.scale == "per-channel":
@@ -165,7 +184,8 @@ def _quantize(cfg, scheme, x, axis):
 
 def quantize_weights(cfg, scheme, W):
     """Weights ``W`` (N x K floats) as ``scheme`` says on core ``cfg``: a
-    :class:`~qmac.sim.quantize.VsqTensor` (INT) or :class:`~qmac.sim.log_quantize.LogTensor` (LNS), along K."""
+    :class:`~qmac.sim.quantize.VsqTensor` (INT; an :class:`~qmac.sim.mx.MxWindowed` for MX) or
+    :class:`~qmac.sim.log_quantize.LogTensor` (LNS), along K."""
     return _quantize(cfg, scheme, W, 1)
 
 
@@ -191,7 +211,7 @@ def quantized_operands(cfg, scheme, qw, qa):
     units :func:`core_for_scales` gives)."""
     from qmac.sim.gemm import core_scales, plan_gemm
     w_scales = a_scales = None
-    if scheme.scale == "vector":
+    if scheme.scale in ("vector", "mx"):
         plan = plan_gemm(cfg, scheme.format, qw.codes.shape, qa.codes.shape, scheme.sparse)
         w_scales, a_scales = core_scales(qw, plan), core_scales(qa, plan)
     return QuantizedOperands(qw.codes, qa.codes, w_scales, a_scales, qw, qa)

@@ -10,8 +10,8 @@ from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_fo
 
 from .common import (UsageError, add_config_args, config_from_args, print_report, saturation_status,
                      stdout_to_stderr)
-from .inputs import (as_codes, as_floats, check_finite_product, integer, load_array, number, output_file,
-                     write_atomically)
+from .inputs import (as_codes, as_floats, check_finite_product, e8m0_exponents, integer, load_array, number,
+                     output_file, write_atomically)
 from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
@@ -28,8 +28,13 @@ def add_parser(subparsers):
     p.add_argument("--stall", type=number(0.0, 1.0, hi_open=True), metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat, in [0, 1) (default 0)")
     p.add_argument("--seed", type=integer(0, MAX_SEED), help="RTL engines: seed of the stalls (default 0)")
-    add_quantization_args(p)
-    p.add_argument("--out", metavar="Y.npy", help="save Y (integers for code inputs, floats otherwise)")
+    add_quantization_args(p, mx=True)
+    p.add_argument("--weight-scales", metavar="WS.npy",
+                   help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), N x ceil(K/32)")
+    p.add_argument("--activation-scales", metavar="AS.npy",
+                   help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), ceil(K/32) x M")
+    p.add_argument("--out", metavar="Y.npy",
+                   help="save Y (integers for code inputs; float64 for floats and for --scale mx)")
     p.add_argument("--strict", action="store_true", help="exit with 3 when an accumulator saturated")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -45,11 +50,14 @@ ABSENT = {"bit_exact": "not checked (golden engine)", "cycles": "not counted (go
 def _check_flags(args, is_float, lns):
     """Refuse flags that do not apply to these inputs, this format or this engine (never ignore them)."""
     rtl = args.engine != "golden"
+    mx = args.scale == "mx"
     for flag, value, applies, where in [
         ("--stall", args.stall, rtl, "an RTL engine (--engine icarus or verilator)"),
         ("--seed", args.seed, rtl, "an RTL engine (--engine icarus or verilator)"),
-        ("--scale", args.scale if args.scale != "per-tensor" else None, is_float, "float inputs"),
+        ("--scale", args.scale if args.scale not in ("per-tensor", "mx") else None, is_float, "float inputs"),
         ("--clip", args.clip, is_float, "float inputs"),
+        ("--weight-scales", args.weight_scales, mx and not is_float, "--scale mx with integer codes"),
+        ("--activation-scales", args.activation_scales, mx and not is_float, "--scale mx with integer codes"),
         ("--vector", args.vector, args.scale == "vector", "--scale vector"),
         ("--scale-bits", args.scale_bits, args.scale == "vector", "--scale vector"),
         ("--scale-kind", args.scale_kind, args.scale == "vector" and not lns, "--scale vector with an int format"),
@@ -57,6 +65,29 @@ def _check_flags(args, is_float, lns):
         if value is not None and not applies:
             raise UsageError(flag, value, f"applies only to {where}; integer inputs are taken as codes"
                              if where == "float inputs" else f"applies only to {where}")
+    if mx and args.clip is not None:
+        raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
+                         "(OCP MX v1.0)")
+    if mx and args.format != "int8":
+        raise UsageError("--format", args.format, "allowed with --scale mx: int8 (MXINT8 elements)")
+    if mx and args.sparse:
+        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MXINT8")
+    for flag, value in (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales)):
+        if mx and not is_float and value is None:
+            raise UsageError(flag, value, "is required with --scale mx and integer codes: E8M0 biased exponents "
+                             "(uint8), one per 32 K elements")
+
+
+def _mx_operands(args, W, A):
+    """Precomputed MXINT8 operands: codes ``W``, ``A`` and the E8M0 exponent files, checked, as
+    :class:`~qmac.sim.mx.MxWindowed` tensors."""
+    from qmac.sim.mx import MX_BLOCK, mx_tensor, mx_window
+    blocks = -(-W.shape[1] // MX_BLOCK)
+    shapes = ((W.shape[0], blocks), (blocks, A.shape[1]))
+    flags = (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales))
+    ws, as_ = (e8m0_exponents(flag, path, load_array(flag, path, ("int",)), shape)
+               for (flag, path), shape in zip(flags, shapes))
+    return mx_window(mx_tensor(W, ws, 1)), mx_window(mx_tensor(A, as_, 0))
 
 
 def run(args):
@@ -99,17 +130,22 @@ def run(args):
     if args.sparse:
         W, A, sparse_report = prune_weights(W, A)
         cfg = core_for_sparse(cfg)
-    if is_float:
+    mx = args.scale == "mx"
+    if is_float or mx:
         scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse))
-        try:
-            qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
-        except ValueError as e:
-            raise UsageError("--scale-bits" if args.scale == "vector" else "--scale", args.scale_bits
-                             if args.scale == "vector" else args.scale, str(e)) from None
+        if not is_float:
+            qw, qa = _mx_operands(args, W, A)
+        else:
+            try:
+                qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
+            except ValueError as e:
+                raise UsageError("--scale-bits" if args.scale == "vector" else "--scale", args.scale_bits
+                                 if args.scale == "vector" else args.scale, str(e)) from None
         try:
             cfg = core_for_scales(cfg, scheme, k)
         except ConfigError as e:
-            raise UsageError("--scale-bits", args.scale_bits, str(e)) from None
+            raise UsageError("--scale" if mx else "--scale-bits", args.scale if mx else args.scale_bits,
+                             str(e)) from None
         try:
             ops = quantized_operands(cfg, scheme, qw, qa)
         except ValueError as e:
@@ -131,15 +167,19 @@ def run(args):
     notes = []
     if cfg.lns:
         report["result_exponent"] = cfg.log_sum.result_exponent
-    if is_float:
+    if mx:
+        report.update(_mx_report(res["Y"], res["saturated"], ops, notes))
+    if is_float or mx:
         Y = to_float(cfg, ops, Y)
-        ref = W.astype(np.float64) @ A.astype(np.float64)
         report["scale"] = args.scale
+    if is_float:
+        ref = W.astype(np.float64) @ A.astype(np.float64)
         report.update(_accuracy(ref, Y, sqnr_db, notes))
         if args.scale == "vector":
             report.update(vector=args.vector, scale_bits=args.scale_bits,
                           scale_kind="log" if cfg.lns else args.scale_kind)
-        report["clip"] = args.clip
+        if not mx:
+            report["clip"] = args.clip
     if args.out:
         write_atomically("--out", args.out, lambda f: np.save(f, Y))
         report["out"] = args.out
@@ -148,6 +188,24 @@ def run(args):
     print_report(report, args.json, ABSENT)
     status = saturation_status(res["saturated"], args.strict, f"an accumulator at {cfg.acc_format.bits} bits")
     return 1 if res["bit_exact"] is False else status
+
+
+def _mx_report(Y, saturated, ops, notes):
+    """What the MX mapping (:func:`qmac.sim.mx.mx_window`) and the float64 output did: blocks below the 16-octave
+    window shifted exactly or rounded, and results whose integer ``|Y|`` passes ``2**53`` (then ``Y * 2**(B_w +
+    B_a - 12)`` may round once in float64). ``mx_exact``: neither happened and no accumulator saturated, so the
+    output is the MX definition's value exactly."""
+    rounded = ops.qw.rounded_blocks + ops.qa.rounded_blocks
+    wide = int(np.sum(np.abs(Y) > 2 ** 53))
+    if rounded:
+        notes.append(f"mx_blocks_out_of_window: {rounded} blocks lie more than {2 ** ops.qw.scale_bits - 1} octaves "
+                     "below their row's (column's) largest block and lost low bits (rounded, ties to even)")
+    if wide:
+        notes.append(f"mx_outputs_rounded: {wide} results pass 2**53 in magnitude and may be rounded (once, to "
+                     "nearest even) in float64")
+    return {"mx_block": ops.qw.vector, "mx_blocks_out_of_window": rounded,
+            "mx_blocks_shifted": ops.qw.shifted_blocks + ops.qa.shifted_blocks, "mx_outputs_rounded": wide,
+            "mx_exact": not rounded and not wide and not saturated}
 
 
 def _accuracy(ref, Y, sqnr_db, notes):

@@ -16,8 +16,8 @@ import numpy as np
 
 from .common import UsageError
 
-__all__ = ["integer", "number", "load_array", "as_codes", "as_floats", "check_finite_product", "output_file", "output_dir",
-           "write_atomically"]
+__all__ = ["integer", "number", "load_array", "as_codes", "as_floats", "check_finite_product", "e8m0_exponents",
+           "output_file", "output_dir", "write_atomically"]
 
 #: Float input elements whose magnitudes stay below this keep ``W @ A`` finite in float64 for any K we accept:
 #: :func:`check_finite_product` checks ``max|W| * max|A| * K`` against it (a quarter of the largest float64, so
@@ -119,6 +119,20 @@ def as_codes(flag, path, x, code_range):
     xmin, xmax = int(x.min()), int(x.max())  # Python ints: exact for every integer dtype
     if xmin < lo or xmax > hi:
         raise UsageError(flag, path, f"codes span [{xmin}, {xmax}]; allowed: [{lo}, {hi}]")
+    return x.astype(np.int64)
+
+
+def e8m0_exponents(flag, path, x, shape):
+    """Integer array ``x`` (from :func:`load_array`) as int64 E8M0 biased exponents, after checking that it is
+    uint8, has ``shape`` (one exponent per 32-element MX block along K) and holds no 255 (NaN in E8M0)."""
+    if x.dtype != np.uint8:
+        raise UsageError(flag, path, f"holds {x.dtype} elements; allowed: uint8 E8M0 biased exponents (0..254)")
+    if x.shape != shape:
+        raise UsageError(flag, path, f"has shape {x.shape}; allowed: {shape}, one E8M0 exponent per 32 K elements")
+    nan = np.argwhere(x == 255)
+    if nan.size:
+        raise UsageError(flag, path, f"holds 255 (NaN in E8M0) at {[int(i) for i in nan[0]]}; allowed: 0..254, "
+                         "finite scales 2**-127..2**127")
     return x.astype(np.int64)
 
 

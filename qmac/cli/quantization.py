@@ -5,12 +5,13 @@ from .inputs import integer
 __all__ = ["add_quantization_args"]
 
 
-def add_quantization_args(p):
+def add_quantization_args(p, mx=False):
     """The flags that say how float operands are quantized, meaning the same in every command that takes them
-    (``qmac gemm``, ``qmac model``)."""
-    p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"],
+    (``qmac gemm``, ``qmac model``); ``mx`` adds ``--scale mx`` (OCP MXINT8)."""
+    p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"] + ["mx"] * mx,
                    help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
-                        "log domain)")
+                        "log domain)" + ("; mx: OCP MXINT8, 32-element blocks with E8M0 scales (int8 only)"
+                                         if mx else ""))
     p.add_argument("--vector", type=integer(1, None), metavar="V",
                    help="--scale vector: elements per vector, at most K (default 16, or K if smaller)")
     p.add_argument("--scale-bits", type=integer(1, 64), metavar="S",
