@@ -11,8 +11,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from ..hw.config import MODE_CODES
-from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
-from ..sim.packing import params_word, unpack_result
+from ..sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_words
+from ..sim.packing import unpack_result
 
 __all__ = ["CoreTB", "compare_transactions"]
 
@@ -116,10 +116,7 @@ class CoreTB:
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:
-            requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "tflite": 0}
-            p = requant_rows(plan, requant)
-            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"])]
-            senders.append(cocotb.start_soon(self.send("requant", words, gap)))
+            senders.append(cocotb.start_soon(self.send("requant", requant_words(plan, requant), gap)))
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
             await s
