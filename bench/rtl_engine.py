@@ -1,0 +1,112 @@
+"""Speed of the compiled Verilator engine (qmac.tb.verilator_engine) on a core, against the bare C++ loop.
+
+    .venv/bin/python bench/rtl_engine.py                      # default core, INT8 128x8192x128
+    .venv/bin/python bench/rtl_engine.py --sweep --shape 64x2048x64   # build flags: build time and speed
+
+Prints a Markdown table: cold build (fresh build folder) and warm build (cache hit) seconds, the simulated
+cycles per second of the harness alone, of ``run_gemm(..., engine="verilator")`` and of the bare loop
+(random operands, valid and ready held high), and the wall time of the whole ``qmac gemm`` command.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qmac.hw.config import code_range, preset
+from qmac.sim.gemm import operand_beats, plan_gemm
+from qmac.tb.engine import run_gemm
+from qmac.tb.verilator_engine import BUILD_FLAGS, Harness, build_harness
+
+#: Build-flag variants the sweep compares with BUILD_FLAGS (each replaces the options it names).
+VARIANTS = {
+    "chosen": BUILD_FLAGS,
+    "C++ -Os (verilated.mk default)": ("-O3", "--x-assign", "fast", "--x-initial", "fast"),
+    "C++ -O1": ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "OPT_FAST=-O1 OPT_GLOBAL=-O1"),
+    "C++ -O3": ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "OPT_FAST=-O3 OPT_GLOBAL=-O3"),
+    "verilator -O1": ("-O1", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "OPT_FAST=-O2 OPT_GLOBAL=-O2"),
+    "x-assign/x-initial 0": ("-O3", "--x-assign", "0", "--x-initial", "0", "-MAKEFLAGS", "OPT_FAST=-O2 OPT_GLOBAL=-O2"),
+    "--threads 2": BUILD_FLAGS + ("--threads", "2"),
+}
+
+
+def _timed(f, *args, **kw):
+    start = time.perf_counter()
+    out = f(*args, **kw)
+    return out, time.perf_counter() - start
+
+
+def _operands(mode, shape, seed=0):
+    n, k, m = shape
+    lo, hi = code_range(mode)
+    rng = np.random.default_rng(seed)
+    return rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+
+
+def measure(cfg, mode, shape, flags, root, jobs):
+    """Cold and warm build seconds, and harness / bare-loop cycles per second, for one flag set."""
+    (path, built), cold = _timed(build_harness, cfg, root, flags, jobs)
+    assert built, f"{root} already held this build: the cold time needs an empty build folder"
+    (_, built), warm = _timed(build_harness, cfg, root, flags, jobs)
+    assert not built
+    W, A = _operands(mode, shape)
+    plan = plan_gemm(cfg, mode, W.shape, A.shape)
+    w_words, a_words = operand_beats(plan, W, A)
+    harness = Harness(path, cfg)
+    (_, status), t_run = _timed(harness.run, plan, w_words, a_words)
+    _, t_bare = _timed(harness.bare_loop, status["sim_cycles"], mode, plan.k_beats)
+    return {"cold": cold, "warm": warm, "cycles": status["cycles"], "harness": status["sim_cycles"] / t_run,
+            "bare": status["sim_cycles"] / t_bare, "path": path}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--mode", default="int8")
+    p.add_argument("--shape", default="128x8192x128", help="N x K x M (default 128x8192x128)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="make -j for the builds")
+    p.add_argument("--sweep", action="store_true", help="compare the build-flag variants instead")
+    args = p.parse_args()
+    cfg, shape = preset(args.preset), tuple(int(v) for v in args.shape.split("x"))
+    print(f"{args.preset} core, {args.mode} {args.shape}, make -j{args.jobs}\n")
+    if args.sweep:
+        print("| flags | cold build s | warm build s | harness cycles/s | bare loop cycles/s |")
+        print("|---|---|---|---|---|")
+        for name, flags in VARIANTS.items():
+            with tempfile.TemporaryDirectory() as root:
+                r = measure(cfg, args.mode, shape, flags, root, args.jobs)
+            print(f"| {name} | {r['cold']:.1f} | {r['warm']:.2f} | {r['harness']:.0f} | {r['bare']:.0f} |", flush=True)
+        return
+    with tempfile.TemporaryDirectory() as root:
+        r = measure(cfg, args.mode, shape, BUILD_FLAGS, root, args.jobs)
+        W, A = _operands(args.mode, shape)
+        res, t_gemm = _timed(run_gemm, cfg, args.mode, W, A, engine="verilator", build_root=root)
+        assert res["bit_exact"], "the verilator engine disagrees with the golden model"
+        np.save(Path(root) / "W.npy", W)
+        np.save(Path(root) / "A.npy", A)
+        cmd = [str(Path(sys.executable).parent / "qmac"), "gemm", "--preset", args.preset, "--format", args.mode,
+               "--engine", "verilator", "--weights", f"{root}/W.npy", "--activations", f"{root}/A.npy"]
+        done, t_cmd = _timed(subprocess.run, cmd, env=os.environ | {"QMAC_BUILD_ROOT": root}, capture_output=True,
+                             text=True)
+        if done.returncode:
+            sys.exit(f"qmac gemm failed:\n{done.stderr}")
+    cycles = res["cycles"]
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| cold build (empty cache) | {r['cold']:.1f} s |")
+    print(f"| warm build (cache hit, includes Verilog emission) | {r['warm']:.2f} s |")
+    print(f"| core busy cycles | {cycles} |")
+    print(f"| harness alone | {r['harness']:.0f} cycles/s |")
+    print(f"| bare C++ loop, same library | {r['bare']:.0f} cycles/s |")
+    print(f"| harness / bare loop | {r['harness'] / r['bare']:.2f} |")
+    print(f"| run_gemm(engine='verilator'), whole call | {t_gemm:.1f} s = {cycles / t_gemm:.0f} cycles/s |")
+    print(f"| `qmac gemm --engine verilator`, whole command | {t_cmd:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
