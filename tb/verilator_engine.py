@@ -37,8 +37,10 @@ __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
 #: The harness source, shipped as package data next to this module.
 HARNESS = "verilator_harness.cpp"
 
-#: Verilator options of the engine's builds (measured in docs/benchmarks.md, "Fast RTL engine").
-BUILD_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "OPT_FAST=-O2 OPT_GLOBAL=-O2")
+#: Verilator options of the engine's builds (measured in docs/benchmarks.md, "Fast RTL engine"). Without
+#: module inlining the default core's C++ is half the size (22 MB against 45 MB) and compiles in far less time.
+BUILD_FLAGS = ("-O3", "-fno-inline", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS",
+               "OPT_FAST=-O2 OPT_GLOBAL=-O2")
 
 LIBRARY = "libqmac_harness.so"
 
