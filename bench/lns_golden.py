@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from qmac.hw.config import CoreConfig, code_range
+from qmac.hw.spec.config import CoreConfig, code_range
 from qmac.sim.gemm import golden_gemm, plan_gemm
 
 #: ``(label, config, mode)`` of every row.

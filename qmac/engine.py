@@ -22,7 +22,8 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
     counted by the core; ``None`` for the golden model, which is not cycle-accurate), ``ideal_cycles``
     (``N*K*M`` over the array's MACs per cycle), ``utilization`` and, for simulator engines, ``bit_exact``:
     whether every result row equals the golden model's. Simulator builds go to ``build_root``, default
-    ``$QMAC_BUILD_ROOT`` or ``build/tb``.
+    ``$QMAC_BUILD_ROOT``, else ``build/tb`` for cocotb (icarus) and ``build`` for the compiled Verilator
+    engine (:mod:`qmac.tb.verilator_engine`).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -33,6 +34,23 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
     if engine == "golden":
         return result | {"Y": Yg[:plan.n, :plan.m], "saturated": bool(sat.any()), "cycles": None,
                          "utilization": None, "bit_exact": None}
+    if engine == "verilator":
+        from qmac.tb.verilator_engine import stream_gemm
+        rows, cycles = stream_gemm(plan, W, A, w_scales, a_scales, gap, ready, seed, build_root)
+    else:
+        rows, cycles = _cocotb_gemm(config, mode, W, A, engine, gap, ready, seed, build_root, w_scales, a_scales,
+                                    sparse)
+    return result | {
+        "Y": assemble(plan, [r[0] for r in rows]),
+        "saturated": any(r[2] for r in rows),
+        "cycles": cycles,
+        "utilization": ideal / cycles if cycles else None,
+        "bit_exact": rows == expected_results(plan, W, A, w_scales, a_scales),
+    }
+
+
+def _cocotb_gemm(config, mode, W, A, engine, gap, ready, seed, build_root, w_scales, a_scales, sparse):
+    """The GEMM through the cocotb testbench (qmac.tb.cocotb_gemm_job): ``(result rows, busy cycles)``."""
     from qmac.tb.runner import run_cocotb
     build_root = build_root or os.environ.get("QMAC_BUILD_ROOT", "build/tb")
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,13 +64,6 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
         if failed or not out.exists():
             raise RuntimeError(f"{engine} simulation failed; see {Path(xml).parent / 'sim.log'}")
         res = np.load(out)
-        rows = [(tuple(int(v) for v in d), int(l), int(s))
-                for d, l, s in zip(res["data"], res["last"], res["saturated"])]
-        cycles = int(res["cycles"])
-    return result | {
-        "Y": assemble(plan, [r[0] for r in rows]),
-        "saturated": any(r[2] for r in rows),
-        "cycles": cycles,
-        "utilization": ideal / cycles if cycles else None,
-        "bit_exact": rows == expected_results(plan, W, A, w_scales, a_scales),
-    }
+        columns = [res[f"field_{i}"] for i in range(sum(name.startswith("field_") for name in res.files))]
+        rows = [tuple(tuple(int(v) for v in f) if np.ndim(f) else int(f) for f in row) for row in zip(*columns)]
+        return rows, int(res["cycles"])

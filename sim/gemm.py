@@ -17,11 +17,14 @@ from qmac.hw.spec.config import CoreConfig, code_range
 from qmac.sim import log_dot_product
 from qmac.sim.mac_unit import accumulate
 from qmac.sim.ops import NumpyOps
-from qmac.sim.packing import pack_lanes
+from qmac.sim.packing import pack_lanes, params_word
 from qmac.sim.sparse24 import compress
 
 __all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
-           "core_scales", "requant_rows"]
+           "core_scales", "requant_rows", "requant_words", "DEFAULT_REQUANT"]
+
+#: Requantization parameters the drivers send when given none: multiplier 1, shift 0, no zero point.
+DEFAULT_REQUANT = {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "mode": 0}
 
 
 def _ceil(x, m):
@@ -308,10 +311,12 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     return accumulate(beats, cfg)
 
 
-def requant_rows(plan, params):
+def requant_rows(plan, params=None):
     """Per-output-channel requantization parameters (a dict of arrays of length N: ``multiplier``,
-    ``shift``, ``zero_point``, ``int4``, ``mode``) in result-row order, padded channels all zero."""
+    ``shift``, ``zero_point``, ``int4``, ``mode``; :data:`DEFAULT_REQUANT` when ``None``) in result-row
+    order, padded channels all zero."""
     cfg = plan.config
+    params = DEFAULT_REQUANT if params is None else params
     rows = {}
     for name in ("multiplier", "shift", "zero_point", "int4", "mode"):
         v = np.zeros(plan.row_tiles * cfg.rows, dtype=np.int64)
@@ -320,11 +325,17 @@ def requant_rows(plan, params):
     return rows
 
 
+def requant_words(plan, params=None):
+    """The ``requant`` stream's payload integers, one per result row (see :func:`requant_rows`)."""
+    p = requant_rows(plan, params)
+    return [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"])]
+
+
 def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log_shift=0):
     """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row, with
     ``log_output`` also the tuple of the results' log codes (``ctrl.log_shift = log_shift``), and with the
     output stage also ``(q tuple, clipped)`` from the per-channel ``requant`` parameters (see
-    :func:`requant_rows`)."""
+    :func:`requant_rows`; :data:`DEFAULT_REQUANT` when ``None``)."""
     cfg = plan.config
     Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
     if cfg.log_output:

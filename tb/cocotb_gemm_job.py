@@ -1,7 +1,7 @@
-"""cocotb job behind ``qmac gemm --engine icarus|verilator``: streams one GEMM through the emitted core.
+"""cocotb job behind ``qmac gemm --engine icarus``: streams one GEMM through the emitted core.
 
-Reads ``QMAC_JOB`` (an .npz with W, A, mode, gap, ready) and writes ``QMAC_JOB_OUT`` (an .npz with the
-result rows, their flags and the core's counters).
+Reads ``QMAC_JOB`` (an .npz with W, A, mode, gap, ready) and writes ``QMAC_JOB_OUT`` (an .npz with every field
+of the result rows and the core's counters).
 """
 
 import os
@@ -24,6 +24,8 @@ async def gemm_job(dut):
                                       float(job["ready"]), *scales, sparse=bool(job["sparse"]))
     await tb.wait_idle()
     st = tb.status()
-    np.savez(os.environ["QMAC_JOB_OUT"], data=np.array([r[0] for r in rows], dtype=np.int64),
-             last=np.array([r[1] for r in rows]), saturated=np.array([r[2] for r in rows]),
-             cycles=st["cycles"], macs=st["macs"], overflow=st["overflow"], error=st["error"])
+    # Every field of the result rows, by position (field_0 = data, field_1 = last, ...): an output-stage or
+    # log-output core's rows carry more than the three every core has.
+    fields = {f"field_{i}": np.array(column, dtype=np.int64) for i, column in enumerate(zip(*rows))}
+    np.savez(os.environ["QMAC_JOB_OUT"], cycles=st["cycles"], macs=st["macs"], overflow=st["overflow"],
+             error=st["error"], **fields)

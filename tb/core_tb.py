@@ -11,8 +11,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from qmac.hw.spec.config import MODE_CODES
-from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
-from qmac.sim.packing import params_word, unpack_result
+from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_words
+from qmac.sim.packing import unpack_result
 
 __all__ = ["CoreTB", "compare_transactions"]
 
@@ -70,34 +70,34 @@ class CoreTB:
     async def send(self, stream, words, gap=0.0):
         """Drive ``words`` on operand stream ``stream`` ("w" or "a")."""
         valid, payload, ready = (self._port(f"{stream}__{n}") for n in ("valid", "payload", "ready"))
+        falling = FallingEdge(self.dut.clk)
         for word in words:
-            await FallingEdge(self.dut.clk)
+            await falling
             while self.rng.random() < gap:
                 valid.value = 0
-                await FallingEdge(self.dut.clk)
+                await falling
             payload.value = word
             valid.value = 1
-            while True:
+            # The beat is taken at the next rising edge if ready is high now; else hold it a cycle.
+            await ReadOnly()
+            while not int(ready.value):
+                await falling
                 await ReadOnly()
-                taken = int(ready.value) == 1
-                await RisingEdge(self.dut.clk)
-                if taken:
-                    break
-                await FallingEdge(self.dut.clk)
-        await FallingEdge(self.dut.clk)
+        await falling
         valid.value = 0
 
     async def receive(self, count, ready=1.0):
         """Collect ``count`` result rows as ``(data, last, saturated)`` tuples."""
-        d, rows = self.dut, []
+        y_valid, y_ready, y_payload = self.dut.y__valid, self.dut.y__ready, self.dut.y__payload
+        falling, rows = FallingEdge(self.dut.clk), []
         while len(rows) < count:
-            await FallingEdge(d.clk)
-            d.y__ready.value = int(self.rng.random() < ready)
+            await falling
+            y_ready.value = take = int(self.rng.random() < ready)
             await ReadOnly()
-            if int(d.y__valid.value) and int(d.y__ready.value):
-                rows.append(unpack_result(d.y__payload.value.to_unsigned(), self.config))
-        await FallingEdge(d.clk)
-        d.y__ready.value = 0
+            if take and int(y_valid.value):
+                rows.append(unpack_result(y_payload.value.to_unsigned(), self.config))
+        await falling
+        y_ready.value = 0
         return rows
 
     async def run_gemm(self, mode, W, A, gap=0.0, ready=1.0, w_scales=None, a_scales=None, requant=None,
@@ -116,10 +116,7 @@ class CoreTB:
         senders = [cocotb.start_soon(self.send("w", w_words, gap)),
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:
-            requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "mode": 0}
-            p = requant_rows(plan, requant)
-            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"])]
-            senders.append(cocotb.start_soon(self.send("requant", words, gap)))
+            senders.append(cocotb.start_soon(self.send("requant", requant_words(plan, requant), gap)))
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
             await s

