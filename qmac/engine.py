@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qmac.sim.gemm import assemble, expected_results, golden_gemm, plan_gemm
+from qmac.sim.packing import ResultRow
 
 __all__ = ["ENGINES", "run_gemm"]
 
@@ -46,12 +47,12 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
         if failed or not out.exists():
             raise RuntimeError(f"{engine} simulation failed; see {Path(xml).parent / 'sim.log'}")
         res = np.load(out)
-        rows = [(tuple(int(v) for v in d), int(l), int(s))
+        rows = [ResultRow(tuple(int(v) for v in d), int(l), int(s))
                 for d, l, s in zip(res["data"], res["last"], res["saturated"])]
         cycles = int(res["cycles"])
     return result | {
-        "Y": assemble(plan, [r[0] for r in rows]),
-        "saturated": any(r[2] for r in rows),
+        "Y": assemble(plan, [r.data for r in rows]),
+        "saturated": any(r.saturated for r in rows),
         "cycles": cycles,
         "utilization": ideal / cycles if cycles else None,
         "bit_exact": rows == expected_results(plan, W, A, w_scales, a_scales),

@@ -24,6 +24,6 @@ async def gemm_job(dut):
                                       float(job["ready"]), *scales, sparse=bool(job["sparse"]))
     await tb.wait_idle()
     st = tb.status()
-    np.savez(os.environ["QMAC_JOB_OUT"], data=np.array([r[0] for r in rows], dtype=np.int64),
-             last=np.array([r[1] for r in rows]), saturated=np.array([r[2] for r in rows]),
+    np.savez(os.environ["QMAC_JOB_OUT"], data=np.array([r.data for r in rows], dtype=np.int64),
+             last=np.array([r.last for r in rows]), saturated=np.array([r.saturated for r in rows]),
              cycles=st["cycles"], macs=st["macs"], overflow=st["overflow"], error=st["error"])

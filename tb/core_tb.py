@@ -11,8 +11,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from qmac.hw.spec.config import MODE_CODES
+from qmac.hw.spec.payload import payload_format
+from qmac.hw.spec.requantize import PARAMS
 from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm, requant_rows
-from qmac.sim.packing import params_word, unpack_result
+from qmac.sim.packing import unpack_result
 
 __all__ = ["CoreTB", "compare_transactions"]
 
@@ -88,7 +90,7 @@ class CoreTB:
         valid.value = 0
 
     async def receive(self, count, ready=1.0):
-        """Collect ``count`` result rows as ``(data, last, saturated)`` tuples."""
+        """Collect ``count`` result rows (:class:`~qmac.sim.packing.ResultRow`)."""
         d, rows = self.dut, []
         while len(rows) < count:
             await FallingEdge(d.clk)
@@ -117,8 +119,7 @@ class CoreTB:
                    cocotb.start_soon(self.send("a", a_words, gap))]
         if self.config.output_stage:
             requant = requant or {"multiplier": 1, "shift": 0, "zero_point": 0, "int4": 0, "tflite": 0}
-            p = requant_rows(plan, requant)
-            words = [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["tflite"])]
+            words = payload_format(PARAMS).pack_words(requant_rows(plan, requant))
             senders.append(cocotb.start_soon(self.send("requant", words, gap)))
         rows = await self.receive(plan.tiles * self.config.rows, ready)
         for s in senders:
@@ -138,4 +139,4 @@ class CoreTB:
 
     @staticmethod
     def result_matrix(plan, rows):
-        return assemble(plan, [r[0] for r in rows])
+        return assemble(plan, [r.data for r in rows])
