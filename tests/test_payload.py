@@ -6,24 +6,15 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-from qmac.hw.spec.config import PRESETS, CoreConfig
+from qmac.hw.spec.config import PRESETS
 from qmac.hw.spec.layouts import operand_layout, output_layout, result_layout
 from qmac.hw.spec.link_protocol import INFO_LAYOUT, STATUS_LAYOUT
 from qmac.hw.spec.payload import PayloadField, PayloadFormat, payload_format
 from qmac.hw.spec.requantize import PARAMS
+from test_tb import CONFIGS
 
 RNG = np.random.default_rng(13)
 
-CONFIGS = {
-    "int-dual": PRESETS["tiny"],
-    "vsq-int": PRESETS["tiny-vsq"],
-    "sparse-vsq-int4": CoreConfig(rows=3, cols=2, lanes=4, modes=("int4",), max_k=256, sparse=True, scale_bits=4,
-                                  scale_lanes=2),
-    "output-stage": PRESETS["tiny-out"],
-    "lns4-log-scales": PRESETS["tiny-lns4-vsq"],
-    "lns8-log-output": CoreConfig(rows=3, cols=2, lanes=4, modes=("lns8",), max_k=256, log_output=True),
-    "saturating": PRESETS["tiny"].replace(acc_bits=20, max_k=512),
-}
 LAYOUTS = {"params": PARAMS, "info": INFO_LAYOUT, "status": STATUS_LAYOUT,
            "wide": data.StructLayout({"u": 1, "s64": signed(64), "u64": unsigned(64),
                                       "s48": data.ArrayLayout(signed(48), 2), "s33": data.ArrayLayout(signed(33), 3),
