@@ -12,7 +12,7 @@ import numpy as np
 
 from qmac.hw.spec.config import PRESETS, code_range
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
-from qmac.sim.packing import result_format, unpack_results
+from qmac.sim.packing import result_arrays, result_format, unpack_results
 from qmac.sim.sparse24 import prune_2_4
 
 #: (preset, mode, sparse, (N, K, M)).
@@ -56,7 +56,7 @@ def main():
         seconds = best(lambda: operand_beats(plan, W, A, **scales))
         fmt = result_format(plan.config)
         rows = expected_results(plan, W, A, **scales)
-        words = fmt.pack_words({f.name: np.array([getattr(r, f.name) for r in rows]) for f in fmt.fields})
+        words = fmt.pack_words(result_arrays(rows))
         unpack = best(lambda: unpack_results(words, plan.config))
         print(f"| {preset} | {mode}{' sparse' if sparse else ''} | {' x '.join(map(str, shape))} | {plan.beats} | "
               f"{seconds:.3f} | {plan.beats / seconds / 1e6:.2f} M | {len(rows)} | {unpack:.3f} |", flush=True)

@@ -2,12 +2,13 @@
 
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from qmac.sim.gemm import assemble, expected_results, golden_gemm, plan_gemm
-from qmac.sim.packing import ResultRow
+from qmac.sim.packing import ResultRow, result_rows
 
 __all__ = ["ENGINES", "run_gemm"]
 
@@ -47,8 +48,7 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
         if failed or not out.exists():
             raise RuntimeError(f"{engine} simulation failed; see {Path(xml).parent / 'sim.log'}")
         res = np.load(out)
-        rows = [ResultRow(tuple(int(v) for v in d), int(l), int(s))
-                for d, l, s in zip(res["data"], res["last"], res["saturated"])]
+        rows = result_rows({f.name: res[f.name] for f in fields(ResultRow) if f.name in res})
         cycles = int(res["cycles"])
     return result | {
         "Y": assemble(plan, [r.data for r in rows]),

@@ -6,7 +6,7 @@ and every other field sit in a payload is the port's layout (:mod:`qmac.hw.spec.
 unpacked by :mod:`qmac.hw.spec.payload`; result payloads are read as :class:`ResultRow` transactions.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from amaranth.hdl import signed
@@ -17,7 +17,7 @@ from qmac.hw.spec.layouts import output_layout, result_layout
 from qmac.hw.spec.payload import payload_format
 
 __all__ = ["pack_lanes", "unpack_lanes", "signed_fields", "ResultRow", "result_format", "unpack_result",
-           "unpack_results"]
+           "unpack_results", "result_arrays", "result_rows"]
 
 
 def pack_lanes(codes, mode):
@@ -95,10 +95,18 @@ def unpack_result(word, config):
 
 def unpack_results(words, config):
     """Result payload integers -> list of :class:`ResultRow`."""
-    fields = result_format(config).unpack_words(words)
-    columns = {name: [_plain(v) for v in values] for name, values in fields.items()}
+    return result_rows(result_format(config).unpack_words(words))
+
+
+def result_arrays(rows):
+    """:class:`ResultRow` list -> field name -> int64 array with one entry per row (the fields the rows
+    have, i.e. not ``None``): what :meth:`~qmac.hw.spec.payload.PayloadFormat.encode` takes."""
+    names = [f.name for f in fields(ResultRow) if rows and getattr(rows[0], f.name) is not None]
+    return {name: np.array([getattr(r, name) for r in rows], dtype=np.int64) for name in names}
+
+
+def result_rows(arrays):
+    """Inverse of :func:`result_arrays`."""
+    columns = {name: [tuple(v.tolist()) if v.ndim else int(v) for v in np.asarray(values)]
+               for name, values in arrays.items()}
     return [ResultRow(**dict(zip(columns, row))) for row in zip(*columns.values())]
-
-
-def _plain(v):
-    return tuple(v.tolist()) if v.ndim else int(v)

@@ -1,7 +1,7 @@
 """cocotb job behind ``qmac gemm --engine icarus|verilator``: streams one GEMM through the emitted core.
 
 Reads ``QMAC_JOB`` (an .npz with W, A, mode, gap, ready) and writes ``QMAC_JOB_OUT`` (an .npz with the
-result rows, their flags and the core's counters).
+result rows' fields, :func:`qmac.sim.packing.result_arrays`, and the core's counters).
 """
 
 import os
@@ -9,6 +9,7 @@ import os
 import cocotb
 import numpy as np
 
+from qmac.sim.packing import result_arrays
 from qmac.tb.core_tb import CoreTB
 from qmac.tb.runner import config_from_env
 
@@ -24,6 +25,5 @@ async def gemm_job(dut):
                                       float(job["ready"]), *scales, sparse=bool(job["sparse"]))
     await tb.wait_idle()
     st = tb.status()
-    np.savez(os.environ["QMAC_JOB_OUT"], data=np.array([r.data for r in rows], dtype=np.int64),
-             last=np.array([r.last for r in rows]), saturated=np.array([r.saturated for r in rows]),
-             cycles=st["cycles"], macs=st["macs"], overflow=st["overflow"], error=st["error"])
+    np.savez(os.environ["QMAC_JOB_OUT"], **result_arrays(rows), cycles=st["cycles"], macs=st["macs"],
+             overflow=st["overflow"], error=st["error"])

@@ -18,7 +18,7 @@ RNG = np.random.default_rng(13)
 LAYOUTS = {"params": PARAMS, "info": INFO_LAYOUT, "status": STATUS_LAYOUT,
            "wide": data.StructLayout({"u": 1, "s64": signed(64), "u64": unsigned(64),
                                       "s48": data.ArrayLayout(signed(48), 2), "s33": data.ArrayLayout(signed(33), 3),
-                                      "s16": data.ArrayLayout(signed(16), 3)})}
+                                      "s16": data.ArrayLayout(signed(16), 3), "empty": 0})}
 for _name, _cfg in CONFIGS.items():
     LAYOUTS[f"{_name}-w"] = operand_layout(_cfg, _cfg.rows)
     LAYOUTS[f"{_name}-a"] = operand_layout(_cfg, _cfg.cols, activations=True)
@@ -117,6 +117,8 @@ def test_errors():
         fmt.pack({"zero_point": 128})
     with pytest.raises(ValueError, match=r"^no field 'scale'; fields: multiplier, shift, zero_point, int4, tflite$"):
         fmt.pack({"scale": 1})
+    with pytest.raises(TypeError, match=r"^field 'shift' takes integers, not float64 values$"):
+        fmt.pack({"shift": 1.5})
     w = payload_format(operand_layout(PRESETS["tiny"], 2))
     with pytest.raises(ValueError, match=r"^field 'data' takes values of trailing shape \(2, 4\), not \(4, 2\)$"):
         w.pack_words({"data": np.zeros((4, 2), dtype=np.uint8)})
@@ -124,5 +126,5 @@ def test_errors():
         PayloadFormat([PayloadField("a", 0, 4, False), PayloadField("b", 3, 2, False)], 8)
     with pytest.raises(ValueError, match=r"^field 'b' reaches bit 8, beyond the 8-bit payload$"):
         PayloadFormat([PayloadField("b", 4, 5, False)], 8)
-    with pytest.raises(ValueError, match=r"^field 'x' is 65 bits wide; 1..64 are packable$"):
+    with pytest.raises(ValueError, match=r"^field 'x' is 65 bits wide; 0..64 are packable$"):
         PayloadField("x", 0, 65, False)

@@ -42,15 +42,15 @@ class PayloadField:
     stride: tuple = ()
 
     def __post_init__(self):
-        if not 1 <= self.width <= MAX_FIELD_BITS:
-            raise ValueError(f"field {self.name!r} is {self.width} bits wide; 1..{MAX_FIELD_BITS} are packable")
+        if not 0 <= self.width <= MAX_FIELD_BITS:
+            raise ValueError(f"field {self.name!r} is {self.width} bits wide; 0..{MAX_FIELD_BITS} are packable")
         if len(self.count) != len(self.stride):
             raise ValueError(f"field {self.name!r} has {len(self.count)} counts but {len(self.stride)} strides")
 
     @property
     def range(self):
         """``(lo, hi)``, the values the field holds."""
-        if self.signed:
+        if self.signed and self.width:
             return -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
         return 0, (1 << self.width) - 1
 
@@ -165,12 +165,17 @@ class PayloadFormat:
 
     def encode(self, values):
         """``values`` (field name -> array of shape ``batch + count``; every field the same ``batch``, or
-        broadcast to it) -> ``(prod(batch), bytes)`` uint8, each payload least significant byte first."""
+        broadcast to it) -> ``(prod(batch), bytes)`` uint8, each payload least significant byte first.
+
+        Raises ``ValueError`` for an unknown field, a value shape without the field's ``count`` or a value
+        out of the field's range, ``TypeError`` for values that are not integers."""
         arrays = {}
         for name, v in values.items():
             if name not in self._fields:
                 raise ValueError(f"no field {name!r}; fields: {', '.join(self._fields)}")
             arrays[name] = np.asarray(v)
+            if arrays[name].dtype.kind not in "biu":
+                raise TypeError(f"field {name!r} takes integers, not {arrays[name].dtype} values")
         batches = []
         for name, a in arrays.items():
             count = self._fields[name].count
