@@ -213,14 +213,16 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
     if sw is not None:
         w["scale"] = _per_beat(sw, plan.row_tiles, cfg.rows, plan.k_beats)
         a["scale"] = _per_beat(sa.T, plan.col_tiles, cfg.cols, plan.k_beats)
-    w_tiles = payload_format(operand_layout(cfg, cfg.rows)).pack_words(w)
-    a_tiles = payload_format(operand_layout(cfg, cfg.cols, activations=True)).pack_words(a)
-    w_words, a_words = [], []
+    w_flat = payload_format(operand_layout(cfg, cfg.rows)).pack_words(w)
+    a_flat = payload_format(operand_layout(cfg, cfg.cols, activations=True)).pack_words(a)
     kb = plan.k_beats
+    w_tiles = [w_flat[i:i + kb] for i in range(0, len(w_flat), kb)]
+    a_tiles = [a_flat[j:j + kb] for j in range(0, len(a_flat), kb)]
+    w_words, a_words = [], []
     for i in range(plan.row_tiles):
         for j in range(plan.col_tiles):
-            w_words += w_tiles[i * kb:(i + 1) * kb]
-            a_words += a_tiles[j * kb:(j + 1) * kb]
+            w_words += w_tiles[i]
+            a_words += a_tiles[j]
     return w_words, a_words
 
 

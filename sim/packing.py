@@ -28,9 +28,11 @@ def pack_lanes(codes, mode):
     if codes.size and (codes.min() < lo or codes.max() > hi):
         raise ValueError(f"{mode} codes must lie in [{lo}, {hi}], not [{codes.min()}, {codes.max()}]")
     per = 8 // bits
-    grouped = codes.reshape(codes.shape[:-1] + (-1, per)) & ((1 << bits) - 1)
-    shifts = np.arange(per, dtype=np.int64) * bits
-    return (grouped << shifts).sum(axis=-1).astype(np.uint8)
+    grouped = codes.reshape(codes.shape[:-1] + (-1, per))
+    lanes = grouped[..., 0].astype(np.uint8) & ((1 << bits) - 1)
+    for e in range(1, per):   # a loop over the (at most 2) elements of a lane: faster than a reduction
+        lanes |= (grouped[..., e].astype(np.uint8) & ((1 << bits) - 1)) << (e * bits)
+    return lanes
 
 
 def unpack_lanes(lanes, mode):
