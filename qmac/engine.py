@@ -2,11 +2,13 @@
 
 import os
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from qmac.sim.gemm import assemble, expected_results, golden_gemm, plan_gemm
+from qmac.sim.packing import ResultRow, result_rows
 
 __all__ = ["ENGINES", "run_gemm"]
 
@@ -41,8 +43,8 @@ def run_gemm(config, mode, W, A, engine="golden", gap=0.0, ready=1.0, seed=0, bu
         rows, cycles = _cocotb_gemm(config, mode, W, A, engine, gap, ready, seed, build_root, w_scales, a_scales,
                                     sparse)
     return result | {
-        "Y": assemble(plan, [r[0] for r in rows]),
-        "saturated": any(r[2] for r in rows),
+        "Y": assemble(plan, [r.data for r in rows]),
+        "saturated": any(r.saturated for r in rows),
         "cycles": cycles,
         "utilization": ideal / cycles if cycles else None,
         "bit_exact": rows == expected_results(plan, W, A, w_scales, a_scales),
@@ -64,6 +66,5 @@ def _cocotb_gemm(config, mode, W, A, engine, gap, ready, seed, build_root, w_sca
         if failed or not out.exists():
             raise RuntimeError(f"{engine} simulation failed; see {Path(xml).parent / 'sim.log'}")
         res = np.load(out)
-        columns = [res[f"field_{i}"] for i in range(sum(name.startswith("field_") for name in res.files))]
-        rows = [tuple(tuple(int(v) for v in f) if np.ndim(f) else int(f) for f in row) for row in zip(*columns)]
+        rows = result_rows({f.name: res[f.name] for f in fields(ResultRow) if f.name in res})
         return rows, int(res["cycles"])

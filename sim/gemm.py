@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmac.hw.spec.config import CoreConfig, code_range
+from qmac.hw.spec.layouts import operand_layout
+from qmac.hw.spec.payload import payload_format
+from qmac.hw.spec.requantize import PARAMS
 from qmac.sim import log_dot_product
 from qmac.sim.mac_unit import accumulate
 from qmac.sim.ops import NumpyOps
-from qmac.sim.packing import pack_lanes, params_word
+from qmac.sim.packing import ResultRow, pack_lanes
 from qmac.sim.sparse24 import compress
 
 __all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
@@ -173,50 +176,22 @@ def core_scales(t, plan):
     return rep[:, :groups] if t.axis == 1 else rep[:groups, :]
 
 
-def _meta_words(plan, meta):
-    """Kept-element indices ``(Np, kept K)`` -> ``[row tile][beat]`` integers placed above the data and
-    scale bits: 2V two-bit entries per vector, INT8 using the first V."""
-    cfg = plan.config
-    shift = 8 * cfg.lanes * cfg.rows + cfg.scale_bits * cfg.scale_groups * cfg.rows
-    entries = 2 * cfg.lanes
-    out = []
-    for t in range(plan.row_tiles):
-        beats = []
-        for b in range(plan.k_beats):
-            word = 0
-            per = meta.shape[1] // plan.k_beats
-            for r in range(cfg.rows):
-                for e, idx in enumerate(meta[t * cfg.rows + r, b * per:(b + 1) * per]):
-                    word |= int(idx) << (2 * (r * entries + e))
-            beats.append(word << shift)
-        out.append(beats)
-    return out
-
-
-def _words(lanes):
-    """``(tiles, beats, vectors, V)`` lane bytes -> nested lists of payload integers ``[tile][beat]``."""
-    t, b = lanes.shape[:2]
-    flat = np.ascontiguousarray(lanes, dtype=np.uint8).reshape(t, b, -1)
-    return [[int.from_bytes(flat[i, j].tobytes(), "little") for j in range(b)] for i in range(t)]
-
-
-def _scale_words(fields, tiles, vectors, plan, activations):
-    """Scale fields ``(tiles * vectors, k_groups)`` -> ``[tile][beat]`` integers placed above the data bits."""
-    cfg = plan.config
-    G, S = cfg.scale_groups, cfg.scale_bits
-    f = fields.reshape(tiles, vectors, plan.k_beats, G).transpose(0, 2, 1, 3).reshape(tiles, plan.k_beats, -1)
-    lanes = 2 * cfg.lanes if cfg.sparse and activations else cfg.lanes
-    shift = 8 * lanes * vectors
-    mask = (1 << S) - 1  # log scales are signed: two's complement fields
-    return [[sum((int(v) & mask) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
-            for t in range(tiles)]
+def _per_beat(values, tiles, vectors, k_beats, width=None):
+    """Per-vector fields ``(tiles * vectors, k_beats * per)`` -> ``(tiles, k_beats, vectors, per)`` in beat
+    order, zero-padded to ``width`` entries per vector."""
+    v = values.reshape(tiles, vectors, k_beats, -1).transpose(0, 2, 1, 3)
+    if width is not None and v.shape[-1] < width:
+        v = np.concatenate([v, np.zeros(v.shape[:-1] + (width - v.shape[-1],), dtype=v.dtype)], axis=-1)
+    return v
 
 
 def operand_beats(plan, W, A, w_scales=None, a_scales=None):
-    """Payload integers of every beat in streaming order: ``(w_words, a_words)``, two equal-length lists.
+    """Payload integers of every beat in streaming order: ``(w_words, a_words)``, two equal-length lists,
+    packed by the ports' layouts (:func:`qmac.hw.spec.layouts.operand_layout`).
 
     ``w_scales`` (N x ceil(K / group_elements)) and ``a_scales`` (ceil(K / group_elements) x M) are the
-    scale fields of a core with scale units (neutral when omitted)."""
+    scale fields of a core with scale units (neutral when omitted). A sparse tile's weights carry their
+    kept elements' indices (``meta``, INT8 filling the first V of the 2V entries per vector)."""
     cfg, E = plan.config, plan.elements_per_beat
     Wp, Ap = _padded(plan, W, A)
     sw, sa = _scales(plan, w_scales, a_scales)
@@ -226,7 +201,8 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
         Wp, meta = sp.values, sp.indices.astype(np.int64)
     Ew = Wp.shape[1] // plan.k_beats
     # (row tile, R, beat, Ew) -> (row tile, beat, R, Ew) -> lane bytes
-    wl = pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, Ew).transpose(0, 2, 1, 3), plan.mode)
+    w = {"data": pack_lanes(Wp.reshape(plan.row_tiles, cfg.rows, plan.k_beats, Ew).transpose(0, 2, 1, 3),
+                            plan.mode)}
     a_beats = Ap.T.reshape(plan.col_tiles, cfg.cols, plan.k_beats, E).transpose(0, 2, 1, 3)
     if cfg.sparse and not plan.sparse:
         # A dense tile on a sparse build: every pair of elements sits at positions 0 and 1 of a group of
@@ -235,15 +211,17 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
         spread[..., 0::4], spread[..., 1::4] = a_beats[..., 0::2], a_beats[..., 1::2]
         a_beats = spread
         meta = np.tile(np.array([0, 1], dtype=np.int64), (Wp.shape[0], Wp.shape[1] // 2))
-    al = pack_lanes(a_beats, plan.mode)
-    w_tiles, a_tiles = _words(wl), _words(al)
+    a = {"data": pack_lanes(a_beats, plan.mode)}
     if cfg.sparse:
-        w_tiles = [[d | m for d, m in zip(dt, mt)] for dt, mt in zip(w_tiles, _meta_words(plan, meta))]
+        w["meta"] = _per_beat(meta, plan.row_tiles, cfg.rows, plan.k_beats, 2 * cfg.lanes)
     if sw is not None:
-        w_sc = _scale_words(sw, plan.row_tiles, cfg.rows, plan, False)
-        a_sc = _scale_words(sa.T, plan.col_tiles, cfg.cols, plan, True)
-        w_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(w_tiles, w_sc)]
-        a_tiles = [[d | s for d, s in zip(dt, st)] for dt, st in zip(a_tiles, a_sc)]
+        w["scale"] = _per_beat(sw, plan.row_tiles, cfg.rows, plan.k_beats)
+        a["scale"] = _per_beat(sa.T, plan.col_tiles, cfg.cols, plan.k_beats)
+    w_flat = payload_format(operand_layout(cfg, cfg.rows)).pack_words(w)
+    a_flat = payload_format(operand_layout(cfg, cfg.cols, activations=True)).pack_words(a)
+    kb = plan.k_beats
+    w_tiles = [w_flat[i:i + kb] for i in range(0, len(w_flat), kb)]
+    a_tiles = [a_flat[j:j + kb] for j in range(0, len(a_flat), kb)]
     w_words, a_words = [], []
     for i in range(plan.row_tiles):
         for j in range(plan.col_tiles):
@@ -327,15 +305,14 @@ def requant_rows(plan, params=None):
 
 def requant_words(plan, params=None):
     """The ``requant`` stream's payload integers, one per result row (see :func:`requant_rows`)."""
-    p = requant_rows(plan, params)
-    return [params_word(*v) for v in zip(p["multiplier"], p["shift"], p["zero_point"], p["int4"], p["mode"])]
+    return payload_format(PARAMS).pack_words(requant_rows(plan, params))
 
 
 def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log_shift=0):
-    """The result-stream transactions in order: ``(data tuple of C ints, last, saturated)`` per row, with
-    ``log_output`` also the tuple of the results' log codes (``ctrl.log_shift = log_shift``), and with the
-    output stage also ``(q tuple, clipped)`` from the per-channel ``requant`` parameters (see
-    :func:`requant_rows`; :data:`DEFAULT_REQUANT` when ``None``)."""
+    """The result-stream transactions in order, one :class:`~qmac.sim.packing.ResultRow` per row: ``data``,
+    ``last``, ``saturated``; with ``log_output`` also ``log``, the results' log codes
+    (``ctrl.log_shift = log_shift``); with the output stage also ``q`` and ``clipped`` from the
+    per-channel ``requant`` parameters (see :func:`requant_rows`; :data:`DEFAULT_REQUANT` when ``None``)."""
     cfg = plan.config
     Y, sat = golden_gemm(plan, W, A, w_scales, a_scales)
     if cfg.log_output:
@@ -356,13 +333,12 @@ def expected_results(plan, W, A, w_scales=None, a_scales=None, requant=None, log
             for r in range(cfg.rows):
                 row = i * cfg.rows + r
                 cols = slice(j * cfg.cols, (j + 1) * cfg.cols)
-                out.append((tuple(int(v) for v in Y[row, cols]), int(r == cfg.rows - 1),
-                            int(sat[row, cols].any())))
-                if cfg.log_output:
-                    out[-1] += (tuple(int(v) for v in codes[row, cols]),)
-                if cfg.output_stage:
-                    k = len(out) - 1
-                    out[-1] += (tuple(int(v) for v in q[k]), int(clipped[k]))
+                k = len(out)
+                out.append(ResultRow(
+                    tuple(int(v) for v in Y[row, cols]), int(r == cfg.rows - 1), int(sat[row, cols].any()),
+                    log=tuple(int(v) for v in codes[row, cols]) if cfg.log_output else None,
+                    q=tuple(int(v) for v in q[k]) if cfg.output_stage else None,
+                    clipped=int(clipped[k]) if cfg.output_stage else None))
     return out
 
 

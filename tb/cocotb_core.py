@@ -139,7 +139,7 @@ async def requantized_gemms(dut, stalls):
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, requant=params)
             compare_transactions(rows, expected)
-            clipped |= {r[4] for r in rows}
+            clipped |= {r.clipped for r in rows}
             await tb.wait_idle()
     assert clipped == {0, 1}, "rows with and without saturation must both occur"
 
@@ -242,7 +242,7 @@ async def lns_log_outputs(dut, stalls):
         W, A = _codes(rng, mode, (cfg.rows + 1, 2 * E + 1)), _codes(rng, mode, (2 * E + 1, cfg.cols))
         plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, log_shift=log_shift)
         compare_transactions(rows, expected)
-        seen |= {code for r in rows for code in r[3]}
+        seen |= {code for r in rows for code in r.log}
     fields = {code & top for code in seen}
     assert top in fields and len(fields) > 4, f"the shifts should reach saturation and rounding: {sorted(seen)}"
 
@@ -267,7 +267,7 @@ async def lns_largest_result(dut):
             scales = (np.full((cfg.rows, plan.k_groups), hi), np.full((plan.k_groups, cfg.cols), hi))
         plan, rows, expected = await tb.run_gemm(mode, W, A, 0.0, 1.0, *scales)
         compare_transactions(rows, expected)
-        assert all(v == (-largest if sign else largest) for r in rows for v in r[0])
+        assert all(v == (-largest if sign else largest) for r in rows for v in r.data)
         assert cfg.acc_format.contains(-largest, largest) and not cfg.acc_format.contains(0, 2 * largest)
 
 
@@ -295,9 +295,9 @@ async def extreme_values(dut):
             await tb.wait_idle()
             true_sum = k * wv * av * factor
             fits = cfg.acc_format.contains(true_sum, true_sum)
-            assert all(v == true_sum for r in rows for v in r[0]) == fits
+            assert all(v == true_sum for r in rows for v in r.data) == fits
             assert tb.status()["overflow"] == (0 if fits else 1)
-            assert all(r[2] == (0 if fits else 1) for r in rows)
+            assert all(r.saturated == (0 if fits else 1) for r in rows)
 
 
 @cocotb.test()

@@ -1,7 +1,7 @@
 """cocotb job behind ``qmac gemm --engine icarus``: streams one GEMM through the emitted core.
 
-Reads ``QMAC_JOB`` (an .npz with W, A, mode, gap, ready) and writes ``QMAC_JOB_OUT`` (an .npz with every field
-of the result rows and the core's counters).
+Reads ``QMAC_JOB`` (an .npz with W, A, mode, gap, ready) and writes ``QMAC_JOB_OUT`` (an .npz with the
+result rows' fields, :func:`qmac.sim.packing.result_arrays`, and the core's counters).
 """
 
 import os
@@ -9,6 +9,7 @@ import os
 import cocotb
 import numpy as np
 
+from qmac.sim.packing import result_arrays
 from qmac.tb.core_tb import CoreTB
 from qmac.tb.runner import config_from_env
 
@@ -24,8 +25,5 @@ async def gemm_job(dut):
                                       float(job["ready"]), *scales, sparse=bool(job["sparse"]))
     await tb.wait_idle()
     st = tb.status()
-    # Every field of the result rows, by position (field_0 = data, field_1 = last, ...): an output-stage or
-    # log-output core's rows carry more than the three every core has.
-    fields = {f"field_{i}": np.array(column, dtype=np.int64) for i, column in enumerate(zip(*rows))}
-    np.savez(os.environ["QMAC_JOB_OUT"], cycles=st["cycles"], macs=st["macs"], overflow=st["overflow"],
-             error=st["error"], **fields)
+    np.savez(os.environ["QMAC_JOB_OUT"], **result_arrays(rows), cycles=st["cycles"], macs=st["macs"],
+             overflow=st["overflow"], error=st["error"])

@@ -5,6 +5,7 @@ edge, so Icarus and Verilator see the same thing.
 """
 
 import random
+from dataclasses import fields
 
 import cocotb
 from cocotb.clock import Clock
@@ -18,10 +19,12 @@ __all__ = ["CoreTB", "compare_transactions"]
 
 
 def compare_transactions(got, expected, what="result row"):
-    """Scoreboard: equal transaction lists, or an AssertionError naming the first difference."""
+    """Scoreboard: equal transaction lists (records such as :class:`~qmac.sim.packing.ResultRow`), or an
+    AssertionError naming the first differing transaction and its differing fields."""
     for i, (g, e) in enumerate(zip(got, expected)):
         if g != e:
-            raise AssertionError(f"{what} {i} differs: got {g}, expected {e}")
+            names = [f.name for f in fields(e) if getattr(g, f.name) != getattr(e, f.name)]
+            raise AssertionError(f"{what} {i} differs in {', '.join(names)}: got {g}, expected {e}")
     if len(got) != len(expected):
         raise AssertionError(f"got {len(got)} {what}s, expected {len(expected)}")
 
@@ -87,7 +90,7 @@ class CoreTB:
         valid.value = 0
 
     async def receive(self, count, ready=1.0):
-        """Collect ``count`` result rows as ``(data, last, saturated)`` tuples."""
+        """Collect ``count`` result rows (:class:`~qmac.sim.packing.ResultRow`)."""
         y_valid, y_ready, y_payload = self.dut.y__valid, self.dut.y__ready, self.dut.y__payload
         falling, rows = FallingEdge(self.dut.clk), []
         while len(rows) < count:
@@ -135,4 +138,4 @@ class CoreTB:
 
     @staticmethod
     def result_matrix(plan, rows):
-        return assemble(plan, [r[0] for r in rows])
+        return assemble(plan, [r.data for r in rows])

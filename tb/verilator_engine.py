@@ -29,7 +29,7 @@ import numpy as np
 from qmac.hw.spec.config import MODE_CODES
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 from qmac.sim.gemm import operand_beats, requant_words
-from qmac.sim.packing import unpack_result
+from qmac.sim.packing import unpack_results
 from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, prepare_simulator
 
 __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
@@ -183,11 +183,11 @@ class Harness:
 
 def stream_gemm(plan, W, A, w_scales=None, a_scales=None, gap=0.0, ready=1.0, seed=0, build_root=None):
     """Run the GEMM of ``plan`` through the Verilated core: returns the result rows (as
-    :func:`qmac.sim.packing.unpack_result` gives them) and the core's busy cycle count. The output stage,
+    :func:`qmac.sim.packing.unpack_results` gives them) and the core's busy cycle count. The output stage,
     if built, gets :data:`qmac.sim.gemm.DEFAULT_REQUANT`; ``ctrl.log_shift``, if built, is 0."""
     cfg = plan.config
     path, _ = build_harness(cfg, build_root)
     w_words, a_words = operand_beats(plan, W, A, w_scales, a_scales)
     requant = requant_words(plan) if cfg.output_stage else []
     payloads, status = Harness(path, cfg).run(plan, w_words, a_words, requant, seed=seed, gap=gap, ready=ready)
-    return [unpack_result(p, cfg) for p in payloads], status["cycles"]
+    return unpack_results(payloads, cfg), status["cycles"]

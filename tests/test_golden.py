@@ -20,8 +20,8 @@ def test_exact_gemm_is_matmul(mode, lo, hi):
     assert np.array_equal(Y[:37, :19], W.astype(np.int64) @ A.astype(np.int64))
     assert not sat.any()
     rows = expected_results(plan, W, A)
-    assert np.array_equal(assemble(plan, [r[0] for r in rows]), W @ A)
-    assert [r[1] for r in rows] == [int(i % cfg.rows == cfg.rows - 1) for i in range(len(rows))]
+    assert np.array_equal(assemble(plan, [r.data for r in rows]), W @ A)
+    assert [r.last for r in rows] == [int(i % cfg.rows == cfg.rows - 1) for i in range(len(rows))]
 
 
 def test_saturating_accumulation_matches_a_beat_loop():

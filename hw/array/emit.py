@@ -12,6 +12,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 
 from qmac.hw.spec.config import MODE_CODES, CoreConfig
+from qmac.hw.spec.payload import payload_format
 from qmac.hw.array.core import Core
 from qmac.hw.array.mac_unit import MacUnit
 
@@ -46,12 +47,22 @@ def _ports(core):
     return ports
 
 
+def _payloads(core):
+    """Every stream port's payload fields (:meth:`qmac.hw.spec.payload.PayloadFormat.to_dict`)."""
+    out = {}
+    for name, member in core.signature.members.items():
+        if member.is_signature and "payload" in member.signature.members:
+            out[name] = payload_format(member.signature.members["payload"].shape).to_dict()
+    return out
+
+
 def manifest(config, core):
     """What a consumer of the Verilog needs without parsing it."""
     out = {
         "top": TOP_NAME,
         "config": config.to_dict(),
         "ports": _ports(core),
+        "payloads": _payloads(core),
         "mode_codes": {name: MODE_CODES[name] for name in config.modes},
         "latency": {"dot_product": config.dot_latency, "last_beat_to_first_row": core.latency},
         "macs_per_cycle": {name: config.macs_per_cycle(name) for name in config.modes},

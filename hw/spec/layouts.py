@@ -1,11 +1,11 @@
 """The payload layout of every port of a core, from its config: one home for every bit position.
 
 The gateware declares its ports with these layouts; the golden model, the testbenches and the host driver
-pack and unpack payloads with them (``Layout.const`` / ``Layout.from_bits`` or :mod:`qmac.sim.packing`), and the
-manifest lists every field's offset and width (docs/architecture.md, "Port map").
+pack and unpack payloads with them (:mod:`qmac.hw.spec.payload`), and the manifest lists every field's offset,
+width and signedness (docs/architecture.md, "Payload fields").
 """
 
-from amaranth.hdl import signed
+from amaranth.hdl import Shape, signed
 from amaranth.lib import data
 
 __all__ = ["LOG_SHIFT_BITS", "accumulator_shape", "operand_layout", "result_layout", "output_layout"]
@@ -26,12 +26,14 @@ def operand_layout(config, vectors, activations=False):
     """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (``2V`` for the
     activations of a sparse build; vector ``i``, lane ``j`` at bits ``[8*(i*lanes + j), +8)``), then with
     scale units ``scale``, G fields of S bits per vector (vector ``i``, group ``g`` at ``S*(i*G + g)``
-    above ``data``), then for the weights of a sparse build ``meta``, ``2V`` 2-bit indices per vector
-    (vector ``i``, kept element ``e`` at ``2*(i*2V + e)`` above ``scale``)."""
+    above ``data``; signed for log scales), then for the weights of a sparse build ``meta``, ``2V`` 2-bit
+    indices per vector (vector ``i``, kept element ``e`` at ``2*(i*2V + e)`` above ``scale``)."""
     lanes = 2 * config.lanes if config.sparse and activations else config.lanes
     fields = {"data": data.ArrayLayout(data.ArrayLayout(8, lanes), vectors)}
     if config.scale_bits:
-        fields["scale"] = data.ArrayLayout(data.ArrayLayout(config.scale_bits, config.scale_groups), vectors)
+        lo, hi = config.scale_format.field_range   # unsigned S bits, or signed S bits for log scales
+        field = Shape.cast(range(lo, hi + 1))
+        fields["scale"] = data.ArrayLayout(data.ArrayLayout(field, config.scale_groups), vectors)
     if config.sparse and not activations:
         fields["meta"] = data.ArrayLayout(data.ArrayLayout(2, 2 * config.lanes), vectors)
     return data.StructLayout(fields)
@@ -58,6 +60,6 @@ def output_layout(config):
     """Result row with the output stage: :func:`result_layout`'s fields (same bit positions), then ``q``,
     C signed 8-bit codes (INT4 codes sign-extended), then ``clipped`` (some code of the row saturated)."""
     fields = dict(result_layout(config).members)
-    fields["q"] = data.ArrayLayout(8, config.cols)
+    fields["q"] = data.ArrayLayout(signed(8), config.cols)
     fields["clipped"] = 1
     return data.StructLayout(fields)

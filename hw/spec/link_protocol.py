@@ -10,12 +10,12 @@ below are :class:`amaranth.lib.data.StructLayout` objects: the gateware builds i
 
 import json
 
-from amaranth.hdl import Shape
 from amaranth.lib import data, enum
 from amaranth.lib.crc import catalog
 
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.spec.layouts import operand_layout, result_layout
+from qmac.hw.spec.payload import payload_format
 
 __all__ = [
     "SLIP_END", "SLIP_ESC", "SLIP_ESC_END", "SLIP_ESC_ESC", "HEADER_BYTES", "CRC_BYTES", "CRC", "Command",
@@ -107,35 +107,30 @@ READ_LAYOUT = data.StructLayout({"max_rows": 16})
 
 
 def pack_fields(layout, values):
-    """``values`` (a mapping of field name to unsigned int; missing fields are 0) -> little-endian bytes."""
-    word = 0
-    for name, value in values.items():
-        field = layout[name]
-        width = Shape.cast(field.shape).width
-        if not 0 <= value < 1 << width:
-            raise ValueError(f"field {name!r} holds {width} bits; {value!r} does not fit")
-        word |= value << field.offset
-    return word.to_bytes(layout.size // 8, "little")
+    """``values`` (a mapping of field name to int; missing fields are 0) -> the payload's little-endian
+    bytes (:class:`qmac.hw.spec.payload.PayloadFormat`)."""
+    fmt = payload_format(layout)
+    return fmt.pack(values).to_bytes(fmt.bytes, "little")
 
 
 def unpack_fields(layout, raw):
-    """Little-endian bytes of ``layout.size // 8`` -> dict of field name to unsigned int."""
-    if len(raw) != layout.size // 8:
-        raise ValueError(f"layout of {layout.size // 8} bytes cannot be read from {len(raw)} bytes")
-    word = int.from_bytes(raw, "little")
-    return {name: (word >> field.offset) & ((1 << Shape.cast(field.shape).width) - 1) for name, field in layout}
+    """Little-endian bytes of the payload -> dict of field name to int."""
+    fmt = payload_format(layout)
+    if len(raw) != fmt.bytes:
+        raise ValueError(f"layout of {fmt.bytes} bytes cannot be read from {len(raw)} bytes")
+    return fmt.unpack(int.from_bytes(raw, "little"))
 
 
 def beat_bytes(config, command):
     """Bytes of one operand beat of ``LOAD_W`` (R vectors) or ``LOAD_A`` (C vectors): the stream payload
     (:func:`qmac.hw.spec.layouts.operand_layout`) rounded up to whole bytes, least significant byte first."""
     vectors = {Command.LOAD_W: config.rows, Command.LOAD_A: config.cols}[command]
-    return -(-operand_layout(config, vectors).size // 8)
+    return payload_format(operand_layout(config, vectors)).bytes
 
 
 def row_bytes(config):
     """Bytes of one result row in a ``READ_Y`` reply: the result payload rounded up to whole bytes."""
-    return -(-result_layout(config).size // 8)
+    return payload_format(result_layout(config)).bytes
 
 
 def info_payload(config, *, max_payload, w_depth, a_depth, y_depth, clock_hz, divisor):

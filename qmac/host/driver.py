@@ -9,7 +9,7 @@ from qmac.hw.spec.config import MODE_CODES
 from qmac.hw.spec.link_protocol import (CONTROL_HOLD, CONTROL_LAYOUT, READ_LAYOUT, STATUS_LAYOUT, Command, Status, pack_fields,
                                 parse_info, unpack_fields)
 from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm
-from qmac.sim.packing import unpack_result
+from qmac.sim.packing import unpack_results
 from qmac.host.framing import FrameError, SlipReader, decode_packet, encode_packet, slip_encode
 
 __all__ = ["LinkError", "LinkTimeout", "CommandError", "HostLinkDriver"]
@@ -142,12 +142,12 @@ class HostLinkDriver:
             self.request(command, b"".join(w.to_bytes(size, "little") for w in chunk))
 
     def read_rows(self, max_rows):
-        """Take up to ``max_rows`` result rows from the queue: ``(data tuple, last, saturated)`` each."""
+        """Take up to ``max_rows`` result rows from the queue (:class:`~qmac.sim.packing.ResultRow`)."""
         fields, config = self.info
         payload = self.request(Command.READ_Y, pack_fields(READ_LAYOUT, {"max_rows": max_rows}))
         size = fields["y_row_bytes"]
-        return [unpack_result(int.from_bytes(payload[i:i + size], "little"), config)
-                for i in range(0, len(payload), size)]
+        return unpack_results([int.from_bytes(payload[i:i + size], "little") for i in range(0, len(payload), size)],
+                              config)
 
     # -- a whole GEMM --------------------------------------------------------------------------------
 
@@ -190,9 +190,9 @@ class HostLinkDriver:
         expected = expected_results(plan, W, A, w_scales, a_scales)
         ideal = plan.useful_macs / config.macs_per_cycle(mode)
         return {
-            "Y": assemble(plan, [r[0] for r in rows]),
+            "Y": assemble(plan, [r.data for r in rows]),
             "bit_exact": rows == expected,
-            "saturated": any(r[2] for r in rows),
+            "saturated": any(r.saturated for r in rows),
             "cycles": st["cycles"], "macs": st["macs"], "ideal_cycles": ideal,
             "utilization": ideal / st["cycles"] if st["cycles"] else None,
             "beats": plan.beats, "tiles": plan.tiles, "seconds": time.perf_counter() - start,
