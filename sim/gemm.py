@@ -278,8 +278,9 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
     (``ScaleFormat.apply``) before it is summed; with exact accumulators and dense weights that sum is computed
     as one product of the operands each multiplied by its groups' factors (``ScaleFormat.factor``). 2:4 sparse
-    plans compute every partial sum from the compressed weights (:func:`_compressed_block_sums`). Saturating accumulators: per-beat (scaled) partial sums
-    accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
+    plans compute every partial sum from the compressed weights (:func:`_compressed_block_sums`). Saturating
+    accumulators: per-beat (scaled) partial sums accumulated in order with saturation
+    (:func:`qmac.sim.mac_unit.accumulate`).
     """
     cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
