@@ -52,6 +52,8 @@ def _check_flags(args, is_float, lns):
         ("--vector", args.vector, args.scale == "vector", "--scale vector"),
         ("--scale-bits", args.scale_bits, args.scale == "vector", "--scale vector"),
         ("--scale-kind", args.scale_kind, args.scale == "vector" and not lns, "--scale vector with an int format"),
+        ("--scale-rounding", args.scale_rounding, args.scale == "vector" and not lns,
+         "--scale vector with an int format"),
     ]:
         if value is not None and not applies:
             raise UsageError(flag, value, f"applies only to {where}; integer inputs are taken as codes"
@@ -99,7 +101,8 @@ def run(args):
         W, A, sparse_report = prune_weights(W, A)
         cfg = core_for_sparse(cfg)
     if is_float:
-        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse))
+        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse),
+                        args.scale_rounding or "nearest")
         try:
             qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
         except ValueError as e:
