@@ -40,6 +40,11 @@ class Scheme:
         ``max``, ``percentile`` or ``mse``.
     sparse : bool
         2:4 sparse weights.
+    scale_rounding : str
+        INT per-vector scale fields of both operands: ``nearest`` (``rint(s_v / gamma)`` for ``int``, the
+        ceiling exponent for ``pow2``: :func:`qmac.sim.quantize.quantize_vsq`) or ``best`` (the field below or
+        above, whichever reproduces the vector with the smaller squared error:
+        :func:`qmac.sim.ptq.quantize_vsq_best`); the hardware is the same.
     """
     format: str = "int8"
     scale: str = "per-tensor"
@@ -48,6 +53,7 @@ class Scheme:
     scale_kind: str | None = None
     clip: str = "max"
     sparse: bool = False
+    scale_rounding: str = "nearest"
 
     @property
     def lns(self):
@@ -178,6 +184,9 @@ def _quantize(cfg, scheme, x, axis):
     from qmac.hw.spec.formats import ELEMENT_FORMATS
     from qmac.sim.quantize import quantize
     kind = scheme.kind if scheme.scale == "vector" else "int"
+    if scheme.scale == "vector" and scheme.scale_rounding == "best":
+        from qmac.sim.ptq import quantize_vsq_best
+        return quantize_vsq_best(x, ELEMENT_FORMATS[scheme.format], scheme.vector, scheme.bits, axis, scheme.clip, kind)
     return quantize(x, ELEMENT_FORMATS[scheme.format], scheme.scale, axis, scheme.vector_length, scheme.bits,
                     scheme.clip, kind)
 

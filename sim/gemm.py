@@ -257,9 +257,11 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
     LNS: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the value is
     ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products' exponents.
     Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
-    (``ScaleFormat.apply``) before it is summed. 2:4 sparse plans compute every partial sum from the compressed
-    weights (:func:`_compressed_block_sums`). Saturating accumulators: per-beat (scaled) partial sums
-    accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
+    (``ScaleFormat.apply``) before it is summed; with exact accumulators and dense weights that sum is computed
+    as one product of the operands each multiplied by its groups' factors (``ScaleFormat.factor``). 2:4 sparse
+    plans compute every partial sum from the compressed weights (:func:`_compressed_block_sums`). Saturating
+    accumulators: per-beat (scaled) partial sums accumulated in order with saturation
+    (:func:`qmac.sim.mac_unit.accumulate`).
     """
     cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
@@ -280,6 +282,18 @@ def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
         return Y, np.zeros(Y.shape, dtype=bool)
     if sw is None:
         beats = block_sums(Wp, Ap, plan.elements_per_beat)
+    elif not cfg.saturating and not plan.sparse:
+        # Exact accumulators: the order of the sums does not matter, and a group's factor splits into a weight
+        # and an activation factor, so Y is one matrix product of the scaled operands (float64 BLAS, exact
+        # while K * max|w * f_w| * max|a * f_a| < 2**53, else int64).
+        fmt, g = cfg.scale_format, plan.group_elements
+        Ws = Wp.astype(np.int64) * np.repeat(fmt.factor(np.asarray(sw, dtype=np.int64)), g, axis=1)
+        As = Ap.astype(np.int64) * np.repeat(fmt.factor(np.asarray(sa, dtype=np.int64)), g, axis=0)
+        if Ws.shape[1] * int(np.abs(Ws).max(initial=0)) * int(np.abs(As).max(initial=0)) < 2 ** 53:
+            Y = np.rint(Ws.astype(np.float64) @ As.astype(np.float64)).astype(np.int64)
+        else:
+            Y = Ws @ As
+        return Y, np.zeros(Y.shape, dtype=bool)
     else:
         fmt = cfg.scale_format
         groups = block_sums(Wp, Ap, plan.group_elements)

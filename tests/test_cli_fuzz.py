@@ -143,10 +143,12 @@ def test_bad_npy_inputs(capsys, case):
 _TEXT = st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1, max_size=6) \
     .filter(lambda t: not t.startswith("-"))
 GEMM_OPTIONS = ("weights", "activations", "format", "engine", "stall", "scale", "scale-bits", "scale-kind",
-                "vector", "clip", "sparse", "seed", "out", "strict", "json", "config", "preset", "help")
+                "scale-rounding", "vector", "clip", "sparse", "seed", "out", "strict", "json", "config", "preset",
+                "help")
 GEMM_FLAGS = {
     "--vector": st.integers(1, 64).map(str),                        # not applicable without --scale vector
     "--scale-bits": st.integers(1, 8).map(str),                     # idem
+    "--scale-rounding": st.sampled_from(["nearest", "best"]),       # idem
     "--seed": st.integers(0, 99).map(str),                          # golden engine: no stalls to seed
     "--stall": st.one_of(st.floats(1.0, 1e9), st.floats(-1e9, -1e-9), st.sampled_from(["nan", "inf"])).map(str),
     "--clip": st.sampled_from(["max", "percentile", "mse"]),         # integer codes: no clipping

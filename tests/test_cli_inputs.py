@@ -91,6 +91,7 @@ CASES = [
     (G + WA + ["--scale", "vector"], "--scale: 'vector': applies only to float inputs..."),
     (G + WAF + ["--format", "lns8", "--scale", "vector", "--scale-kind", "pow2"],
      "--scale-kind: 'pow2': applies only to --scale vector with an int format"),
+    (G + WAF + ["--scale-rounding", "best"], "--scale-rounding: 'best': applies only to --scale vector with an int format"),
     (G + WA + ["--stall", "0.2"], "--stall: 0.2: applies only to an RTL engine (--engine icarus or verilator)"),
     (G + WA + ["--seed", "3"], "--seed: 3: applies only to an RTL engine..."),
     (["eval", "Wf.npy", "--n", "8"], "--n: 8: applies only to synthetic data (no W.npy given)"),

@@ -80,3 +80,23 @@ def test_plan_rejects_too_long_k():
         plan_gemm(PRESETS["tiny"], "int8", (2, 1025), (1025, 2))
     with pytest.raises(ValueError, match=r"^mode 'int8' is not built into this core; allowed: int4$"):
         plan_gemm(PRESETS["int4-wide"], "int8", (2, 4), (4, 2))
+
+
+@pytest.mark.parametrize("preset,mode,kind,bits", [("default", "int8", "int", 8), ("default", "int4", "int", 8),
+                                                   ("default", "int8", "pow2", 4), ("tiny", "int4", "pow2", 3)])
+def test_scaled_gemm_is_a_per_element_sum(preset, mode, kind, bits):
+    """Per-vector scales on an exact core: Y[n, m] = sum_k w * a * f(sw[n, k // g]) * f(sa[k // g, m]), with
+    f(s) = s (int) or 2**s (pow2), summed in Python integers; K = 300 leaves a partial last group."""
+    cfg = PRESETS[preset].replace(scale_bits=bits, scale_kind=kind)
+    lo, hi = (-128, 128) if mode == "int8" else (-8, 8)
+    W, A = RNG.integers(lo, hi, (11, 300)), RNG.integers(lo, hi, (300, 5))
+    plan = plan_gemm(cfg, mode, W.shape, A.shape)
+    g = plan.group_elements
+    groups = -(-300 // g)
+    f_lo, f_hi = cfg.scale_format.field_range
+    sw, sa = RNG.integers(f_lo, f_hi + 1, (11, groups)), RNG.integers(f_lo, f_hi + 1, (groups, 5))
+    f = (lambda s: int(s)) if kind == "int" else (lambda s: 2 ** int(s))
+    expected = [[sum(int(W[n, k]) * int(A[k, m]) * f(sw[n, k // g]) * f(sa[k // g, m]) for k in range(300))
+                 for m in range(5)] for n in range(11)]
+    Y, sat = golden_gemm(plan, W, A, sw, sa)
+    assert Y[:11, :5].tolist() == expected and not sat.any()

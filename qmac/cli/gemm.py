@@ -61,6 +61,8 @@ def _check_flags(args, is_float, lns):
         ("--vector", args.vector, args.scale == "vector", "--scale vector"),
         ("--scale-bits", args.scale_bits, args.scale == "vector", "--scale vector"),
         ("--scale-kind", args.scale_kind, args.scale == "vector" and not lns, "--scale vector with an int format"),
+        ("--scale-rounding", args.scale_rounding, args.scale == "vector" and not lns,
+         "--scale vector with an int format"),
     ]:
         if value is not None and not applies:
             raise UsageError(flag, value, f"applies only to {where}; integer inputs are taken as codes"
@@ -132,7 +134,8 @@ def run(args):
         cfg = core_for_sparse(cfg)
     mx = args.scale == "mx"
     if is_float or mx:
-        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse))
+        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse),
+                        args.scale_rounding or "nearest")
         if not is_float:
             qw, qa = _mx_operands(args, W, A)
         else:

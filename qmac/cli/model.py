@@ -71,7 +71,8 @@ def run(args):
         overrides.append((pattern, fmt))
     if args.ptq == "gptq" and not args.calibrate:
         raise UsageError("--ptq", args.ptq, "needs a calibration set: give --calibrate C.npz")
-    for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind)):
+    for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind),
+                        ("--scale-rounding", args.scale_rounding)):
         if value is not None and args.scale != "vector":
             raise UsageError(flag, value, "applies only to --scale vector")
     output_file("--plot", args.plot, (".png",))
@@ -93,7 +94,7 @@ def run(args):
             raise UsageError("--calibrate", args.calibrate, str(e)) from None
     scheme = None if args.format == "fp32" else Scheme(
         args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
-        bool(args.sparse))
+        bool(args.sparse), args.scale_rounding or "nearest")
     options = dict(config=cfg, overrides=overrides, calibration=calibration, attention=args.attention,
                    engine=args.engine, rtl=args.rtl)
     try:

@@ -18,4 +18,7 @@ def add_quantization_args(p, mx=False):
                    help="--scale vector: scale width (default 8 for int formats, 4 for lns: log scales are exponents)")
     p.add_argument("--scale-kind", choices=["int", "pow2"], help="--scale vector, int formats: int (default) or pow2")
     p.add_argument("--clip", choices=["max", "percentile", "mse"], help="float inputs: clip method (default max)")
+    p.add_argument("--scale-rounding", choices=["nearest", "best"],
+                   help="--scale vector, int formats: each vector's scale field rounded to nearest (default; pow2: "
+                        "up) or the one below/above of smaller error (best)")
     p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
