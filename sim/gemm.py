@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmac.hw.spec.config import CoreConfig, code_range
-from qmac.sim import log_dot_product
-from qmac.sim.mac_unit import accumulate
-from qmac.sim.ops import NumpyOps
+from qmac.sim.datapaths import golden
 from qmac.sim.packing import pack_lanes
 from qmac.sim.sparse24 import compress
 
@@ -249,46 +247,14 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
     return w_words, a_words
 
 
-def _block_sums(Wp, Ap, block):
-    """Exact partial sums of consecutive K blocks: ``(K / block, Np, Mp)`` int64, from float64 BLAS, which
-    is exact here because every partial sum is below ``2**53`` (|product| <= 2**14, K <= 2**24)."""
-    nb = Wp.shape[1] // block
-    Wb = Wp.reshape(Wp.shape[0], nb, block).transpose(1, 0, 2).astype(np.float64)
-    Ab = Ap.reshape(nb, block, Ap.shape[1]).astype(np.float64)
-    return np.rint(Wb @ Ab).astype(np.int64)
-
-
 def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
-    """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool.
-
-    LNS: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the value is
-    ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products' exponents.
-    Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
-    (``ScaleFormat.apply``) before it is summed. Saturating accumulators: per-beat (scaled) partial sums
-    accumulated in order with saturation (:func:`qmac.sim.mac_unit.accumulate`).
+    """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool, from the
+    datapath's golden model (:func:`qmac.sim.datapaths.golden`: :meth:`IntGolden.gemm
+    <qmac.sim.int_golden.IntGolden.gemm>`, :meth:`LogGolden.gemm <qmac.sim.log_golden.LogGolden.gemm>`).
     """
-    cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
     sw, sa = _scales(plan, w_scales, a_scales)
-    if cfg.lns:
-        g = plan.group_elements
-        w_exp = None if sw is None else np.repeat(sw, g, axis=1)
-        a_exp = None if sa is None else np.repeat(sa, g, axis=0)
-        spec = cfg.log_sum
-        Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
-        return Y, np.zeros(Y.shape, dtype=bool)
-    if sw is None and not cfg.saturating:
-        Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
-        return Y, np.zeros(Y.shape, dtype=bool)
-    if sw is None:
-        beats = _block_sums(Wp, Ap, plan.elements_per_beat)
-    else:
-        fmt = cfg.scale_format
-        groups = _block_sums(Wp, Ap, plan.group_elements)
-        product = fmt.product(sw.T[:, :, None], sa[:, None, :], NumpyOps)
-        groups = fmt.apply(groups, product, NumpyOps)
-        beats = groups.reshape((plan.k_beats, cfg.scale_groups) + groups.shape[1:]).sum(axis=1)
-    return accumulate(beats, cfg)
+    return golden(plan.config).gemm(plan, Wp, Ap, sw, sa)
 
 
 def requant_rows(plan, params):

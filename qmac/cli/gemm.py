@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 from qmac.hw.spec.config import MODES, ConfigError, code_range, per_lane
+from qmac.hw.spec.datapath import DATAPATHS
 
 from .common import UsageError, add_config_args, config_from_args, load_npy, print_report, stdout_to_stderr
 
@@ -58,46 +59,32 @@ def _with(cfg, note, **changes):
 
 def _quantize_operands(args, cfg, W, A, mode):
     """Float operands -> ``(config, W codes, A codes, W tensor or None, A tensor or None, to_float)``
-    per the --scale options (INT: :class:`VsqTensor`; LNS: :class:`LogTensor`, also per tensor), where
-    ``to_float(Y)`` turns the core's results into floats; the config gains scale units when the scheme
-    needs them and it has none."""
+    per the --scale options, by the datapath's host quantizer (:func:`qmac.sim.datapaths.golden`: INT
+    :class:`VsqTensor`, LNS :class:`LogTensor`), where ``to_float(Y)`` turns the core's results into
+    floats; the config gains scale units when the scheme needs them and it has none that fit."""
+    from qmac.sim.datapaths import golden
+    host = golden(cfg)
+    if args.scale not in host.schemes:
+        raise UsageError(f"--scale {args.scale} is not supported with --format {mode}; "
+                         f"allowed: {', '.join(host.schemes)}")
     vector = args.vector if args.scale == "vector" else None
     bits = args.scale_bits if args.scale == "vector" else None
-    if cfg.lns:
-        from qmac.sim.log_dot_product import value
-        from qmac.sim.log_quantize import quantize_log
-        if args.scale == "per-channel":
-            raise UsageError(f"--scale per-channel is not supported with --format {mode}; allowed: per-tensor, vector")
-        bits = bits if bits is not None else 0
-        try:
-            qw = quantize_log(W, cfg.log_format, 1, vector, bits, args.clip)
-            qa = quantize_log(A, cfg.log_format, 0, vector, bits, args.clip)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        if vector and (cfg.scale_bits != bits or cfg.scale_kind != "log"):
-            cfg = _with(cfg, f"--scale vector --scale-bits {bits} needs {bits}-bit log scale units",
-                        scale_bits=bits, scale_kind="log", k=W.shape[1])
-        factor = 2.0 ** ((qw.offset + qa.offset) / cfg.log_format.buckets)
-        return (cfg, qw.codes, qa.codes, qw if vector else None, qa if vector else None,
-                lambda Y, cfg=cfg: value(cfg.log_sum, Y) * factor)
-    from qmac.hw.spec.formats import ELEMENT_FORMATS
-    from qmac.sim.quantize import quantize
-    kind = args.scale_kind if args.scale == "vector" else "int"
     try:
-        qw = quantize(W, ELEMENT_FORMATS[mode], args.scale, 1, vector, bits, args.clip, kind)
-        qa = quantize(A, ELEMENT_FORMATS[mode], args.scale, 0, vector, bits, args.clip, kind)
+        qw = host.quantize(W, mode, 1, args.scale, vector, bits, args.clip, args.scale_kind)
+        qa = host.quantize(A, mode, 0, args.scale, vector, bits, args.clip, args.scale_kind)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
-    if args.scale != "vector":
-        return cfg, qw.codes, qa.codes, None, None, lambda Y: Y * gamma
-    if not cfg.scale_bits or cfg.scale_kind != kind or cfg.scale_bits < bits:
-        cfg = _with(cfg, f"--scale-bits {bits} --scale-kind {kind} needs {kind} scales of {bits} bits",
-                    scale_bits=bits, scale_kind=kind, k=W.shape[1])
-    return cfg, qw.codes, qa.codes, qw, qa, lambda Y: Y * gamma
+    changes = host.scale_changes(bits, args.scale_kind) if vector else {}
+    if changes:
+        cfg = _with(cfg, f"--scale vector --scale-bits {bits} needs {changes['scale_kind']} scales of {bits} bits",
+                    k=W.shape[1], **changes)
+    host = golden(cfg)
+    tensors = (qw, qa) if vector else (None, None)
+    return (cfg, qw.codes, qa.codes, *tensors, lambda Y: host.to_float(Y, qw, qa))
 
 
 def run(args):
+    from qmac.sim.datapaths import golden
     from qmac.sim.gemm import core_scales, plan_gemm
     from qmac.sim.quantize import sqnr_db
     from qmac.engine import run_gemm
@@ -107,19 +94,22 @@ def run(args):
         raise UsageError(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
     mode = args.format
     if mode not in cfg.modes:
-        if mode in ("int8", "int4") and not cfg.lns:
+        if mode in cfg.datapath.modes and cfg.datapath.mixable:   # could have been built alongside
             raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
         # A different datapath: the same array with this mode's lanes (and no INT-only extras).
         extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
                   "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None}
         cfg = _with(cfg, f"--format {mode} is not built into this core", modes=(mode,), k=W.shape[1],
                     **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
-    if args.sparse and cfg.lns:
-        raise UsageError(f"--sparse 2:4 is not supported with --format {mode}; allowed: the int8 and int4 formats")
-    if args.scale_kind is not None and cfg.lns:
-        raise UsageError(f"--scale-kind applies to the int formats; {mode} takes log scales")
-    args.scale_kind = args.scale_kind or "int"
-    args.scale_bits = args.scale_bits if args.scale_bits is not None else 4 if cfg.lns else 8
+    kinds = cfg.datapath.scale_kinds
+    if args.sparse and cfg.datapath.sparse_reason:
+        sparse = [m for cls in DATAPATHS if not cls.sparse_reason for m in cls.modes]
+        raise UsageError(f"--sparse 2:4 is not supported with --format {mode}; allowed: the "
+                         f"{' and '.join(sparse)} formats")
+    if args.scale_kind is not None and args.scale_kind not in kinds:
+        raise UsageError(f"--scale-kind {args.scale_kind} does not apply to {mode}; it takes {kinds[0]} scales")
+    args.scale_kind = args.scale_kind or kinds[0]
+    args.scale_bits = args.scale_bits if args.scale_bits is not None else golden(cfg).default_scale_bits
     is_float = np.issubdtype(W.dtype, np.floating) or np.issubdtype(A.dtype, np.floating)
     w_scales = a_scales = None
     sparse_report = {}
@@ -164,8 +154,7 @@ def run(args):
     report = {"engine": args.engine, "format": mode, "shape": [int(W.shape[0]), int(W.shape[1]), int(A.shape[1])],
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
               "utilization": res["utilization"], "saturated": res["saturated"], **sparse_report}
-    if cfg.lns:
-        report["result_exponent"] = cfg.log_sum.result_exponent
+    report.update(cfg.datapath.result_fields())
     if is_float:
         Y = to_float(Y)
         ref = W.astype(np.float64) @ A.astype(np.float64)
@@ -173,7 +162,7 @@ def run(args):
                       relative_error=float(np.linalg.norm(Y - ref) / np.linalg.norm(ref)))
         if args.scale == "vector":
             report.update(vector=args.vector, scale_bits=args.scale_bits,
-                          scale_kind="log" if cfg.lns else args.scale_kind)
+                          scale_kind=args.scale_kind)
         report["clip"] = args.clip
     if args.out:
         np.save(args.out, Y)
