@@ -26,7 +26,7 @@ import numpy as np
 from amaranth.back import verilog
 
 from qmac.hw.spec.config import CoreConfig
-from qmac.hw.log_datapath.log_combine import LogCombine
+from qmac.hw.array.datapaths import hardware
 from qmac.hw.log_datapath.log_dot_product import ORGANISATIONS, LogDotProduct
 from qmac.hw.spec.log_format import LNS4, LNS8
 from qmac.hw.spec.log_sum import LogSum
@@ -66,9 +66,10 @@ def unit_rows(lane_counts, max_k, rows_per_column, timeout):
             config = CoreConfig(rows=1, cols=1, lanes=lanes, modes=(mode,), max_k=max_k)
             unit = transistors(MacUnit(config), f"mac_unit_{mode}_v{lanes}", timeout)
             combine = None
-            if config.lns:
+            post_array = hardware(config).post_array   # LogCombine for the LNS modes
+            if post_array:
                 column = config.replace(rows=rows_per_column)
-                combine = transistors(LogCombine(column), f"log_combine_{mode}_v{lanes}", timeout)
+                combine = transistors(post_array(column), f"log_combine_{mode}_v{lanes}", timeout)
             out.append((mode, lanes, unit, combine))
     return out
 

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.vendor import LatticeECP5Platform
 
 from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["LocalRegister"]
 
@@ -33,7 +34,7 @@ class LocalRegister(wiring.Component):
     """
 
     def __init__(self, width):
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        if not is_int(width) or width < 1:
             raise ConfigError(f"LocalRegister width must be a positive integer, not {width!r}")
         super().__init__({"d": In(width), "q": Out(width)})
 

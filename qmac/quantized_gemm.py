@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qmac.hw.spec.config import ConfigError, per_lane
+from qmac.hw.spec.datapath import datapath_of
+from qmac.sim.datapaths import GOLDEN, golden
 from qmac.sim.mx import MX_BLOCK, mx_window, quantize_mxint8
 from qmac.sim.quantize import MAX_SCALE_BITS
 
@@ -56,10 +58,6 @@ class Scheme:
     scale_rounding: str = "nearest"
 
     @property
-    def lns(self):
-        return self.format.startswith("lns")
-
-    @property
     def vector_length(self):
         """V with per-vector scales (32 for MX blocks), else ``None``."""
         return self.vector if self.scale == "vector" else MX_BLOCK if self.scale == "mx" else None
@@ -71,12 +69,13 @@ class Scheme:
             return MAX_SCALE_BITS["pow2"]
         if self.scale != "vector":
             return None
-        return self.scale_bits if self.scale_bits is not None else 4 if self.lns else 8
+        return self.scale_bits if self.scale_bits is not None else GOLDEN[datapath_of(self.format)].default_scale_bits
 
     @property
     def kind(self):
-        """Per-vector scale kind in use: ``log`` for LNS, ``pow2`` for MX, else the given one or ``int``."""
-        return "log" if self.lns else "pow2" if self.scale == "mx" else self.scale_kind or "int"
+        """Per-vector scale kind in use: ``pow2`` for MX, else the given one or the format's datapath's first
+        (``int`` for INT formats, ``log`` for LNS)."""
+        return "pow2" if self.scale == "mx" else self.scale_kind or datapath_of(self.format).scale_kinds[0]
 
 
 def _note(message):
@@ -113,7 +112,7 @@ def core_for_mode(cfg, mode, k, notify=_note):
     built in. An INT mode missing from an INT core is an error (the user chose that core)."""
     if mode in cfg.modes:
         return cfg
-    if mode in ("int8", "int4") and not cfg.lns:
+    if mode in cfg.datapath.modes and cfg.datapath.mixable:   # the user chose a core without this mode
         raise ConfigError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
     extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
               "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None}
@@ -143,15 +142,11 @@ def core_for_scales(cfg, scheme, k, notify=_note):
     if scheme.scale != "vector":
         return cfg
     bits, kind = scheme.bits, scheme.kind
-    if kind == "log":
-        if cfg.scale_bits == bits and cfg.scale_kind == "log":
-            return cfg
-        return with_changes(cfg, f"--scale vector --scale-bits {bits} needs {bits}-bit log scale units", notify,
-                            scale_bits=bits, scale_kind="log", k=k)
-    if cfg.scale_bits and cfg.scale_kind == kind and cfg.scale_bits >= bits:
+    changes = golden(cfg).scale_changes(bits, kind)
+    if not changes:
         return cfg
     return with_changes(cfg, f"--scale-bits {bits} --scale-kind {kind} needs {kind} scales of {bits} bits", notify,
-                        scale_bits=bits, scale_kind=kind, k=k)
+                        **changes, k=k)
 
 
 def prune_weights(W, A):
@@ -175,20 +170,12 @@ def _quantize(cfg, scheme, x, axis):
         if scheme.format != "int8":
             raise ConfigError(f"--scale mx is not supported with --format {scheme.format}; allowed: int8 (MXINT8)")
         return mx_window(quantize_mxint8(x, axis), scheme.bits)
-    if cfg.lns:
-        from qmac.sim.log_quantize import quantize_log
-        if scheme.scale == "per-channel":
-            raise ConfigError(f"--scale per-channel is not supported with --format {scheme.format}; "
-                              f"allowed: per-tensor, vector")
-        return quantize_log(x, cfg.log_format, axis, scheme.vector_length, scheme.bits or 0, scheme.clip)
-    from qmac.hw.spec.formats import ELEMENT_FORMATS
-    from qmac.sim.quantize import quantize
-    kind = scheme.kind if scheme.scale == "vector" else "int"
-    if scheme.scale == "vector" and scheme.scale_rounding == "best":
-        from qmac.sim.ptq import quantize_vsq_best
-        return quantize_vsq_best(x, ELEMENT_FORMATS[scheme.format], scheme.vector, scheme.bits, axis, scheme.clip, kind)
-    return quantize(x, ELEMENT_FORMATS[scheme.format], scheme.scale, axis, scheme.vector_length, scheme.bits,
-                    scheme.clip, kind)
+    host = golden(cfg)
+    if scheme.scale not in host.schemes:
+        raise ConfigError(f"--scale {scheme.scale} is not supported with --format {scheme.format}; "
+                          f"allowed: {', '.join(host.schemes)}")
+    return host.quantize(x, scheme.format, axis, scheme.scale, scheme.vector_length, scheme.bits, scheme.clip,
+                         scheme.kind, scheme.scale_rounding)
 
 
 def quantize_weights(cfg, scheme, W):
@@ -229,8 +216,4 @@ def quantized_operands(cfg, scheme, qw, qa):
 def to_float(cfg, ops, Y):
     """The core's results ``Y`` (N x M) for ``ops`` as floats: ``Y * gamma_w * gamma_a`` (INT), or the LNS
     value of the buckets' sum times ``2**((offset_w + offset_a) / 2**F)``."""
-    if cfg.lns:
-        from qmac.sim.log_dot_product import value
-        factor = 2.0 ** ((ops.qw.offset + ops.qa.offset) / cfg.log_format.buckets)
-        return value(cfg.log_sum, Y) * factor
-    return Y * (ops.qw.gamma * ops.qa.gamma)
+    return golden(cfg).to_float(Y, ops.qw, ops.qa)

@@ -17,9 +17,7 @@ from qmac.hw.spec.config import CoreConfig, code_range
 from qmac.hw.spec.layouts import operand_layout
 from qmac.hw.spec.payload import payload_format
 from qmac.hw.spec.requantize import PARAMS
-from qmac.sim import log_dot_product
-from qmac.sim.mac_unit import accumulate
-from qmac.sim.ops import NumpyOps
+from qmac.sim.datapaths import golden
 from qmac.sim.packing import ResultRow, pack_lanes
 from qmac.sim.sparse24 import compress
 
@@ -230,77 +228,14 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
     return w_words, a_words
 
 
-def _block_sums(Wp, Ap, block):
-    """Exact partial sums of consecutive K blocks: ``(K / block, Np, Mp)`` int64, from float64 BLAS, which
-    is exact here because every partial sum is below ``2**53`` (|product| <= 2**14, K <= 2**24)."""
-    nb = Wp.shape[1] // block
-    Wb = Wp.reshape(Wp.shape[0], nb, block).transpose(1, 0, 2).astype(np.float64)
-    Ab = Ap.reshape(nb, block, Ap.shape[1]).astype(np.float64)
-    return np.rint(Wb @ Ab).astype(np.int64)
-
-
-def _compressed_block_sums(Wp, Ap, block):
-    """:func:`_block_sums` of 2:4 sparse ``Wp`` computed from its compressed form, as the sparse datapath does:
-    each kept value (:func:`qmac.sim.sparse24.compress`) multiplies the activation its 2-bit position selects,
-    ``values[r, c] * Ap[4 * (c // 2) + indices[r, c]]``. Grouped by position ``i`` (at most one kept value of a
-    group sits at ``i``), that is ``sum_i V_i @ Ap[i::4]`` with ``V_i`` (Np x K/4) the kept value at position
-    ``i`` of each group, else 0."""
-    sp = compress(Wp)
-    values = sp.values.astype(np.int64).reshape(Wp.shape[0], -1, 2)
-    indices = sp.indices.reshape(values.shape)
-    return sum(_block_sums(np.where(indices == i, values, 0).sum(axis=-1), Ap[i::4], block // 4) for i in range(4))
-
-
 def golden_gemm(plan, W, A, w_scales=None, a_scales=None):
-    """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool.
-
-    LNS: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the value is
-    ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products' exponents.
-    Exact accumulators without scales: ``Y = W @ A``. With scales, every group's partial sum is scaled
-    (``ScaleFormat.apply``) before it is summed; with exact accumulators and dense weights that sum is computed
-    as one product of the operands each multiplied by its groups' factors (``ScaleFormat.factor``). 2:4 sparse
-    plans compute every partial sum from the compressed weights (:func:`_compressed_block_sums`). Saturating
-    accumulators: per-beat (scaled) partial sums accumulated in order with saturation
-    (:func:`qmac.sim.mac_unit.accumulate`).
+    """Bit-exact result of the core: ``(Y, saturated)`` on the padded grid, int64 and bool, from the
+    datapath's golden model (:func:`qmac.sim.datapaths.golden`: :meth:`IntGolden.gemm
+    <qmac.sim.int_golden.IntGolden.gemm>`, :meth:`LogGolden.gemm <qmac.sim.log_golden.LogGolden.gemm>`).
     """
-    cfg = plan.config
     Wp, Ap = _padded(plan, W, A)
     sw, sa = _scales(plan, w_scales, a_scales)
-    if cfg.lns:
-        g = plan.group_elements
-        w_exp = None if sw is None else np.repeat(sw, g, axis=1)
-        a_exp = None if sa is None else np.repeat(sa, g, axis=0)
-        spec = cfg.log_sum
-        Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
-        return Y, np.zeros(Y.shape, dtype=bool)
-    block_sums = _compressed_block_sums if plan.sparse else _block_sums
-    if sw is None and not cfg.saturating:
-        if plan.sparse:
-            Y = block_sums(Wp, Ap, plan.k_padded)[0]
-        else:
-            Y = np.rint(Wp.astype(np.float64) @ Ap.astype(np.float64)).astype(np.int64)
-        return Y, np.zeros(Y.shape, dtype=bool)
-    if sw is None:
-        beats = block_sums(Wp, Ap, plan.elements_per_beat)
-    elif not cfg.saturating and not plan.sparse:
-        # Exact accumulators: the order of the sums does not matter, and a group's factor splits into a weight
-        # and an activation factor, so Y is one matrix product of the scaled operands (float64 BLAS, exact
-        # while K * max|w * f_w| * max|a * f_a| < 2**53, else int64).
-        fmt, g = cfg.scale_format, plan.group_elements
-        Ws = Wp.astype(np.int64) * np.repeat(fmt.factor(np.asarray(sw, dtype=np.int64)), g, axis=1)
-        As = Ap.astype(np.int64) * np.repeat(fmt.factor(np.asarray(sa, dtype=np.int64)), g, axis=0)
-        if Ws.shape[1] * int(np.abs(Ws).max(initial=0)) * int(np.abs(As).max(initial=0)) < 2 ** 53:
-            Y = np.rint(Ws.astype(np.float64) @ As.astype(np.float64)).astype(np.int64)
-        else:
-            Y = Ws @ As
-        return Y, np.zeros(Y.shape, dtype=bool)
-    else:
-        fmt = cfg.scale_format
-        groups = block_sums(Wp, Ap, plan.group_elements)
-        product = fmt.product(sw.T[:, :, None], sa[:, None, :], NumpyOps)
-        groups = fmt.apply(groups, product, NumpyOps)
-        beats = groups.reshape((plan.k_beats, cfg.scale_groups) + groups.shape[1:]).sum(axis=1)
-    return accumulate(beats, cfg)
+    return golden(plan.config).gemm(plan, Wp, Ap, sw, sa)
 
 
 def requant_rows(plan, params=None):

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmac.hw.spec import checks
+from qmac.hw.spec.checks import check_int
 from qmac.hw.spec.log_format import LogFormat
 from qmac.sim.log_format import decode, encode
-from qmac.sim.quantize import clip_max, clip_percentile
+from qmac.sim.quantize import CLIPS, clip_max, clip_percentile
 
 __all__ = ["CLIPS", "MAX_SCALE_BITS", "MSE_SEARCH_OCTAVES", "LogTensor", "quantize_log", "log_gemm_reference"]
 
-#: Clip methods of :func:`quantize_log`.
-CLIPS = ("max", "percentile", "mse")
 #: Widest per-vector log scale (the LNS datapath's ``scale_bits``).
-MAX_SCALE_BITS = 8
+MAX_SCALE_BITS = checks.MAX_SCALE_BITS["log"]
 #: ``clip="mse"`` tries exponents from the ``"max"`` one down to this many octaves below it.
 MSE_SEARCH_OCTAVES = 2
 
@@ -84,13 +84,6 @@ class LogTensor:
         return _rows(_rows(values, self.axis)[:, :self.length], self.axis)
 
 
-def _check_int(name, value, lo, hi=None):
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-            or value < lo or (hi is not None and value > hi)):
-        allowed = f"an integer from {lo} to {hi}" if hi is not None else "a positive integer"
-        raise ValueError(f"{name} must be {allowed}, not {value!r}")
-
-
 def _check(x, fmt, axis, vector, scale_bits, clip):
     if not isinstance(fmt, LogFormat):
         raise TypeError(f"fmt must be a LogFormat, not {fmt!r}")
@@ -105,8 +98,8 @@ def _check(x, fmt, axis, vector, scale_bits, clip):
         if scale_bits != 0:
             raise ValueError(f"scale_bits must be 0 without vectors, not {scale_bits!r}")
     else:
-        _check_int("vector", vector, 1)
-        _check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS)
+        check_int("vector", vector, 1, numpy=True)
+        check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS, numpy=True)
     if clip not in CLIPS:
         raise ValueError(f"clip must be one of {', '.join(CLIPS)}, not {clip!r}")
     return x

@@ -10,8 +10,8 @@ rounding is ``np.rint`` (half to even). The measured effect is in ``docs/models.
 import numpy as np
 
 from qmac.hw.spec.formats import ElementFormat
-from qmac.sim.quantize import (CLIPS, MAX_SCALE_BITS, SCALE_KINDS, SCHEMES, VsqTensor, _clip, _check_choice,
-                               _check_int)
+from qmac.hw.spec.checks import check_int
+from qmac.sim.quantize import CLIPS, MAX_SCALE_BITS, SCALE_KINDS, SCHEMES, VsqTensor, _check_choice, _clip
 
 __all__ = ["calibrate_clip", "quantize_static", "best_vector_scales", "quantize_vsq_best", "hessian", "gptq"]
 
@@ -53,7 +53,7 @@ def calibrate_clip(samples, fmt, method="max", vector=None):
     A = np.concatenate([np.asarray(s, dtype=np.float64) for s in samples], axis=1)
     if vector is None:
         return float(_clip(A, method, fmt.qmax, None).item())
-    _check_int("vector", vector)
+    check_int("vector", vector, 1, numpy=True)
     groups = _vectors(A.T, vector).transpose(1, 0, 2)          # (K/V, M, V)
     return _clip(groups.reshape(groups.shape[0], -1), method, fmt.qmax, 1)[:, 0]
 
@@ -115,9 +115,10 @@ def quantize_vsq_best(x, fmt, vector, scale_bits, axis, clip="max", scale_kind="
     :func:`best_vector_scales` instead of round-to-nearest (``int``) or round-up (``pow2``); ``gamma`` and the
     per-vector clips are those of ``quantize_vsq``."""
     _check_format(fmt)
-    _check_int("vector", vector)
+    check_int("vector", vector, 1, numpy=True)
     _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    _check_int("scale_bits", scale_bits, MAX_SCALE_BITS[scale_kind], f" for scale_kind {scale_kind!r}")
+    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
+              context=f" for scale_kind {scale_kind!r}")
     _check_choice("clip", clip, CLIPS)
     x = np.asarray(x, dtype=np.float64)
     rows = x if axis == 1 else x.T
@@ -162,9 +163,10 @@ def quantize_static(A, fmt, clip, vector=None, scale_bits=8, scale_kind="int"):
         codes = np.clip(np.rint(A / gamma), -fmt.qmax, fmt.qmax).astype(np.int64)
         return VsqTensor(codes=codes, scales=np.ones((1, M), dtype=np.int64), gamma=gamma, vector=K, scale_bits=1,
                          scale_kind="int", axis=0, length=K)
-    _check_int("vector", vector)
+    check_int("vector", vector, 1, numpy=True)
     _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    _check_int("scale_bits", scale_bits, MAX_SCALE_BITS[scale_kind], f" for scale_kind {scale_kind!r}")
+    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
+              context=f" for scale_kind {scale_kind!r}")
     groups = -(-K // vector)
     if clip.shape != (groups,):
         raise ValueError(f"clip must have shape ({groups},) for K = {K}, vector {vector}, not {clip.shape}")
@@ -242,7 +244,7 @@ def gptq(W, H, fmt, scheme, vector=None, scale_bits=None, clip="max", scale_kind
     _check_format(fmt)
     _check_choice("scheme", scheme, SCHEMES)
     _check_choice("clip", clip, CLIPS)
-    _check_int("block", block)
+    check_int("block", block, 1, numpy=True)
     if not (isinstance(damp, (int, float)) and damp > 0):
         raise ValueError(f"damp must be a positive number, not {damp!r}")
     W = np.array(W, dtype=np.float64)
@@ -253,9 +255,10 @@ def gptq(W, H, fmt, scheme, vector=None, scale_bits=None, clip="max", scale_kind
     if H.shape != (K, K):
         raise ValueError(f"H must be {K} x {K} for K = {K}, not shape {H.shape}")
     if scheme == "vector":
-        _check_int("vector", vector)
+        check_int("vector", vector, 1, numpy=True)
         _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-        _check_int("scale_bits", scale_bits, MAX_SCALE_BITS[scale_kind], f" for scale_kind {scale_kind!r}")
+        check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
+                  context=f" for scale_kind {scale_kind!r}")
         V, top = int(vector), (1 << scale_bits) - 1
     else:
         V, top, scale_kind, scale_bits = K, 1, "int", 1

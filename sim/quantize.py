@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qmac.hw.spec import checks
+from qmac.hw.spec.checks import check_int
+from qmac.hw.spec.datapath import IntDatapath
 from qmac.hw.spec.formats import ElementFormat
 
 __all__ = [
@@ -31,19 +34,12 @@ CLIPS = ("max", "percentile", "mse")
 SCHEMES = ("per-tensor", "per-channel", "vector")
 #: Extent of the coarse scale ``gamma`` of :func:`quantize_vsq`.
 GRANULARITIES = ("channel", "tensor")
-#: Encodings of the per-vector scale: an integer ``sq_v``, or an exponent ``e_v`` with ``sq_v = 2**e_v``.
-SCALE_KINDS = ("int", "pow2")
+#: Encodings of the per-vector scale: an integer ``sq_v``, or an exponent ``e_v`` with ``sq_v = 2**e_v`` (the
+#: INT datapath's scale kinds).
+SCALE_KINDS = IntDatapath.scale_kinds
 #: Widest per-vector scale of each kind. ``sq_w * sq_a`` stays below 2**30, so :func:`vsq_gemm_int` is exact in
 #: int64 for any reduction length below 2**19 (INT8 codes, pow2 scales) and far beyond for integer scales.
-MAX_SCALE_BITS = {"int": 8, "pow2": 4}
-
-
-def _check_int(name, value, hi=None, context=""):
-    """Raise unless ``value`` is an integer in ``[1, hi]`` (``hi=None``: unbounded)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-            or value < 1 or (hi is not None and value > hi)):
-        allowed = "a positive integer" if hi is None else f"an integer between 1 and {hi}"
-        raise ValueError(f"{name} must be {allowed}{context}, not {value!r}")
+MAX_SCALE_BITS = {kind: checks.MAX_SCALE_BITS[kind] for kind in SCALE_KINDS}
 
 
 def _check_choice(name, value, allowed):
@@ -144,8 +140,8 @@ def clip_mse(x, qmax, axis=None, iters=30, rtol=1e-6):
     ValueError
         If ``qmax`` or ``iters`` is not a positive integer.
     """
-    _check_int("qmax", qmax)
-    _check_int("iters", iters)
+    check_int("qmax", qmax, 1, numpy=True)
+    check_int("iters", iters, 1, numpy=True)
     mag = np.abs(np.asarray(x, dtype=np.float64))
     s = np.mean(mag, axis=axis, keepdims=True)
     count = mag.size // s.size
@@ -369,9 +365,10 @@ def quantize_vsq(x, fmt, vector, scale_bits, axis, granularity, clip="max", scal
     """
     x = _check_tensor(x, axis)
     _check_format(fmt)
-    _check_int("vector", vector)
+    check_int("vector", vector, 1, numpy=True)
     _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    _check_int("scale_bits", scale_bits, MAX_SCALE_BITS[scale_kind], f" for scale_kind {scale_kind!r}")
+    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
+              context=f" for scale_kind {scale_kind!r}")
     _check_choice("granularity", granularity, GRANULARITIES)
     _check_choice("clip", clip, CLIPS)
     return _quantize_blocks(x, fmt, int(vector), int(scale_bits), axis, granularity, clip, scale_kind,

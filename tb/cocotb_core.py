@@ -5,12 +5,12 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 
 from qmac.hw.spec.config import MODE_CODES, code_range
+from qmac.hw.spec.datapath import IntDatapath, LogDatapath
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.spec.formats import ELEMENT_FORMATS
 from qmac.hw.spec.requantize import MODES, RequantizeArithmetic
-from qmac.sim import log_dot_product
+from qmac.sim.datapaths import reference_error
 from qmac.sim.gemm import operand_beats, plan_gemm
-from qmac.sim.log_format import decode
 from qmac.sim.requantize import tflite_shift_field
 from qmac.tb.core_tb import CoreTB, compare_transactions
 from qmac.tb.runner import config_from_env
@@ -26,23 +26,11 @@ def _codes(rng, mode, shape):
 
 
 def _check_product(tb, plan, rows, W, A, w_scales=None, a_scales=None):
-    """The assembled result against an independent computation: ``W @ A`` exactly for INT; for LNS the
-    float64 product of the decoded codes (scales applied), within the combine's error bound."""
-    Y = tb.result_matrix(plan, rows)
-    cfg = plan.config
-    if not cfg.lns:
-        assert np.array_equal(Y, W @ A), "assembled Y differs from W @ A"
-        return
-    fmt, spec, g = cfg.log_format, cfg.log_sum, plan.group_elements
-    k = W.shape[1]
-    we = np.zeros(W.shape) if w_scales is None else np.repeat(w_scales, g, axis=1)[:, :k]
-    ae = np.zeros(A.shape) if a_scales is None else np.repeat(a_scales, g, axis=0)[:k]
-    exact = (decode(fmt, W) * np.exp2(we / fmt.buckets)) @ (decode(fmt, A) * np.exp2(ae / fmt.buckets))
-    scale = we.astype(np.int64)[:, None, :] + ae.astype(np.int64).T[None, :, :]
-    bound = log_dot_product.error_bound(spec, W[:, None, :], A.T[None, :, :], scale)
-    err = np.abs(log_dot_product.value(spec, Y) - exact)
-    assert (err <= bound + 1e-9 * np.abs(exact) + 2.0 ** spec.result_exponent).all(), \
-        f"LNS result off the exact product by more than the bound: {err.max()} > {bound.max()}"
+    """The assembled result against the datapath's independent product (:func:`reference_error`):
+    ``W @ A`` with the scale factors, exactly, for INT; for LNS the float64 product of the decoded codes
+    (scales applied), within the combine's error bound."""
+    err = reference_error(plan, tb.result_matrix(plan, rows), W, A, w_scales, a_scales)
+    assert err is None or err <= 0, f"assembled Y off the reference product by {err} beyond its tolerance"
 
 
 async def _start(dut, seed=1):
@@ -102,8 +90,7 @@ async def scaled_gemms(dut, stalls):
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, sw, sa)
             compare_transactions(rows, expected)
-            if cfg.lns:
-                _check_product(tb, plan, rows, W, A, sw, sa)
+            _check_product(tb, plan, rows, W, A, sw, sa)
             await tb.wait_idle()
 
 
@@ -187,7 +174,7 @@ async def sparse_gemms(dut, stalls):
             assert st["macs"] == plan.beats * cfg.macs_per_cycle(mode, sparse=True), st
 
 
-@cocotb.test(skip=not CONFIG.lns)
+@cocotb.test(skip=not isinstance(CONFIG.datapath, LogDatapath))
 @cocotb.parametrize(stalls=STALLS)
 async def lns_extreme_codes(dut, stalls):
     """LNS: zero codes (both signs), the largest and the smallest magnitudes, every product in one
@@ -247,7 +234,7 @@ async def lns_log_outputs(dut, stalls):
     assert top in fields and len(fields) > 4, f"the shifts should reach saturation and rounding: {sorted(seen)}"
 
 
-@cocotb.test(skip=not CONFIG.lns)
+@cocotb.test(skip=not isinstance(CONFIG.datapath, LogDatapath))
 async def lns_largest_result(dut):
     """LNS: the largest codes (and scales) over the longest K the core allows give the largest result
     the format is sized for, with either sign: no bit is missing at the top."""
@@ -271,7 +258,7 @@ async def lns_largest_result(dut):
         assert cfg.acc_format.contains(-largest, largest) and not cfg.acc_format.contains(0, 2 * largest)
 
 
-@cocotb.test(skip=CONFIG.lns)
+@cocotb.test(skip=not isinstance(CONFIG.datapath, IntDatapath))
 async def extreme_values(dut):
     """All operands at the most negative code over the longest K the core allows: the largest possible
     sum. Exact accumulators hold it; saturating ones clip to their maximum and flag it."""
@@ -320,7 +307,7 @@ async def back_to_back_tiles(dut):
         await tb.wait_idle()
         cycles = tb.status()["cycles"]
         # Every beat accepted back to back: only the pipeline fill and the last drain add cycles.
-        latency = cfg.dot_latency + 1 + (2 if cfg.lns else 0) + (3 if cfg.log_output else 0) + (
+        latency = cfg.dot_latency + 1 + cfg.datapath.post_array_latency + (
             len(RequantizeArithmetic(cfg.acc_format.bits).stages) if cfg.output_stage else 0)
         back_to_back = cycles <= plan.beats + latency + cfg.rows + 1
         assert back_to_back == (k_beats == no_wait), (k_beats, cycles, plan.beats)

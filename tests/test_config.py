@@ -135,3 +135,53 @@ def test_lns_widths_by_hand():
     assert s.result_exponent == -28 and c.dot_latency == 2 and not c.saturating
     assert c.elements_per_beat("lns8") == 4 and PRESETS["tiny-lns4-vsq"].elements_per_beat("lns4") == 16
     assert c.replace(q_floor=0).log_sum.q_min == 0 and c.replace(q_floor=0).bucket_format.bits == 43 - 16
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"scale_bits": 8, "scale_lanes": 4.0},
+     "config key 'scale_lanes': 4.0 is not allowed; allowed: 1, 2, 4, 8, 16 (powers of two dividing lanes = 16)"),
+    ({"scale_bits": 8, "scale_lanes": True},
+     "config key 'scale_lanes': True is not allowed; allowed: 1, 2, 4, 8, 16 (powers of two dividing lanes = 16)"),
+    ({"lanes": 16.0}, "config key 'lanes': 16.0 is not allowed; allowed: 4, 8, 16, 32, 64"),
+    ({"rows": 2.0}, "config key 'rows': 2.0 is not an integer; allowed: integers 1..32"),
+    ({"max_k": 1024.0}, "config key 'max_k': 1024.0 is not allowed; allowed: a power of two from 32 (two beats of 16 "
+                        "elements) to 16777216"),
+    ({"scale_bits": 8.0}, "config key 'scale_bits': 8.0 is not an integer; allowed: integers 0..8"),
+    ({"acc_bits": 30.0}, "config key 'acc_bits': 30.0 is not an integer; allowed: integers 20..32"),
+    ({"tree_levels_per_stage": False}, "config key 'tree_levels_per_stage': False is not an integer; allowed: "
+                                       "integers 1..8"),
+    ({"modes": ("lns8",), "p_bits": 12.0}, "config key 'p_bits': 12.0 is not an integer; allowed: integers 1..48"),
+    ({"sparse": 1}, "config key 'sparse': 1 is not allowed; allowed: true, false"),
+    ({"output_stage": 0}, "config key 'output_stage': 0 is not allowed; allowed: true, false"),
+])
+def test_integer_keys_take_integers(changes, message):
+    """4.0 == 4 in Python, so these passed before and failed only in elaboration."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        CoreConfig(**changes)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"rows = 4\nlanes = \xff\n", "is not UTF-8 text: byte 0xff at offset 17"),
+    (b"rows = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nests arrays or tables too deeply; allowed: at most 8 levels"),
+    (b"rows = " + b"[" * 20 + b"]" * 20 + b"\n", "nests arrays or tables too deeply; allowed: at most 8 levels"),
+    (b"rows = " + b"9" * 5000 + b"\n", "holds an integer of thousands of digits; allowed: integers of at most 64 "
+                                      "bits"),
+    (b"rows = " + b"9" * 100 + b"\n", "holds an integer of 333 bits; allowed: integers of at most 64 bits"),
+    (b"# " + b"x" * (1 << 20) + b"\nrows = 4\n", "is larger than 1048576 bytes; allowed: a config of a few keys"),
+])
+def test_load_config_rejects_hostile_files(tmp_path, content, message):
+    """Each problem is one line naming the file; no traceback escapes (RecursionError, ValueError)."""
+    f = tmp_path / "c.toml"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert str(e.value) == f"config file {str(f)!r} {message}"
+
+
+def test_load_config_float_for_integer(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_bytes("\ufeffrows = 2\n".encode())   # UTF-8 with a byte-order mark, as some editors write it
+    assert load_config(f) == CoreConfig(rows=2)
+    f.write_text("rows = 2\nscale_bits = 8\nscale_lanes = 4.0\n")
+    with pytest.raises(ConfigError, match=r"^config key 'scale_lanes': 4\.0 is not allowed; allowed: 1, 2, 4, 8, 16 "):
+        load_config(f)

@@ -24,8 +24,8 @@ def test_core_components_match_golden(name, mode, multiplier):
     scales = (None, None)
     if cfg.scale_bits:
         g = -(-19 // plan.group_elements)
-        s_lo, s_hi = (-(1 << (cfg.scale_bits - 1)), 1 << (cfg.scale_bits - 1)) if cfg.lns else (0, 256)
-        scales = (rng.integers(s_lo, s_hi, (3, g)), rng.integers(s_lo, s_hi, (g, 3)))
+        s_lo, s_hi = cfg.scale_format.field_range
+        scales = (rng.integers(s_lo, s_hi + 1, (3, g)), rng.integers(s_lo, s_hi + 1, (g, 3)))
     w_words, a_words = operand_beats(plan, W, A, *scales)
     dut = Core(cfg)
     rows = []

@@ -252,9 +252,9 @@ X = np.ones((4, 8))
 ERRORS = [
     (lambda: quantize_vsq(X, INT4, 0, 4, 1, "channel"), ValueError, "vector must be a positive integer, not 0"),
     (lambda: quantize_vsq(X, INT4, 16, 9, 1, "channel"), ValueError,
-     "scale_bits must be an integer between 1 and 8 for scale_kind 'int', not 9"),
+     "scale_bits must be an integer from 1 to 8 for scale_kind 'int', not 9"),
     (lambda: quantize_vsq(X, INT4, 16, 5, 1, "channel", scale_kind="pow2"), ValueError,
-     "scale_bits must be an integer between 1 and 4 for scale_kind 'pow2', not 5"),
+     "scale_bits must be an integer from 1 to 4 for scale_kind 'pow2', not 5"),
     (lambda: quantize_vsq(X, INT4, 16, 4, 2, "channel"), ValueError, "axis must be 0 or 1, not 2"),
     (lambda: quantize_vsq(X, INT4, 16, 4, 1, "row"), ValueError,
      "granularity must be one of channel, tensor, not 'row'"),

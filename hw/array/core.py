@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import MODE_CODES, ConfigError, CoreConfig
-from qmac.hw.log_datapath.log_combine import LogCombine
+from qmac.hw.array.datapaths import hardware
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.array.mac_array import MacArray
 from qmac.hw.output.output_stage import OutputStage
@@ -59,7 +59,8 @@ class Core(wiring.Component):
     y : Out(stream.Signature(result_layout(config)))
         Result rows of finished tiles, row 0 first; with the output stage,
         ``output_layout(config)`` (the same fields plus the requantized codes). An LNS core's array
-        drains its bucket accumulators through a :class:`LogCombine` first, so ``data`` holds the
+        drains its bucket accumulators through the datapath's post-array stage
+        (:attr:`~qmac.hw.array.datapaths.DatapathHardware.post_array`, for LNS a :class:`LogCombine`) first, so ``data`` holds the
         linear fixed-point results (``value = data * 2**LogSum.result_exponent``).
     requant : In(stream.Signature(PARAMS))
         Only with the output stage: one output channel's requantization parameters per result row,
@@ -83,7 +84,8 @@ class Core(wiring.Component):
             raise ConfigError(f"Core needs a CoreConfig, not {config!r}")
         self._config = config
         self._array = MacArray(config, unit_module)
-        self._combine = LogCombine(config) if config.lns else None
+        post_array = hardware(config).post_array
+        self._combine = post_array(config) if post_array else None
         self._output = OutputStage(config) if config.output_stage else None
         last = self._output.o if self._output else self._combine.o if self._combine else self._array.y
         ports = {

@@ -72,12 +72,7 @@ def manifest(config, core):
         "k_bits": config.k_bits,
         "max_k_beats": config.max_k_beats,
     }
-    if config.lns:
-        spec = config.log_sum
-        out["lns"] = {"bits": spec.fmt.bits, "frac_bits": spec.fmt.frac_bits, "p_bits": spec.p_bits,
-                      "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
-                      "bucket_bits": config.bucket_format.bits, "result_exponent": spec.result_exponent,
-                      "organisation": config.log_organisation}
+    out.update(config.datapath.manifest())
     return out
 
 

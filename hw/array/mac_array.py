@@ -46,8 +46,9 @@ class MacArray(wiring.Component):
     -------
     w : In(stream.Signature(operand_layout(config, rows)))
     a : In(stream.Signature(operand_layout(config, cols)))
-    y : Out(stream.Signature(result_layout(config, buckets=config.lns)))
-        Result rows; an LNS array sends each unit's fraction-bucket accumulators.
+    y : Out(stream.Signature(result_layout(config, buckets=True)))
+        Result rows of the units' accumulators (:func:`~qmac.hw.spec.layouts.accumulator_shape`: an LNS
+        array sends each unit's fraction-bucket accumulators).
     int4 : In(1)
         Present only with both INT modes built.
     sparse : In(1)
@@ -87,7 +88,7 @@ class MacArray(wiring.Component):
         ports = {
             "w": In(stream.Signature(operand_layout(config, config.rows))),
             "a": In(stream.Signature(operand_layout(config, config.cols, activations=True))),
-            "y": Out(stream.Signature(result_layout(config, buckets=config.lns))),
+            "y": Out(stream.Signature(result_layout(config, buckets=True))),
             "k_beats_m1": In(config.k_bits),
             "fire": Out(1),
             "fire_first": Out(1),
@@ -181,7 +182,7 @@ class MacArray(wiring.Component):
         acc_en = p_valid
 
         # -- Winograd corrections, once per column (activations) and per row (weights) ---------------
-        if cfg.multiplier == "mult18_fip":
+        if cfg.multiplier_class.corrections:
             ca = [self._corrections(m, f"ca{c}", self.a.payload.data[c], int4) for c in range(cfg.cols)]
             cw = [self._corrections(m, f"cw{r}", self.w.payload.data[r], int4) for r in range(cfg.rows)]
 
@@ -207,7 +208,7 @@ class MacArray(wiring.Component):
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
                 if cfg.sparse:
                     ins["meta"] = self.w.payload.meta[r]
-                if cfg.multiplier == "mult18_fip":
+                if cfg.multiplier_class.corrections:
                     ins["ca"], ins["cw"] = ca[c], cw[r]
                 self._unit(m, f"u{r}_{c}", ins, outs[r][c])
         m.d.comb += self.clipped.eq(sum(u["clipped"] for row in outs for u in row) != 0)

@@ -6,17 +6,14 @@ from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from qmac.hw.spec.config import MULTIPLIERS, ConfigError
+from qmac.hw.spec.checks import GROUP_LANES, ConfigError
 from qmac.hw.spec.formats import IntFormat, lane_range
+from qmac.hw.spec.multipliers import MULTIPLIERS
+from qmac.hw.lanes import LANE_UNITS
 from qmac.hw.lanes.lane_pair_product import LanePairProduct
-from qmac.hw.lanes.lane_product import LaneProduct
-from qmac.hw.lanes.packed_lane_product import PackedLaneProduct
-from qmac.hw.lanes.pipelined_lane_product import PipelinedLaneProduct
 from qmac.hw.lanes.winograd_pair_product import WinogradPairProduct, winograd_correction_format
 
 __all__ = ["DotProduct"]
-
-_LANES = (1, 2, 4, 8, 16, 32, 64)
 
 
 class DotProduct(wiring.Component):
@@ -27,7 +24,8 @@ class DotProduct(wiring.Component):
     an odd last lane uses half of one), :class:`PackedLaneProduct` (``"mult18"``, one MULT18X18D each) or
     :class:`WinogradPairProduct` (``"mult18_fip"``, one MULT18X18D per two lanes).
 
-    ``"mult18_fip"`` (Winograd's fast inner product) sums the V/2 pair terms and subtracts the operands'
+    A multiplier with :attr:`~qmac.hw.spec.multipliers.Multiplier.corrections` (``"mult18_fip"``, Winograd's
+    fast inner product) sums the V/2 pair terms and subtracts the operands'
     corrections ``ca + cw`` (:class:`~qmac.hw.lanes.winograd_correction.WinogradCorrection` of ``a`` and of
     ``w``), which the user computes once per activation and weight vector and presents
     :attr:`correction_delay` cycles after the operands. The subtraction is the adder tree's last level
@@ -38,7 +36,8 @@ class DotProduct(wiring.Component):
     Pipeline: the lane products are registered, then a binary adder tree registers every
     ``tree_levels_per_stage`` levels, the last stage being ``sum`` itself. Latency is
     ``1 + L + ceil(log2(V) / tree_levels_per_stage)`` cycles (:attr:`latency`), ``L`` the lanes' own
-    stages (5 for ``"mult18"``, 6 for ``"mult18_fip"``, 1 for ``"logic_pipelined"``, else 0); one vector pair enters per cycle. Every register advances
+    stages (:attr:`Multiplier.stages <qmac.hw.spec.multipliers.Multiplier.stages>`: 5 for ``"mult18"``, 6 for
+    ``"mult18_fip"``, 1 for ``"logic_pipelined"``, else 0); one vector pair enters per cycle. Every register advances
     together; wrap the unit in ``EnableInserter`` to stall it. The data registers have no reset (their
     contents matter only beside valid flags kept by the user; a reset reaching every one of them is
     the widest net of an FPGA build).
@@ -46,14 +45,14 @@ class DotProduct(wiring.Component):
     Parameters
     ----------
     lanes : int
-        V: 1, 2, 4, 8, 16, 32 or 64 (at least 2 for ``"mult18_fip"``).
+        V: 1, 2, 4, 8, 16, 32 or 64 (at least the multiplier's ``min_group_lanes``: 2 for ``"mult18_fip"``).
     modes : tuple of str
         As :class:`LaneProduct`.
     tree_levels_per_stage : int
         1..8.
     multiplier : str
         ``"logic"`` (default), ``"logic_pipelined"``, ``"sb_mac16"``, ``"mult18"`` or ``"mult18_fip"``
-        (:data:`qmac.hw.spec.config.MULTIPLIERS`).
+        (:data:`qmac.hw.spec.multipliers.MULTIPLIERS`; the lanes are :data:`qmac.hw.lanes.LANE_UNITS`).
 
     Members
     -------
@@ -62,37 +61,34 @@ class DotProduct(wiring.Component):
     int4 : In(1)
         Present only with both modes built; sampled with the operands.
     ca, cw : In(signed)
-        Present only with ``"mult18_fip"``: the corrections of the operands of :attr:`correction_delay`
+        Present only with a multiplier that has ``corrections`` (``"mult18_fip"``): the corrections of the operands of :attr:`correction_delay`
         cycles earlier, format :attr:`correction_format`.
     sum : Out(signed)
         Exact partial sum, ``latency`` cycles after its operands.
     """
 
     def __init__(self, lanes, modes, tree_levels_per_stage=2, multiplier="logic"):
-        if lanes not in _LANES:
-            raise ConfigError(f"dot-product lanes must be one of {', '.join(map(str, _LANES))}, not {lanes!r}")
+        if lanes not in GROUP_LANES:
+            raise ConfigError(f"dot-product lanes must be one of {', '.join(map(str, GROUP_LANES))}, not {lanes!r}")
         if not isinstance(tree_levels_per_stage, int) or not 1 <= tree_levels_per_stage <= 8:
             raise ConfigError(f"tree_levels_per_stage must be an integer 1..8, not {tree_levels_per_stage!r}")
         if not isinstance(multiplier, str) or multiplier not in MULTIPLIERS:
             raise ConfigError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
-        if multiplier == "mult18_fip" and lanes < 2:
-            raise ConfigError(f"dot-product lanes must be at least 2 with the mult18_fip multiplier, not {lanes!r}")
-        if multiplier == "sb_mac16":
-            self._units = [LanePairProduct(modes) for _ in range((lanes + 1) // 2)]
-        elif multiplier == "mult18_fip":
-            self._units = [WinogradPairProduct(modes) for _ in range(lanes // 2)]
-        else:
-            lane = {"mult18": PackedLaneProduct, "logic_pipelined": PipelinedLaneProduct}.get(multiplier, LaneProduct)
-            self._units = [lane(modes) for _ in range(lanes)]
+        kind = MULTIPLIERS[multiplier]
+        if lanes < kind.min_group_lanes:
+            raise ConfigError(f"dot-product lanes must be at least {kind.min_group_lanes} with the {multiplier} "
+                              f"multiplier, not {lanes!r}")
+        self._units = [LANE_UNITS[kind](modes) for _ in range(-(-lanes // kind.lanes_per_block))]
         self._lane = self._units[0]
         self._multiplier = multiplier
+        self._kind = kind
         self._lanes = lanes
         self._levels_per_stage = tree_levels_per_stage
         lo, hi = lane_range(modes)
         self._format = IntFormat.for_range(lanes * lo, lanes * hi)
         ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
                  "sum": Out(signed(self._format.bits))}
-        if multiplier == "mult18_fip":
+        if kind.corrections:
             self._correction_format = winograd_correction_format(lanes, modes)
             ports["ca"] = In(signed(self._correction_format.bits))
             ports["cw"] = In(signed(self._correction_format.bits))
@@ -115,17 +111,17 @@ class DotProduct(wiring.Component):
 
     @property
     def correction_format(self):
-        """``"mult18_fip"`` only: format of ``ca`` and ``cw`` (:class:`WinogradCorrection`'s ``sum``)."""
+        """With ``corrections`` (``"mult18_fip"``) only: format of ``ca`` and ``cw`` (:class:`WinogradCorrection`'s ``sum``)."""
         return self._correction_format
 
     @property
     def correction_delay(self):
-        """``"mult18_fip"`` only: cycles from the operands to their corrections on ``ca``, ``cw``."""
+        """With ``corrections`` (``"mult18_fip"``) only: cycles from the operands to their corrections on ``ca``, ``cw``."""
         return self.latency - 2
 
     @property
     def latency(self):
-        return 1 + MULTIPLIERS[self._multiplier] + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
+        return 1 + self._kind.stages + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
 
     def elaborate(self, platform):
         m = Module()
@@ -152,7 +148,7 @@ class DotProduct(wiring.Component):
             p = Signal(signed(min(len(product), bits)), name=f"p{i}", reset_less=True)
             m.d.sync += p.eq(product)
             level.append(p)
-        correct = self._multiplier == "mult18_fip"   # the last level subtracts the corrections
+        correct = self._kind.corrections   # the last level subtracts the corrections
         if correct:
             c = Signal(signed(bits), reset_less=True)   # ca + cw, read by the last level
             m.d.sync += c.eq(self.ca + self.cw)

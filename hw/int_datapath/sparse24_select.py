@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.formats import ELEMENT_FORMATS, INT4, INT8, modes_valid
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["Sparse24Select"]
 
@@ -60,7 +61,7 @@ class Sparse24Select(wiring.Component):
     """
 
     def __init__(self, lanes, modes):
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 2 or lanes % 2:
+        if not is_int(lanes) or lanes < 2 or lanes % 2:
             raise ConfigError(f"sparse select lanes must be a positive even integer, not {lanes!r}")
         if not modes_valid(modes):
             raise ConfigError(f"sparse select modes must be a non-empty tuple of distinct names from "

@@ -3,7 +3,7 @@ product, or the lane's two INT4 products packed into one multiplication whose mi
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
-from qmac.hw.spec.config import MULTIPLIERS
+from qmac.hw.spec.multipliers import Mult18 as Mult18Multiplier
 from qmac.hw.spec.formats import INT4
 from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.hw.lanes.mult18 import Mult18
@@ -49,7 +49,7 @@ class PackedLaneProduct(LaneProduct):
     @property
     def latency(self):
         """Register stages from the operands to ``p``."""
-        return MULTIPLIERS["mult18"]
+        return Mult18Multiplier.stages
 
     def elaborate(self, platform):
         m = Module()

@@ -1,6 +1,6 @@
 """:class:`LaneProduct` with a register in the middle of its shift-and-add array."""
 
-from qmac.hw.spec.config import MULTIPLIERS
+from qmac.hw.spec.multipliers import LogicPipelined
 from qmac.hw.lanes.lane_product import LaneProduct
 
 __all__ = ["PipelinedLaneProduct"]
@@ -17,4 +17,4 @@ class PipelinedLaneProduct(LaneProduct):
     @property
     def latency(self):
         """Register stages from the operands to ``p``."""
-        return MULTIPLIERS["logic_pipelined"]
+        return LogicPipelined.stages

@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from qmac.hw.spec.config import MULTIPLIERS
+from qmac.hw.spec.multipliers import Mult18Fip
 from qmac.hw.spec.formats import INT4, INT8, IntFormat, lane_range
 from qmac.hw.lanes.lane_product import lane_format
 from qmac.hw.local_register import LocalRegister
@@ -105,7 +105,7 @@ class WinogradPairProduct(wiring.Component):
     @property
     def latency(self):
         """Register stages from the operands to ``p``."""
-        return MULTIPLIERS["mult18_fip"]
+        return Mult18Fip.stages
 
     def elaborate(self, platform):
         m = Module()

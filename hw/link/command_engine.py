@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from qmac.hw.spec.checks import check_int
 from qmac.hw.spec.config import ConfigError, CoreConfig
 from qmac.hw.array.core import status_signature
 from qmac.hw.spec.link_protocol import (CONTROL_HOLD, CONTROL_LAYOUT, CRC, CRC_BYTES, HEADER_BYTES, READ_LAYOUT, STATUS_LAYOUT,
@@ -17,11 +18,6 @@ __all__ = ["CommandEngine"]
 
 # What the body of a reply is read from.
 _BODY_ROM, _BODY_SNAPSHOT, _BODY_ROWS = 0, 1, 2
-
-
-def _check_int(what, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ValueError(f"{what} must be an integer from {lo} to {hi}, not {value!r}")
 
 
 class CommandEngine(wiring.Component):
@@ -77,13 +73,13 @@ class CommandEngine(wiring.Component):
         if not isinstance(config, CoreConfig):
             raise ConfigError(f"CommandEngine needs a CoreConfig, not {config!r}")
         self._beat_bytes = {cmd: beat_bytes(config, cmd) for cmd in (Command.LOAD_W, Command.LOAD_A)}
-        _check_int("max_payload", max_payload, max(6, *self._beat_bytes.values()), 65535)
+        check_int("max_payload", max_payload, max(6, *self._beat_bytes.values()), 65535)
         for name, depth in (("w_depth", w_depth), ("a_depth", a_depth), ("y_depth", y_depth)):
-            _check_int(name, depth, 1, 65535)
+            check_int(name, depth, 1, 65535)
         if y_depth * row_bytes(config) > 0xFFFF:
             raise ValueError(f"y_depth {y_depth!r} rows of {row_bytes(config)} bytes exceed a 65535-byte reply")
-        _check_int("clock_hz", clock_hz, 1, 2**32 - 1)
-        _check_int("divisor", divisor, 1, 65535)
+        check_int("clock_hz", clock_hz, 1, 2**32 - 1)
+        check_int("divisor", divisor, 1, 65535)
         self._config = config
         self._max_payload = max_payload
         self._depths = {"w": w_depth, "a": a_depth, "y": y_depth}

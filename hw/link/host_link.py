@@ -11,6 +11,7 @@ from qmac.hw.array.core import Core
 from qmac.hw.link.slip_decoder import SlipDecoder
 from qmac.hw.link.slip_encoder import PACKET_BYTE_LAYOUT, SlipEncoder
 from qmac.hw.link.uart import RX_LAYOUT, UART
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["HostLink"]
 
@@ -86,7 +87,7 @@ class HostLink(wiring.Component):
             raise ConfigError("HostLink does not feed the output stage's requant stream; build the core with "
                               "output_stage = false")
         for name, depth in (("queue_depth", queue_depth), ("receive_depth", receive_depth)):
-            if not isinstance(depth, int) or isinstance(depth, bool) or not 2 <= depth <= 65535:
+            if not is_int(depth) or not 2 <= depth <= 65535:
                 raise ValueError(f"{name} must be an integer from 2 to 65535, not {depth!r}")
         if not isinstance(stream_stages, bool):
             raise TypeError(f"stream_stages must be a bool, not {stream_stages!r}")

@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["UART", "RX_LAYOUT"]
 
@@ -43,7 +44,7 @@ class UART(wiring.Component):
     """
 
     def __init__(self, divisor):
-        if not isinstance(divisor, int) or isinstance(divisor, bool) or not 4 <= divisor <= 65535:
+        if not is_int(divisor) or not 4 <= divisor <= 65535:
             raise ValueError(f"UART divisor must be an integer from 4 to 65535, not {divisor!r}")
         self._divisor = divisor
         super().__init__({

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError, CoreConfig
+from qmac.hw.spec.datapath import LogDatapath
 from qmac.hw.ops import adder_tree
 from qmac.hw.log_datapath.log_encode import LogEncode
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS, result_layout
@@ -53,7 +54,7 @@ class LogCombine(wiring.Component):
     """
 
     def __init__(self, config):
-        if not isinstance(config, CoreConfig) or not config.lns:
+        if not isinstance(config, CoreConfig) or not isinstance(config.datapath, LogDatapath):
             raise ConfigError(f"LogCombine needs a CoreConfig with an LNS mode, not {config!r}")
         self._config = config
         spec = config.log_sum

@@ -4,18 +4,16 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.checks import GROUP_LANES, LOG_LANES, MAX_SCALE_BITS, ConfigError, is_int
+from qmac.hw.spec.datapath import ORGANISATIONS
 from qmac.hw.spec.log_format import LogFormat
 from qmac.hw.spec.log_sum import LogSum
 from qmac.hw.ops import AmaranthOps, adder_tree
 
 __all__ = ["LogDotProduct", "ORGANISATIONS"]
 
-_LANES = (4, 8, 16, 32, 64, 128)
-_MAX_SCALE_BITS = 9
-
-#: Structures of the per-beat bucket adders (see :class:`LogDotProduct`).
-ORGANISATIONS = ("tree", "count")
+#: Width of a scale input: the signed sum of two log scale fields, one bit wider than a field.
+_MAX_SCALE_BITS = MAX_SCALE_BITS["log"] + 1
 
 
 class LogDotProduct(wiring.Component):
@@ -82,17 +80,17 @@ class LogDotProduct(wiring.Component):
     """
 
     def __init__(self, lanes, fmt, organisation="tree", *, scale_bits=0, scale_groups=1, q_floor=None):
-        if lanes not in _LANES:
-            raise ConfigError(f"log dot-product lanes must be one of {', '.join(map(str, _LANES))}, "
+        if lanes not in LOG_LANES:
+            raise ConfigError(f"log dot-product lanes must be one of {', '.join(map(str, LOG_LANES))}, "
                               f"not {lanes!r}")
         if not isinstance(fmt, LogFormat):
             raise ConfigError(f"log dot-product format must be a LogFormat, not {fmt!r}")
         if organisation not in ORGANISATIONS:
             raise ConfigError(f"organisation must be one of {', '.join(ORGANISATIONS)}, not {organisation!r}")
-        if (not isinstance(scale_bits, int) or isinstance(scale_bits, bool)
+        if (not is_int(scale_bits)
                 or not 0 <= scale_bits <= _MAX_SCALE_BITS):
             raise ConfigError(f"scale_bits must be an integer from 0 to {_MAX_SCALE_BITS}, not {scale_bits!r}")
-        if scale_groups not in [g for g in _LANES + (1, 2) if g <= lanes] or isinstance(scale_groups, bool):
+        if not is_int(scale_groups) or scale_groups not in [g for g in GROUP_LANES + LOG_LANES[-1:] if g <= lanes]:
             raise ConfigError(f"scale_groups must be a power of two dividing lanes = {lanes}, not {scale_groups!r}")
         scale_lo, scale_hi = (-(1 << (scale_bits - 1)), (1 << (scale_bits - 1)) - 1) if scale_bits else (0, 0)
         try:

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from qmac.hw.ops import AmaranthOps
 from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.requantize import OUT_FORMAT, PARAMS, RequantizeArithmetic
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["Requantize"]
 
@@ -56,7 +57,7 @@ class Requantize(wiring.Component):
 
     def __init__(self, acc_bits, columns, rounding="half_even"):
         self._arith = RequantizeArithmetic(acc_bits, rounding)
-        if not isinstance(columns, int) or isinstance(columns, bool) or not 1 <= columns <= 64:
+        if not is_int(columns) or not 1 <= columns <= 64:
             raise ConfigError(f"output stage columns must be an integer 1..64, not {columns!r}")
         self._columns = columns
         super().__init__({

@@ -11,65 +11,35 @@ import math
 import tomllib
 from dataclasses import dataclass
 
-from qmac.hw.spec.formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
-from qmac.hw.spec.log_format import LOG_FORMATS
-from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.spec.checks import (GROUP_LANES, LANES, MAX_SCALE_BITS, ConfigError, check_key, check_key_bool,
+                                 check_key_int, is_int)
+from qmac.hw.spec.datapath import DATAPATHS, ORGANISATIONS, code_range, mode_format
+from qmac.hw.spec.formats import ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
+from qmac.hw.spec.multipliers import MULTIPLIERS
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset",
-           "load_config", "mode_bits", "per_lane", "code_range"]
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type, out of range or inconsistent."""
-
+           "load_config", "mode_bits", "per_lane", "code_range", "MAX_CONFIG_BYTES"]
 
 #: Encoding of the ``ctrl.mode`` port.
 MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3}
 #: Every datapath mode, in canonical order: the integer modes, then the log (LNS) modes.
-MODES = tuple(ELEMENT_FORMATS) + tuple(LOG_FORMATS)
-#: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`).
-ORGANISATIONS = ("tree", "count")
-#: P of the LNS combine constants when ``p_bits`` is not given.
-DEFAULT_P_BITS = 12
+MODES = tuple(m for cls in DATAPATHS for m in cls.modes)
+#: Largest config file :func:`load_config` reads.
+MAX_CONFIG_BYTES = 1 << 20
 
-_LANES = (4, 8, 16, 32, 64)
 _MAX_DIM = 32
+_DEFAULT_SCALE_KIND = "int"
 _MAX_K_LIMIT = 1 << 24
-
-#: ``multiplier`` names -> pipeline stages a lane adds before the product register (docs/fpga.md):
-#: shift-and-add logic (:class:`~qmac.hw.lanes.lane_product.LaneProduct`), iCE40 SB_MAC16 in dual 8x8 mode
-#: (:class:`~qmac.hw.lanes.lane_pair_product.LanePairProduct`), ECP5 MULT18X18D
-#: (:class:`~qmac.hw.lanes.packed_lane_product.PackedLaneProduct`: registered before the
-#: :class:`~qmac.hw.lanes.mult18.Mult18`'s four stages), ECP5 MULT18X18D computing Winograd's pair terms, one block per
-#: two lanes (:class:`~qmac.hw.lanes.winograd_pair_product.WinogradPairProduct`: those five stages after a local copy of
-#: the lanes).
-#: ``logic_pipelined`` is ``logic`` with a register inside each lane's shift-and-add array
-#: (:class:`~qmac.hw.lanes.pipelined_lane_product.PipelinedLaneProduct`).
-MULTIPLIERS = {"logic": 0, "logic_pipelined": 1, "sb_mac16": 0, "mult18": 5, "mult18_fip": 6}
 
 
 def mode_bits(mode):
     """Width of one code of ``mode``."""
-    return (ELEMENT_FORMATS.get(mode) or LOG_FORMATS[mode]).bits
+    return mode_format(mode).bits
 
 
 def per_lane(mode):
     """Elements of ``mode`` per 8-bit operand lane (element ``j`` at bits ``[j*bits, (j+1)*bits)``)."""
     return 8 // mode_bits(mode)
-
-
-def code_range(mode):
-    """``(lo, hi)`` of the codes of ``mode``: two's complement for INT, unsigned LNS codes."""
-    if mode in ELEMENT_FORMATS:
-        return ELEMENT_FORMATS[mode].code.min, ELEMENT_FORMATS[mode].code.max
-    return 0, (1 << LOG_FORMATS[mode].bits) - 1
-
-
-def _check_int(key, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"config key '{key}': {value!r} is not an integer; allowed: integers {lo}..{hi}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"config key '{key}': {value!r} is out of range; allowed: integers {lo}..{hi}")
 
 
 @dataclass(frozen=True)
@@ -138,8 +108,12 @@ class CoreConfig:
         one lane per block; adds five pipeline stages) or ``"mult18_fip"`` (ECP5 MULT18X18D, one block per
         two lanes by Winograd's fast inner product, with one correction per row and per column of the
         array computed in logic; adds six stages; not with ``sparse``, whose units select their own
-        activations, nor with ``scale_lanes`` 1). Results are identical; see :data:`MULTIPLIERS` and
-        docs/fpga.md.
+        activations, nor with ``scale_lanes`` 1). Results are identical; see :data:`MULTIPLIERS` (the
+        registry of :class:`qmac.hw.spec.multipliers.Multiplier` classes) and docs/fpga.md.
+
+    Every integer key takes an integer (not ``4.0``, not a boolean), every boolean key ``true`` or ``false``.
+    The datapath the modes select is :attr:`datapath` (:mod:`qmac.hw.spec.datapath`): it checks its own
+    keys and derives the accumulator, the latency and the rest of its facts.
     """
     rows: int = 8
     cols: int = 8
@@ -149,7 +123,7 @@ class CoreConfig:
     acc_bits: int | None = None
     tree_levels_per_stage: int = 2
     scale_bits: int = 0
-    scale_kind: str = "int"
+    scale_kind: str = _DEFAULT_SCALE_KIND
     scale_lanes: int | None = None
     output_stage: bool = False
     output_rounding: str = "half_even"
@@ -161,108 +135,67 @@ class CoreConfig:
     multiplier: str = "logic"
 
     def __post_init__(self):
-        _check_int("rows", self.rows, 1, _MAX_DIM)
-        _check_int("cols", self.cols, 1, _MAX_DIM)
-        if not isinstance(self.lanes, int) or isinstance(self.lanes, bool) or self.lanes not in _LANES:
-            raise ConfigError(f"config key 'lanes': {self.lanes!r} is not allowed; allowed: "
-                              f"{', '.join(map(str, _LANES))}")
+        check_key_int("rows", self.rows, 1, _MAX_DIM)
+        check_key_int("cols", self.cols, 1, _MAX_DIM)
+        check_key("lanes", self.lanes, is_int(self.lanes) and self.lanes in LANES, ", ".join(map(str, LANES)))
         modes = self.modes
         if isinstance(modes, list):
             modes = tuple(modes)
             object.__setattr__(self, "modes", modes)
-        allowed = f"a non-empty subset of {', '.join(ELEMENT_FORMATS)}, or one of {', '.join(LOG_FORMATS)}"
-        if (not isinstance(modes, tuple) or not modes
-                or not all(isinstance(m, str) for m in modes)):
-            raise ConfigError(f"config key 'modes': {self.modes!r} is not a non-empty list of mode names; "
-                              f"allowed: {allowed}")
+        allowed = ", or ".join(cls.allowed_modes() for cls in DATAPATHS)
+        check_key("modes", self.modes, isinstance(modes, tuple) and modes and all(isinstance(m, str) for m in modes),
+                  allowed, "is not a non-empty list of mode names")
         for m in modes:
-            if m not in MODES:
-                raise ConfigError(f"config key 'modes': {m!r} is not a mode; allowed: {allowed}")
-        if len(set(modes)) != len(modes):
-            raise ConfigError(f"config key 'modes': {list(modes)!r} names a mode twice; allowed: {allowed}")
-        if any(m in LOG_FORMATS for m in modes) and len(modes) > 1:
-            raise ConfigError(f"config key 'modes': {list(modes)!r} mixes a log mode with others; allowed: {allowed}")
+            check_key("modes", m, m in MODES, allowed, "is not a mode")
+        check_key("modes", list(modes), len(set(modes)) == len(modes), allowed, "names a mode twice")
+        families = {cls for cls in DATAPATHS for m in modes if m in cls.modes}
+        lone = next((cls for cls in DATAPATHS if cls in families and not cls.mixable), None)
+        if len(modes) > 1 and (lone or len(families) > 1):
+            problem = f"mixes {lone.what} with others" if lone else "mixes modes of different datapaths"
+            check_key("modes", list(modes), False, allowed, problem)
         # Canonical order, so that equal configs compare equal.
         object.__setattr__(self, "modes", tuple(m for m in MODES if m in modes))
-        kinds = ("log",) if self.lns else tuple(k for k in SCALE_KINDS if k != "log")
+        kinds = self.datapath.scale_kinds
         if self.scale_kind not in kinds and (self.scale_bits or self.scale_kind not in SCALE_KINDS):
             raise ConfigError(f"config key 'scale_kind': {self.scale_kind!r} is not allowed with modes "
                               f"{list(self.modes)}; allowed: {', '.join(kinds)}")
-        if self.lns and self.scale_kind == "int" and not self.scale_bits:
-            object.__setattr__(self, "scale_kind", "log")  # the default, read as the LNS kind
-        _check_int("scale_bits", self.scale_bits, 0, 4 if self.scale_kind == "pow2" else 8)
+        if self.scale_kind == _DEFAULT_SCALE_KIND and not self.scale_bits:
+            object.__setattr__(self, "scale_kind", kinds[0])  # the default, read as the datapath's kind
+        check_key_int("scale_bits", self.scale_bits, 0, MAX_SCALE_BITS[self.scale_kind])
         if self.scale_lanes is not None:
-            if not self.scale_bits:
-                raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} needs scale units; "
-                                  f"allowed: only with scale_bits > 0")
-            allowed = [v for v in (1, 2, 4, 8, 16, 32, 64) if v <= self.lanes]
-            if self.scale_lanes not in allowed or isinstance(self.scale_lanes, bool):
-                raise ConfigError(f"config key 'scale_lanes': {self.scale_lanes!r} is not allowed; allowed: "
-                                  f"{', '.join(map(str, allowed))} (powers of two dividing lanes = {self.lanes})")
-        self._check_lns_keys()
+            check_key("scale_lanes", self.scale_lanes, self.scale_bits, "only with scale_bits > 0", "needs scale units")
+            allowed = [v for v in GROUP_LANES if v <= self.lanes]
+            check_key("scale_lanes", self.scale_lanes, is_int(self.scale_lanes) and self.scale_lanes in allowed,
+                      f"{', '.join(map(str, allowed))} (powers of two dividing lanes = {self.lanes})")
+        check_key_bool("log_output", self.log_output)
+        self.datapath.check_keys()
         lo_k = 2 * self.min_elements_per_beat
-        if (not isinstance(self.max_k, int) or isinstance(self.max_k, bool)
-                or not lo_k <= self.max_k <= _MAX_K_LIMIT or self.max_k & (self.max_k - 1)):
-            raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; allowed: a power of two "
-                              f"from {lo_k} (two beats of {self.min_elements_per_beat} elements) to {_MAX_K_LIMIT}")
-        if self.lns:
-            try:
-                self.log_sum
-            except ValueError as e:
-                raise ConfigError(f"config key 'max_k': {self.max_k!r} is not allowed; {e}") from None
-        if self.exact_acc_format.bits > 64:
-            hint = "lower max_k, scale_bits or p_bits, or set q_floor" if self.lns else "lower max_k or scale_bits"
-            raise ConfigError(f"config key 'max_k': {self.max_k!r} needs {self.exact_acc_format.bits}-bit "
-                              f"accumulators with these scales; allowed: at most 64 bits ({hint})")
-        if self.acc_bits is not None and self.lns:
-            raise ConfigError(f"config key 'acc_bits': {self.acc_bits!r} is not allowed with a log mode; allowed: "
-                              f"unset (LNS accumulators are always exact)")
+        check_key("max_k", self.max_k, is_int(self.max_k) and lo_k <= self.max_k <= _MAX_K_LIMIT
+                  and not self.max_k & (self.max_k - 1),
+                  f"a power of two from {lo_k} (two beats of {self.min_elements_per_beat} elements) to {_MAX_K_LIMIT}")
+        self.datapath.check_size()
+        check_key("max_k", self.max_k, self.exact_acc_format.bits <= 64,
+                  f"at most 64 bits ({self.datapath.max_k_hint})",
+                  f"needs {self.exact_acc_format.bits}-bit accumulators with these scales")
         if self.acc_bits is not None:
-            _check_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
-        _check_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
-        if not isinstance(self.output_stage, bool):
-            raise ConfigError(f"config key 'output_stage': {self.output_stage!r} is not allowed; allowed: true, false")
-        if not isinstance(self.sparse, bool):
-            raise ConfigError(f"config key 'sparse': {self.sparse!r} is not allowed; allowed: true, false")
-        if self.output_rounding not in ROUNDINGS:
-            raise ConfigError(f"config key 'output_rounding': {self.output_rounding!r} is not allowed; allowed: "
-                              f"{', '.join(ROUNDINGS)}")
-        if not isinstance(self.multiplier, str) or self.multiplier not in MULTIPLIERS:
-            raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed; allowed: "
-                              f"{', '.join(MULTIPLIERS)}")
-        if self.multiplier == "mult18_fip" and self.sparse:
-            raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with sparse = true; allowed: "
-                              "logic, logic_pipelined, sb_mac16, mult18 (a sparse unit selects its own activations, so the "
-                              "per-column Winograd correction cannot be shared)")
-        if self.multiplier == "mult18_fip" and self.group_lanes < 2:
-            raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with scale_lanes = 1; allowed: "
-                              "scale_lanes >= 2 (Winograd's terms pair the lanes of a scale group)")
-
-    def _check_lns_keys(self):
-        if not isinstance(self.log_output, bool):
-            raise ConfigError(f"config key 'log_output': {self.log_output!r} is not allowed; allowed: true, false")
-        lns_keys = {"p_bits": self.p_bits, "q_floor": self.q_floor, "bucket_organisation": self.bucket_organisation,
-                    "log_output": self.log_output or None}
-        if not self.lns:
-            for key, value in lns_keys.items():
-                if value is not None:
-                    raise ConfigError(f"config key '{key}': {value!r} needs a log mode; allowed: only with "
-                                      f"modes {' or '.join(repr([m]) for m in LOG_FORMATS)}")
-            return
-        if self.p_bits is not None:
-            _check_int("p_bits", self.p_bits, 1, 48)
-        if self.bucket_organisation is not None and self.bucket_organisation not in ORGANISATIONS:
-            raise ConfigError(f"config key 'bucket_organisation': {self.bucket_organisation!r} is not allowed; "
-                              f"allowed: {', '.join(ORGANISATIONS)}")
-        if self.q_floor is not None:
-            exact = LogSum(self.log_format, 1, 1, *self.log_scale_range)
-            _check_int("q_floor", self.q_floor, exact.exact_q_min + 1, exact.q_max)
-        if self.sparse:
-            raise ConfigError("config key 'sparse': True is not allowed with a log mode; allowed: false "
-                              "(2:4 selection is built for the INT modes)")
-        if self.multiplier != "logic":
-            raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed with a log mode; allowed: "
-                              f"logic (an LNS product is an exponent addition, no multiplier)")
+            exact_only = self.datapath.exact_only
+            check_key("acc_bits", self.acc_bits, not exact_only, f"unset ({exact_only})",
+                      f"is not allowed with {self.datapath.what}")
+            check_key_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
+        check_key_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
+        check_key_bool("output_stage", self.output_stage)
+        check_key_bool("sparse", self.sparse)
+        check_key("output_rounding", self.output_rounding, self.output_rounding in ROUNDINGS, ", ".join(ROUNDINGS))
+        check_key("multiplier", self.multiplier, isinstance(self.multiplier, str) and self.multiplier in MULTIPLIERS,
+                  ", ".join(MULTIPLIERS))
+        mult = self.multiplier_class
+        if self.sparse and not mult.sparse:
+            check_key("multiplier", self.multiplier, False,
+                      f"{', '.join(n for n, m in MULTIPLIERS.items() if m.sparse)} ({mult.not_sparse})",
+                      "is not allowed with sparse = true")
+        check_key("multiplier", self.multiplier, self.group_lanes >= mult.min_group_lanes,
+                  f"scale_lanes >= {mult.min_group_lanes} ({mult.group_reason})",
+                  f"is not allowed with scale_lanes = {self.group_lanes}")
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -317,38 +250,25 @@ class CoreConfig:
     # -- derived quantities ----------------------------------------------------------------------
 
     @property
-    def lns(self):
-        """Whether the datapath is the log (LNS) one."""
-        return self.modes[0] in LOG_FORMATS
+    def datapath(self):
+        """The :class:`~qmac.hw.spec.datapath.Datapath` of the modes (:class:`IntDatapath` or
+        :class:`LogDatapath`): every fact that depends on the kind of arithmetic."""
+        return next(cls for cls in DATAPATHS if self.modes[0] in cls.modes)(self)
+
+    @property
+    def multiplier_class(self):
+        """The :class:`~qmac.hw.spec.multipliers.Multiplier` class of ``multiplier``."""
+        return MULTIPLIERS[self.multiplier]
 
     @property
     def log_format(self):
-        """The :class:`LogFormat` of an LNS build, else ``None``."""
-        return LOG_FORMATS[self.modes[0]] if self.lns else None
-
-    @property
-    def log_p_bits(self):
-        return DEFAULT_P_BITS if self.p_bits is None else self.p_bits
-
-    @property
-    def log_organisation(self):
-        return "tree" if self.bucket_organisation is None else self.bucket_organisation
-
-    @property
-    def log_scale_range(self):
-        """Range of ``sw + sa`` (two signed S-bit fields) of an LNS build with scales, else ``(0, 0)``."""
-        if not self.scale_bits:
-            return 0, 0
-        lo, hi = self.scale_format.field_range
-        return 2 * lo, 2 * hi
+        """The :class:`LogFormat` of an LNS build (:attr:`LogDatapath.log_format`), else ``None``."""
+        return getattr(self.datapath, "log_format", None)
 
     @property
     def log_sum(self):
-        """The :class:`LogSum` of an LNS build: the products of one unit over a ``max_k_beats`` tile."""
-        if not self.lns:
-            return None
-        return LogSum(self.log_format, self.elements_per_beat(self.modes[0]), self.max_k_beats,
-                      *self.log_scale_range, q_floor=self.q_floor, p_bits=self.log_p_bits)
+        """The :class:`LogSum` of an LNS build (:attr:`LogDatapath.log_sum`), else ``None``."""
+        return getattr(self.datapath, "log_sum", None)
 
     @property
     def dual(self):
@@ -414,24 +334,15 @@ class CoreConfig:
         return IntFormat.for_range(self.group_lanes * lo, self.group_lanes * hi)
 
     @property
-    def _beat_range(self):
-        lo, hi = self.lane_range
-        factor = self.scale_format.max_product if self.scale_bits else 1
-        return self.lanes * lo * factor, self.lanes * hi * factor
-
-    @property
     def psum_format(self):
         """Exact format of one unit's per-beat partial sum (V lanes, scaled)."""
-        return IntFormat.for_range(*self._beat_range)
+        return IntFormat.for_range(*self.datapath.beat_range)
 
     @property
     def exact_acc_format(self):
-        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe (for LNS, the
-        combined result of a tile: :attr:`LogSum.result_format`)."""
-        if self.lns:
-            return self.log_sum.result_format
-        lo, hi = self._beat_range
-        return IntFormat.for_range(self.max_k_beats * lo, self.max_k_beats * hi)
+        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe
+        (:attr:`Datapath.exact_acc_format`; for LNS, the combined result of a tile)."""
+        return self.datapath.exact_acc_format
 
     @property
     def acc_format(self):
@@ -449,17 +360,13 @@ class CoreConfig:
 
     @property
     def bucket_format(self):
-        """LNS: format of each fraction-bucket accumulator (:attr:`LogSum.acc_format`), else ``None``."""
-        return self.log_sum.acc_format if self.lns else None
+        """LNS: format of each fraction-bucket accumulator (:attr:`LogDatapath.bucket_format`), else ``None``."""
+        return getattr(self.datapath, "bucket_format", None)
 
     @property
     def dot_latency(self):
-        """Cycles from operands to a unit's registered partial sum: product register + tree stages, + the
-        ``multiplier``'s lane stages, + 1 for the scale unit when built; 2 for LNS (:class:`LogDotProduct`)."""
-        if self.lns:
-            return 2
-        return (1 + MULTIPLIERS[self.multiplier] + math.ceil(self.tree_levels / self.tree_levels_per_stage)
-                + (1 if self.scale_bits else 0))
+        """Cycles from operands to a unit's registered partial sum (:attr:`Datapath.dot_latency`)."""
+        return self.datapath.dot_latency
 
 
 PRESETS = {
@@ -486,16 +393,57 @@ def preset(name):
         raise ConfigError(f"preset {name!r} is unknown; allowed: {', '.join(PRESETS)}") from None
 
 
+def _deepest(value, depth=0):
+    """Nesting depth of parsed TOML (tables and arrays), and the widest integer in it, in bits."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        found = [_deepest(v, depth + 1) for v in value]
+        return max((d for d, _ in found), default=depth), max((b for _, b in found), default=0)
+    return depth, value.bit_length() if is_int(value) else 0
+
+
+#: Deepest nesting of tables and arrays a config file may have (a config is one table of scalars and lists).
+_MAX_DEPTH = 8
+#: Widest integer a config file may hold.
+_MAX_INT_BITS = 64
+
+
 def load_config(path):
-    """Read a TOML config file."""
+    """Read a TOML config file: UTF-8, at most :data:`MAX_CONFIG_BYTES`, one table of keys.
+
+    Every problem raises :class:`ConfigError` with one line: the file cannot be read, is too large, is not
+    UTF-8, is not valid TOML, nests deeper than a config can, holds an integer wider than 64 bits, or has a
+    bad key or value (:meth:`CoreConfig.from_dict`)."""
+    where = f"config file {str(path)!r}"
     try:
         with open(path, "rb") as f:
-            values = tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+        raise ConfigError(f"{where} cannot be read: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_CONFIG_BYTES} bytes; allowed: a config of a few keys")
     try:
-        return CoreConfig.from_dict(values)
-    except TypeError as e:  # pragma: no cover - from_dict checks keys first
-        raise ConfigError(str(e)) from None
+        text = raw.decode("utf-8-sig")   # a leading byte-order mark is not part of the TOML
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{where} is not UTF-8 text: byte {raw[e.start]:#04x} at offset {e.start}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} nests arrays or tables too deeply; allowed: at most {_MAX_DEPTH} "
+                          f"levels") from None
+    except ValueError:   # tomllib's int() refuses integers past Python's digit limit (4300 digits)
+        raise ConfigError(f"{where} holds an integer of thousands of digits; allowed: integers of at most "
+                          f"{_MAX_INT_BITS} bits") from None
+    try:
+        depth, bits = _deepest(values)
+    except RecursionError:
+        depth, bits = _MAX_DEPTH + 1, 0
+    if depth > _MAX_DEPTH:
+        raise ConfigError(f"{where} nests arrays or tables too deeply; allowed: at most {_MAX_DEPTH} levels")
+    if bits > _MAX_INT_BITS:
+        raise ConfigError(f"{where} holds an integer of {bits} bits; allowed: integers of at most "
+                          f"{_MAX_INT_BITS} bits")
+    return CoreConfig.from_dict(values)

@@ -17,6 +17,8 @@ The bit-level spec of every format is ``docs/formats.md``.
 
 from dataclasses import dataclass
 
+from qmac.hw.spec.checks import MAX_SCALE_BITS, is_int
+
 __all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS", "modes_valid", "lane_range",
            "ScaleFormat",
            "SCALE_KINDS"]
@@ -41,7 +43,7 @@ class IntFormat:
     signed: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= 256:
+        if not is_int(self.bits) or not 1 <= self.bits <= 256:
             raise ValueError(f"integer format width must be an integer between 1 and 256, not {self.bits!r}")
         if not isinstance(self.signed, bool):
             raise TypeError(f"integer format signedness must be a bool, not {self.signed!r}")
@@ -200,8 +202,8 @@ class ScaleFormat:
     def __post_init__(self):
         if self.kind not in SCALE_KINDS:
             raise ValueError(f"scale kind must be one of {', '.join(SCALE_KINDS)}, not {self.kind!r}")
-        hi = 4 if self.kind == "pow2" else 8
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 1 <= self.bits <= hi:
+        hi = MAX_SCALE_BITS[self.kind]
+        if not is_int(self.bits) or not 1 <= self.bits <= hi:
             raise ValueError(f"{self.kind} scale width must be an integer 1..{hi}, not {self.bits!r}")
 
     @property

@@ -15,11 +15,10 @@ LOG_SHIFT_BITS = 8
 
 
 def accumulator_shape(config):
-    """Shape of a unit's accumulator (and shadow register): ``signed(acc_bits)``, or for LNS the ``2**F``
+    """Shape of a unit's accumulator (and shadow register), :attr:`Datapath.accumulator_shape
+    <qmac.hw.spec.datapath.Datapath.accumulator_shape>`: ``signed(acc_bits)``, or for LNS the ``2**F``
     fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), 2**F)``."""
-    if config.lns:
-        return data.ArrayLayout(signed(config.bucket_format.bits), config.log_format.buckets)
-    return signed(config.acc_format.bits)
+    return config.datapath.accumulator_shape
 
 
 def operand_layout(config, vectors, activations=False):

@@ -8,7 +8,7 @@ from math import isqrt
 
 from amaranth.hdl import signed, unsigned
 
-from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.checks import ConfigError, check_int
 from qmac.hw.spec.log_format import LogFormat
 
 __all__ = ["LogEncodeArithmetic", "MAX_IN_BITS", "MAX_SHIFT_BITS", "MAX_IN_EXPONENT"]
@@ -19,11 +19,6 @@ MAX_IN_BITS = 128
 MAX_SHIFT_BITS = 16
 #: Largest ``|in_exponent|``.
 MAX_IN_EXPONENT = 1024
-
-
-def _check_int(name, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"log encoder {name} must be an integer from {lo} to {hi}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -73,9 +68,9 @@ class LogEncodeArithmetic:
     def __post_init__(self):
         if not isinstance(self.fmt, LogFormat):
             raise ConfigError(f"log encoder format must be a LogFormat, not {self.fmt!r}")
-        _check_int("in_bits", self.in_bits, 2, MAX_IN_BITS)
-        _check_int("in_exponent", self.in_exponent, -MAX_IN_EXPONENT, MAX_IN_EXPONENT)
-        _check_int("shift_bits", self.shift_bits, 0, MAX_SHIFT_BITS)
+        check_int("log encoder in_bits", self.in_bits, 2, MAX_IN_BITS, ConfigError)
+        check_int("log encoder in_exponent", self.in_exponent, -MAX_IN_EXPONENT, MAX_IN_EXPONENT, ConfigError)
+        check_int("log encoder shift_bits", self.shift_bits, 0, MAX_SHIFT_BITS, ConfigError)
 
     @property
     def midpoints(self):

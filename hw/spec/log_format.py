@@ -8,13 +8,14 @@ plain operators that numpy arrays and Amaranth values share; :meth:`LogFormat.sp
 
 from dataclasses import dataclass
 from math import isqrt
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["LogFormat", "LNS8", "LNS4", "LOG_FORMATS"]
 
 #: Largest ``frac_bits``: 2**8 fraction accumulators is already far past any useful unit.
 _MAX_FRAC_BITS = 8
 #: Largest ``p_bits`` of the fraction constants.
-_MAX_P_BITS = 48
+MAX_P_BITS = 48
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ class LogFormat:
     frac_bits: int
 
     def __post_init__(self):
-        if not isinstance(self.bits, int) or isinstance(self.bits, bool) or not 3 <= self.bits <= 16:
+        if not is_int(self.bits) or not 3 <= self.bits <= 16:
             raise ValueError(f"log format width must be an integer from 3 to 16, not {self.bits!r}")
         hi = min(self.bits - 2, _MAX_FRAC_BITS)
-        if (not isinstance(self.frac_bits, int) or isinstance(self.frac_bits, bool)
+        if (not is_int(self.frac_bits)
                 or not 0 <= self.frac_bits <= hi):
             raise ValueError(f"frac_bits of a {self.bits}-bit log format must be an integer from 0 to {hi}, "
                              f"not {self.frac_bits!r}")
@@ -92,8 +93,8 @@ class LogFormat:
         p_bits : int
             1 to 48.
         """
-        if not isinstance(p_bits, int) or isinstance(p_bits, bool) or not 1 <= p_bits <= _MAX_P_BITS:
-            raise ValueError(f"p_bits must be an integer from 1 to {_MAX_P_BITS}, not {p_bits!r}")
+        if not is_int(p_bits) or not 1 <= p_bits <= MAX_P_BITS:
+            raise ValueError(f"p_bits must be an integer from 1 to {MAX_P_BITS}, not {p_bits!r}")
         out = []
         for r in range(self.buckets):
             twice = 1 << ((p_bits + 1) * self.buckets + r)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from qmac.hw.spec.formats import IntFormat
 from qmac.hw.spec.log_format import LogFormat
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["LogSum", "MAX_RESULT_BITS"]
 
@@ -60,13 +61,13 @@ class LogSum:
             raise ValueError(f"log format must be a LogFormat, not {self.fmt!r}")
         for name in ("products", "beats"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if self.scale_lo > self.scale_hi:
             raise ValueError(f"scale range [{self.scale_lo}, {self.scale_hi}] is empty")
         self.fmt.constants(self.p_bits)  # checks p_bits
         q = self.q_floor
-        if q is not None and (not isinstance(q, int) or isinstance(q, bool)
+        if q is not None and (not is_int(q)
                               or not self.exact_q_min < q <= self.q_max):
             raise ValueError(f"q_floor must be None or an integer from {self.exact_q_min + 1} to {self.q_max}, "
                              f"not {q!r}")

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.checks import ConfigError
 from qmac.hw.spec.formats import INT4, INT8, ROUNDINGS, IntFormat
+from qmac.hw.spec.checks import is_int
 
 __all__ = ["RequantizeArithmetic", "PARAMS", "MODES", "SHIFT_BITS", "OUT_FORMAT"]
 
@@ -107,7 +108,7 @@ class RequantizeArithmetic:
 
     def __post_init__(self):
         lo, hi = _ACC_BITS
-        if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool) or not lo <= self.acc_bits <= hi:
+        if not is_int(self.acc_bits) or not lo <= self.acc_bits <= hi:
             raise ConfigError(f"output stage acc_bits must be an integer {lo}..{hi}, not {self.acc_bits!r}")
         if self.rounding not in ROUNDINGS:
             raise ConfigError(f"output stage rounding must be one of {', '.join(ROUNDINGS)}, not {self.rounding!r}")

@@ -5,6 +5,8 @@ import math
 import numpy as np
 
 from qmac.hw.spec.config import MODES, ConfigError, code_range
+from qmac.hw.spec.datapath import DATAPATHS, datapath_of
+from qmac.sim.datapaths import GOLDEN
 from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_for_sparse, prune_weights,
                                  quantize_activations, quantize_weights, quantized_operands, to_float)
 
@@ -47,7 +49,7 @@ ABSENT = {"bit_exact": "not checked (golden engine)", "cycles": "not counted (go
           "utilization": "not measured (golden engine)"}
 
 
-def _check_flags(args, is_float, lns):
+def _check_flags(args, is_float, kinds):
     """Refuse flags that do not apply to these inputs, this format or this engine (never ignore them)."""
     rtl = args.engine != "golden"
     mx = args.scale == "mx"
@@ -60,8 +62,9 @@ def _check_flags(args, is_float, lns):
         ("--activation-scales", args.activation_scales, mx and not is_float, "--scale mx with integer codes"),
         ("--vector", args.vector, args.scale == "vector", "--scale vector"),
         ("--scale-bits", args.scale_bits, args.scale == "vector", "--scale vector"),
-        ("--scale-kind", args.scale_kind, args.scale == "vector" and not lns, "--scale vector with an int format"),
-        ("--scale-rounding", args.scale_rounding, args.scale == "vector" and not lns,
+        ("--scale-kind", args.scale_kind, args.scale == "vector" and len(kinds) > 1,
+         "--scale vector with an int format"),
+        ("--scale-rounding", args.scale_rounding, args.scale == "vector" and "int" in kinds,
          "--scale vector with an int format"),
     ]:
         if value is not None and not applies:
@@ -104,9 +107,11 @@ def run(args):
                          f"the K of --weights {W.shape}")
     mode = args.format
     is_float = W.dtype.kind == "f" or A.dtype.kind == "f"
-    _check_flags(args, is_float, mode.startswith("lns"))
-    if args.scale == "per-channel" and mode.startswith("lns"):
-        raise UsageError("--scale", args.scale, f"is not supported with --format {mode}; allowed: per-tensor, vector")
+    datapath, host = datapath_of(mode), GOLDEN[datapath_of(mode)]
+    _check_flags(args, is_float, datapath.scale_kinds)
+    if args.scale not in host.schemes + ("mx",):
+        raise UsageError("--scale", args.scale, f"is not supported with --format {mode}; allowed: "
+                         f"{', '.join(host.schemes)}")
     if is_float:
         W, A = as_floats(W), as_floats(A)
         check_finite_product(files, W, A)
@@ -119,13 +124,14 @@ def run(args):
         cfg = core_for_mode(cfg, mode, k)
     except ConfigError as e:
         raise UsageError("--format", mode, str(e)) from None
-    if args.sparse and cfg.lns:
+    if args.sparse and datapath.sparse_reason:
+        sparse = [m for cls in DATAPATHS if not cls.sparse_reason for m in cls.modes]
         raise UsageError("--sparse", args.sparse, f"is not supported with --format {mode}; "
-                         "allowed: the int8 and int4 formats")
+                         f"allowed: the {' and '.join(sparse)} formats")
     if args.scale == "vector":
         args.vector = args.vector if args.vector is not None else min(16, k)
-        args.scale_kind = args.scale_kind or "int"
-        args.scale_bits = args.scale_bits if args.scale_bits is not None else 4 if cfg.lns else 8
+        args.scale_kind = args.scale_kind or datapath.scale_kinds[0]
+        args.scale_bits = args.scale_bits if args.scale_bits is not None else host.default_scale_bits
     args.clip = args.clip or "max"
     w_scales = a_scales = None
     sparse_report = {}
@@ -168,8 +174,7 @@ def run(args):
               "bit_exact": res["bit_exact"], "cycles": res["cycles"], "ideal_cycles": res["ideal_cycles"],
               "utilization": res["utilization"], "saturated": res["saturated"], **sparse_report}
     notes = []
-    if cfg.lns:
-        report["result_exponent"] = cfg.log_sum.result_exponent
+    report.update(cfg.datapath.result_fields())
     if mx:
         report.update(_mx_report(res["Y"], res["saturated"], ops, notes))
     if is_float or mx:
@@ -180,7 +185,7 @@ def run(args):
         report.update(_accuracy(ref, Y, sqnr_db, notes))
         if args.scale == "vector":
             report.update(vector=args.vector, scale_bits=args.scale_bits,
-                          scale_kind="log" if cfg.lns else args.scale_kind)
+                          scale_kind=args.scale_kind)
         if not mx:
             report["clip"] = args.clip
     if args.out:

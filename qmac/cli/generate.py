@@ -24,12 +24,7 @@ def run(args):
     except OSError as e:
         raise UsageError("--out", args.out, f"cannot be written ({e.strerror or e}); allowed: a writable "
                          "folder") from None
-    if cfg.lns:
-        spec = cfg.log_sum
-        acc = (f"{cfg.log_format.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "
-               f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
-    else:
-        acc = f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators"
+    acc = cfg.datapath.describe()
     print(f"wrote {v} and {j} in {seconds:.1f} s "
           f"({cfg.rows}x{cfg.cols} array, V={cfg.lanes}, modes {'/'.join(cfg.modes)}, {acc})")
     return 0

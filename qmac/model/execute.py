@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.datapath import datapath_of
+from qmac.hw.spec.formats import ELEMENT_FORMATS
 from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_for_sparse, quantize_activations,
                                  quantize_weights, quantized_operands, to_float)
 
@@ -186,7 +188,7 @@ class QuantizedNetwork:
             return None
         base = self.scheme or Scheme()
         scheme = replace(base, format=fmt)
-        if scheme.lns and base.scale_kind is not None:
+        if base.scale_kind not in datapath_of(fmt).scale_kinds:
             scheme = replace(scheme, scale_kind=None)
         if not layer.has_weights:
             scheme = replace(scheme, sparse=False)
@@ -197,17 +199,16 @@ class QuantizedNetwork:
         k = W.shape[1]
         cfg = core_for_mode(self.config, scheme.format, k, self.notify)
         if scheme.sparse:
-            if cfg.lns:
-                raise ConfigError(f"--sparse 2:4 is not supported with --format {scheme.format}; allowed: the "
-                                  f"int8 and int4 formats")
+            if cfg.datapath.sparse_reason:
+                raise ConfigError(f"--sparse 2:4 is not supported with --format {scheme.format}: "
+                                  f"{cfg.datapath.sparse_reason}")
             cfg = core_for_sparse(cfg, self.notify)
         cfg = core_for_scales(cfg, scheme, k + (-k % 4 if scheme.sparse else 0), self.notify)
         prep = _Prepared(cfg, scheme)
         if layer.has_weights:
             prep.qw = self._quantize_weights(prep, key, W)
             recorded = self.calibration_inputs.get(key)
-            if recorded and not cfg.lns and scheme.scale == "per-tensor":
-                from qmac.hw.spec.formats import ELEMENT_FORMATS
+            if recorded and scheme.format in ELEMENT_FORMATS and scheme.scale == "per-tensor":
                 from qmac.sim.ptq import calibrate_clip
                 prep.clip = calibrate_clip(recorded["A"], ELEMENT_FORMATS[scheme.format], scheme.clip)
         return prep
@@ -222,8 +223,7 @@ class QuantizedNetwork:
                 W = prune_2_4(W)
             keep = W != 0
         recorded = self.calibration_inputs.get(key)
-        if self.ptq == "gptq" and not cfg.lns and recorded:
-            from qmac.hw.spec.formats import ELEMENT_FORMATS
+        if self.ptq == "gptq" and scheme.format in ELEMENT_FORMATS and recorded:
             from qmac.sim.ptq import gptq
             H = recorded["H"] / recorded["n"]
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
@@ -271,7 +271,6 @@ class QuantizedNetwork:
         if qw.length != A.shape[0]:                        # K padded for 2:4
             A = np.pad(A, ((0, qw.length - A.shape[0]), (0, 0)))
         if prep.clip is not None:
-            from qmac.hw.spec.formats import ELEMENT_FORMATS
             from qmac.sim.ptq import quantize_static
             qa = quantize_static(A, ELEMENT_FORMATS[scheme.format], prep.clip)
         else:

@@ -1,0 +1,309 @@
+"""The datapaths a core can be built with: one class per family of number formats, holding every spec-level
+fact the rest of qmac asks for (the model is Gemmini's ``Arithmetic`` typeclass).
+
+A config's datapath is ``config.datapath``, an instance of the :data:`DATAPATHS` class whose
+:attr:`Datapath.modes` hold the config's modes. The class states which modes it has and whether they mix,
+the config keys it alone takes and checks them, which scale kinds it takes, the latency of its dot
+product and the stage after the array, its accumulator (format and shape), the manifest block and the
+one-line description of its results. The hardware of each datapath (the per-beat sum of a MAC unit, the
+stage after the array) is found through :data:`qmac.hw.array.datapaths.HARDWARE`, its golden arithmetic
+and host quantizer through :data:`qmac.sim.datapaths.GOLDEN`, both keyed by these classes; this module
+imports neither (the spec layer imports no component).
+
+Adding a datapath: a subclass here listed in :data:`DATAPATHS`, an entry in each of those two registries
+(docs/architecture.md, "Adding a number format or datapath").
+"""
+
+import math
+
+from amaranth.hdl import signed
+from amaranth.lib import data
+
+from qmac.hw.spec.checks import ConfigError, check_key, check_key_int
+from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range
+from qmac.hw.spec.layouts import LOG_SHIFT_BITS
+from qmac.hw.spec.log_encode import LogEncodeArithmetic
+from qmac.hw.spec.log_format import LOG_FORMATS, MAX_P_BITS
+from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.spec.multipliers import MULTIPLIERS
+
+__all__ = ["Datapath", "IntDatapath", "LogDatapath", "DATAPATHS", "ORGANISATIONS", "DEFAULT_P_BITS",
+           "datapath_of", "mode_format", "code_range"]
+
+#: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`).
+ORGANISATIONS = ("tree", "count")
+#: P of the LNS combine constants when ``p_bits`` is not given.
+DEFAULT_P_BITS = 12
+
+
+class Datapath:
+    """One datapath of a config (``config.datapath``): facts about the config's arithmetic.
+
+    Class attributes (what a subclass declares):
+
+    - :attr:`modes`: name -> number format of every mode of the family (a format has ``bits``).
+    - :attr:`mixable`: several of its modes may be built together (lanes selected at run time).
+    - :attr:`what`: how messages name a mode of the family (``"a log mode"``).
+    - :attr:`keys`: the config keys only this datapath takes, in the order they are checked.
+    - :attr:`scale_kinds`: the ``scale_kind`` values it takes, the default first.
+    - :attr:`multipliers`: the ``multiplier`` values it takes.
+    - :attr:`exact_only`: ``None``, or why ``acc_bits`` cannot be set (its accumulators are always exact).
+    - :attr:`sparse_reason`: ``None`` if it has 2:4 sparse selection, else why not.
+    """
+    modes = {}
+    mixable = False
+    what = None
+    keys = ()
+    scale_kinds = ()
+    multipliers = tuple(MULTIPLIERS)
+    exact_only = None
+    sparse_reason = None
+
+    def __init__(self, config):
+        self.config = config
+
+    def __repr__(self):
+        return f"{type(self).__name__}({list(self.config.modes)!r})"
+
+    @classmethod
+    def allowed_modes(cls):
+        """The modes of the family as messages state them."""
+        names = ", ".join(cls.modes)
+        return f"a non-empty subset of {names}" if cls.mixable else f"one of {names}"
+
+    @classmethod
+    def code_range(cls, mode):
+        """``(lo, hi)`` of the codes of ``mode``."""
+        raise NotImplementedError
+
+    # -- checks (called by CoreConfig.__post_init__, in this order) ---------------------------------
+
+    def check_keys(self):
+        """Reject the keys of other datapaths; then check this datapath's own keys and restrictions."""
+        cfg = self.config
+        defaults = {f.name: f.default for f in cfg.__dataclass_fields__.values()}
+        for other in DATAPATHS:
+            if other is type(self):
+                continue
+            for key in other.keys:
+                value = getattr(cfg, key)
+                check_key(key, value, value == defaults[key],
+                          f"only with modes {' or '.join(repr([m]) for m in other.modes)}", f"needs {other.what}")
+        if cfg.sparse and self.sparse_reason:
+            raise ConfigError(f"config key 'sparse': True is not allowed with {self.what}; allowed: false "
+                              f"({self.sparse_reason})")
+        if self.multiplier_reason and cfg.multiplier not in self.multipliers:
+            raise ConfigError(f"config key 'multiplier': {cfg.multiplier!r} is not allowed with {self.what}; "
+                              f"allowed: {', '.join(self.multipliers)} ({self.multiplier_reason})")
+
+    def check_size(self):
+        """Checks of the sizes ``max_k`` implies, after ``max_k`` itself is checked."""
+
+    #: What to change when the exact accumulators pass 64 bits.
+    max_k_hint = "lower max_k or scale_bits"
+    multiplier_reason = None
+
+    # -- derived quantities ----------------------------------------------------------------------
+
+    @property
+    def exact_acc_format(self):
+        """Accumulator format that holds any tile the ``k_beats_m1`` register can describe."""
+        raise NotImplementedError
+
+    @property
+    def accumulator_shape(self):
+        """Shape of a unit's accumulator (and shadow register)."""
+        return signed(self.config.acc_format.bits)
+
+    @property
+    def dot_latency(self):
+        """Cycles from operands to a unit's registered per-beat sum."""
+        raise NotImplementedError
+
+    @property
+    def post_array_latency(self):
+        """Cycles the stage between the array and the output stage adds (0: no such stage)."""
+        return 0
+
+    def manifest(self):
+        """Fields this datapath adds to the manifest (``qmac_core.json``)."""
+        return {}
+
+    def result_fields(self):
+        """Fields this datapath adds to a GEMM report (what a reader needs to read the results)."""
+        return {}
+
+    def describe(self):
+        """One phrase describing the accumulators and results (``qmac generate``)."""
+        cfg = self.config
+        return f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators"
+
+
+class IntDatapath(Datapath):
+    """INT8 and INT4 codes in 8-bit lanes, multiplied by the ``multiplier``'s lanes, summed by adder trees
+    per scale group (:class:`~qmac.hw.int_datapath.dot_product.DotProduct`), scaled per vector, accumulated
+    exactly or saturating to ``acc_bits``. Both modes may be built (dual lanes)."""
+    modes = ELEMENT_FORMATS
+    mixable = True
+    what = "an int mode"
+    scale_kinds = ("int", "pow2")
+
+    @classmethod
+    def code_range(cls, mode):
+        """Two's complement codes."""
+        return cls.modes[mode].code.min, cls.modes[mode].code.max
+
+    @property
+    def beat_range(self):
+        """Range of one unit's per-beat (scaled) partial sum: V lanes, times the largest scale product."""
+        cfg = self.config
+        lo, hi = lane_range(cfg.modes)
+        factor = cfg.scale_format.max_product if cfg.scale_bits else 1
+        return cfg.lanes * lo * factor, cfg.lanes * hi * factor
+
+    @property
+    def exact_acc_format(self):
+        lo, hi = self.beat_range
+        k = self.config.max_k_beats
+        return IntFormat.for_range(k * lo, k * hi)
+
+    @property
+    def dot_latency(self):
+        """Product register + the ``multiplier``'s lane stages + adder-tree stages, + 1 for the scale unit
+        when built."""
+        cfg = self.config
+        return (1 + cfg.multiplier_class.stages + math.ceil(cfg.tree_levels / cfg.tree_levels_per_stage)
+                + (1 if cfg.scale_bits else 0))
+
+
+class LogDatapath(Datapath):
+    """One LNS mode (docs/lns.md): products are exponent additions sorted into ``2**F`` fraction buckets
+    (:class:`~qmac.hw.log_datapath.log_dot_product.LogDotProduct`), each accumulated exactly; per column,
+    after the drain, :class:`~qmac.hw.log_datapath.log_combine.LogCombine` turns a unit's buckets into one
+    linear fixed-point value (:attr:`log_sum`), optionally encoded back to a log code (``log_output``)."""
+    modes = LOG_FORMATS
+    mixable = False
+    what = "a log mode"
+    keys = ("p_bits", "q_floor", "bucket_organisation", "log_output")
+    scale_kinds = ("log",)
+    multipliers = ("logic",)
+    multiplier_reason = "an LNS product is an exponent addition, no multiplier"
+    exact_only = "LNS accumulators are always exact"
+    sparse_reason = "2:4 selection is built for the INT modes"
+    max_k_hint = "lower max_k, scale_bits or p_bits, or set q_floor"
+
+    @classmethod
+    def code_range(cls, mode):
+        """Unsigned codes."""
+        return 0, (1 << cls.modes[mode].bits) - 1
+
+    def check_keys(self):
+        cfg = self.config
+        if cfg.p_bits is not None:
+            check_key_int("p_bits", cfg.p_bits, 1, MAX_P_BITS)
+        check_key("bucket_organisation", cfg.bucket_organisation,
+                  cfg.bucket_organisation is None or cfg.bucket_organisation in ORGANISATIONS, ", ".join(ORGANISATIONS))
+        if cfg.q_floor is not None:
+            exact = LogSum(self.log_format, 1, 1, *self.scale_range)
+            check_key_int("q_floor", cfg.q_floor, exact.exact_q_min + 1, exact.q_max)
+        super().check_keys()
+
+    def check_size(self):
+        try:
+            self.log_sum
+        except ValueError as e:
+            raise ConfigError(f"config key 'max_k': {self.config.max_k!r} is not allowed; {e}") from None
+
+    @property
+    def log_format(self):
+        """The :class:`~qmac.hw.spec.log_format.LogFormat` of the build's mode."""
+        return self.modes[self.config.modes[0]]
+
+    @property
+    def p_bits(self):
+        return DEFAULT_P_BITS if self.config.p_bits is None else self.config.p_bits
+
+    @property
+    def organisation(self):
+        return "tree" if self.config.bucket_organisation is None else self.config.bucket_organisation
+
+    @property
+    def scale_range(self):
+        """Range of ``sw + sa`` (two signed S-bit fields) with scales, else ``(0, 0)``."""
+        cfg = self.config
+        if not cfg.scale_bits:
+            return 0, 0
+        lo, hi = cfg.scale_format.field_range
+        return 2 * lo, 2 * hi
+
+    @property
+    def log_sum(self):
+        """The :class:`LogSum` of one unit over a ``max_k_beats`` tile."""
+        cfg = self.config
+        return LogSum(self.log_format, cfg.elements_per_beat(cfg.modes[0]), cfg.max_k_beats, *self.scale_range,
+                      q_floor=cfg.q_floor, p_bits=self.p_bits)
+
+    @property
+    def bucket_format(self):
+        """Format of each fraction-bucket accumulator (:attr:`LogSum.acc_format`)."""
+        return self.log_sum.acc_format
+
+    @property
+    def exact_acc_format(self):
+        """The combined result of a tile: :attr:`LogSum.result_format`."""
+        return self.log_sum.result_format
+
+    @property
+    def accumulator_shape(self):
+        """The ``2**F`` fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), 2**F)``."""
+        return data.ArrayLayout(signed(self.bucket_format.bits), self.log_format.buckets)
+
+    @property
+    def dot_latency(self):
+        """:class:`LogDotProduct`'s 2 stages."""
+        return 2
+
+    @property
+    def post_array_latency(self):
+        """:class:`LogCombine`'s 2 stages, + the log encoder's with ``log_output``."""
+        cfg = self.config
+        encode = LogEncodeArithmetic(self.log_format, cfg.acc_format.bits, self.log_sum.result_exponent,
+                                     LOG_SHIFT_BITS) if cfg.log_output else None
+        return 2 + (len(encode.stages) if encode else 0)
+
+    def manifest(self):
+        spec = self.log_sum
+        return {"lns": {"bits": spec.fmt.bits, "frac_bits": spec.fmt.frac_bits, "p_bits": spec.p_bits,
+                        "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
+                        "bucket_bits": self.bucket_format.bits, "result_exponent": spec.result_exponent,
+                        "organisation": self.organisation}}
+
+    def result_fields(self):
+        return {"result_exponent": self.log_sum.result_exponent}
+
+    def describe(self):
+        cfg = self.config
+        return (f"{self.log_format.buckets} exact {self.bucket_format.bits}-bit fraction accumulators per unit, "
+                f"{cfg.acc_format.bits}-bit results x 2**{self.log_sum.result_exponent}")
+
+
+#: Every datapath, in the canonical order of their modes.
+DATAPATHS = (IntDatapath, LogDatapath)
+
+
+def datapath_of(mode):
+    """The :data:`DATAPATHS` class that has ``mode`` (``KeyError`` if none)."""
+    for cls in DATAPATHS:
+        if mode in cls.modes:
+            return cls
+    raise KeyError(mode)
+
+
+def mode_format(mode):
+    """The number format of ``mode`` (it has ``bits``)."""
+    return datapath_of(mode).modes[mode]
+
+
+def code_range(mode):
+    """``(lo, hi)`` of the codes of ``mode``: two's complement for INT, unsigned LNS codes."""
+    return datapath_of(mode).code_range(mode)
