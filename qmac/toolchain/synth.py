@@ -17,13 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from qmac.hw.boards import BOARDS
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 
-__all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config"]
+__all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config", "gate_netlist"]
 
 
 class SynthError(RuntimeError):
@@ -33,6 +34,9 @@ class SynthError(RuntimeError):
 #: Synthesis command of each target (``{top}`` is the top module).
 TARGETS = {
     "generic": "synth -flatten -top {top}",
+    # Each module is mapped on its own, then the gates are flattened: every cell's name keeps the instance
+    # path it came from ($flatten\array.\u0_1.\dot0.\lane2.$abc$...), which the energy breakdown reads.
+    "gates": "synth -top {top}\nflatten",
     "ice40": "synth_ice40 -dsp -top {top}",
     "ecp5": "synth_ecp5 -top {top}",
 }
@@ -53,6 +57,8 @@ _VERILOG = "design.v"
 _SCRIPT = "script.ys"
 _LOG = "log.txt"
 _REPORT = "stat.json"
+#: Files a target writes besides the report, kept in the cache beside it (``<key>/``).
+_OUTPUTS = {"gates": ("netlist.v", "netlist.json")}
 
 
 def _script(top, target):
@@ -61,7 +67,13 @@ def _script(top, target):
              # Flattening leaves $scopeinfo cells (hierarchy names, no area) that would count as cells and
              # make the transistor estimate partial.
              "delete t:$scopeinfo"]
-    if target == "generic":
+    if target == "gates":
+        # Private wire names ($abc$12$new_n34) become short public ones (n7_), so that the Verilog and the JSON
+        # netlist name every net alike; cell names (the hierarchy) stay.
+        lines += ["opt_clean -purge", "rename -enumerate -pattern n%_ w:$*",
+                  f"tee -q -o {_REPORT} stat -json -tech cmos", "write_verilog -noattr netlist.v",
+                  "write_json netlist.json"]
+    elif target == "generic":
         # stat -tech cmos knows the cost of a plain $_DFF_P_ only: reset and enable become gates.
         lines += ["dfflegalize -cell $_DFF_P_ 01", f"tee -q -o {_REPORT} stat -json -tech cmos"]
     else:
@@ -117,7 +129,7 @@ def _parse(report, target):
     design = report["design"]
     cell_types = dict(sorted(design["num_cells_by_type"].items()))
     result = {"target": target, "cells": design["num_cells"], "cell_types": cell_types}
-    if target == "generic":
+    if target in ("generic", "gates"):
         # Yosys appends "+" when some cell type has no transistor cost (e.g. a latch).
         estimate = str(design["estimated_num_transistors"])
         result["transistors"] = int(estimate.rstrip("+"))
@@ -134,13 +146,25 @@ def _synthesize(verilog_text, top, target, workdir, cache_dir, timeout):
     key = hashlib.sha256((verilog_text + "\0" + script).encode()).hexdigest()
     cache_dir = Path.cwd() / "build" / "synth-cache" if cache_dir is None else Path(cache_dir)
     cached = cache_dir / f"{key}.json"
+    outputs = _OUTPUTS.get(target, ())
+    files = {name: cache_dir / key / name for name in outputs}
     if cached.is_file():
-        return _parse(json.loads(cached.read_text()), target)
+        return _parse(json.loads(cached.read_text()), target) | ({"files": files} if outputs else {})
     if workdir is None:
         workdir = Path.cwd() / "build" / "synth" / f"{top}-{target}-{key[:12]}"
     report = _run_yosys(verilog_text, script, Path(workdir), timeout)
     result = _parse(report, target)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if outputs:
+        # The files first, the report last: a report in the cache means its files are complete.
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
+        for name in outputs:
+            shutil.copyfile(Path(workdir) / name, staging / name)
+        try:
+            staging.rename(cache_dir / key)
+        except OSError:  # another process stored the same key first
+            shutil.rmtree(staging)
+        result["files"] = files
     # Write then rename, so that a concurrent reader never sees half an entry.
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(report))
@@ -259,3 +283,32 @@ def synth_config(config, target="generic", workdir=None, *, cache_dir=None, time
     if target == "generic":
         result["per_mac_lane"] = result["transistors"] / (config.rows * config.cols * config.lanes)
     return result
+
+
+def gate_netlist(verilog_text, top, workdir=None, *, cache_dir=None, timeout=None):
+    """Map ``top`` to Yosys's generic gates, module by module, and flatten it into a gate-level netlist.
+
+    Runs ``read_verilog``, ``synth -top TOP``, ``flatten``, ``delete t:$scopeinfo``, ``opt_clean -purge``,
+    ``rename -enumerate -pattern n%_ w:$*`` (private wire names become ``n<i>_``), ``stat -json -tech cmos``,
+    ``write_verilog -noattr netlist.v`` and ``write_json netlist.json``. Unlike :func:`synth_generic`,
+    modules are mapped before they are flattened, so no optimization crosses a module boundary and every
+    cell's name starts with the instance path it came from (``$flatten\\array.\\u0_1.\\dot0.$abc$...``);
+    flip-flops keep their reset and enable (``$_SDFFE_PP0P_``, ...), so ``transistors`` is a lower bound.
+
+    Parameters
+    ----------
+    verilog_text, top, workdir, cache_dir, timeout
+        As :func:`synth_generic`; the cache key is the Verilog text and the script.
+
+    Returns
+    -------
+    dict
+        As :func:`synth_generic` (``target`` is ``"gates"``), and ``files``: the paths of ``netlist.v`` and
+        ``netlist.json`` in the cache (``<cache_dir>/<key>/``).
+
+    Raises
+    ------
+    SynthError
+        As :func:`synth_generic`.
+    """
+    return _synthesize(verilog_text, top, "gates", workdir, cache_dir, timeout)
