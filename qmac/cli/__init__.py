@@ -10,13 +10,13 @@ import sys
 
 from qmac.hw.spec.config import ConfigError
 
-from . import bitstream, energy, eval, gemm, generate, presets, run, synth, test
+from . import bitstream, energy, eval, explore, gemm, generate, presets, run, synth, test
 from .common import UsageError
 
 __all__ = ["main", "COMMANDS"]
 
 #: The command modules, in the order ``qmac --help`` lists them.
-COMMANDS = (generate, gemm, eval, synth, energy, presets, bitstream, run, test)
+COMMANDS = (generate, gemm, eval, synth, energy, explore, presets, bitstream, run, test)
 
 
 def parser():
