@@ -80,6 +80,7 @@ _PROBES = {
 _PROBE_STEPS = 20000
 
 _SEGMENT = re.compile(r"\\([^\\]+?)\.")
+_GENERATED = re.compile(r"^n\d+_$")
 
 
 def _is_flip_flop(cell_type):
@@ -128,7 +129,8 @@ def net_capacitance(module):
     names = {}
     for name, net in module["netnames"].items():
         for b in net["bits"]:
-            if isinstance(b, int) and (b not in names or names[b].startswith("n") and not name.startswith("n")):
+            # Prefer a design name to the n<i>_ names the netlist gave private wires.
+            if isinstance(b, int) and (b not in names or _GENERATED.match(names[b]) and not _GENERATED.match(name)):
                 names[b] = name
     load = defaultdict(float)
     driver = {}
@@ -205,8 +207,9 @@ def synthetic_operands(distribution, n, k, m, seed=0):
     if distribution == "zeros":
         return np.zeros((n, k), dtype=np.int64), np.zeros((k, m), dtype=np.int64)
     rng = np.random.default_rng(seed)
-    draw = {"gaussian": rng.standard_normal, "relu": rng.standard_normal, "laplace": rng.laplace,
-            "t3": lambda shape: rng.standard_t(3, shape), "uniform": lambda shape: rng.uniform(-1, 1, shape)}
+    draw = {"gaussian": rng.standard_normal, "relu": rng.standard_normal,
+            "laplace": lambda shape: rng.laplace(size=shape), "t3": lambda shape: rng.standard_t(3, shape),
+            "uniform": lambda shape: rng.uniform(-1, 1, shape)}
     W, A = draw[distribution]((n, k)), draw[distribution]((k, m))
     if distribution == "relu":
         A = np.maximum(A, 0.0)

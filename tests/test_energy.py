@@ -95,3 +95,21 @@ def test_cli_rejects_bad_arguments(args, message, capsys, tmp_path, monkeypatch)
     out, err = capsys.readouterr()
     assert out == "" and err == message
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "laplace", "t3", "uniform", "relu", "zeros"])
+def test_synthetic_operands(distribution):
+    from qmac.energy import synthetic_operands
+    W, A = synthetic_operands(distribution, 3, 4000, 5, seed=7)
+    assert W.shape == (3, 4000) and A.shape == (4000, 5)
+    if distribution == "zeros":
+        assert not W.any() and not A.any() and W.dtype == np.int64
+        return
+    kurtosis = ((W - W.mean()) ** 4).mean() / W.var() ** 2
+    expected = {"gaussian": 3, "relu": 3, "laplace": 6, "uniform": 1.8}
+    if distribution in expected:
+        assert kurtosis == pytest.approx(expected[distribution], rel=0.2)
+    else:
+        assert kurtosis > 6  # Student-t(3): heavier tails than the Laplacian (infinite kurtosis)
+    zeros = np.mean(A == 0)
+    assert zeros == pytest.approx(0.5, abs=0.03) if distribution == "relu" else zeros == 0
