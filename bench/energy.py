@@ -31,13 +31,18 @@ CORES = {
                                           ["--format", "int4", "--scale", "vector", "--vector", "16",
                                            "--scale-bits", "4", "--scale-kind", "pow2"]),
     "LNS8": ({"modes": ["lns8"]}, ["--format", "lns8"]),
-    "LNS4": ({"modes": ["lns4"]}, ["--format", "lns4"]),
+    "LNS4 VSQ (log scales, S=4, V=16)": ({"modes": ["lns4"], "scale_bits": 4, "scale_kind": "log", "scale_lanes": 4},
+                                         ["--format", "lns4", "--scale", "vector", "--vector", "16",
+                                          "--scale-bits", "4"]),
     "INT8 2:4 sparse": ({"modes": ["int8"], "sparse": True}, ["--format", "int8", "--sparse", "2:4"]),
 }
 DISTRIBUTIONS = ("gaussian", "laplace", "t3", "relu", "zeros")
 
 
 def energy(config_path, flags, distribution):
+    if distribution == "zeros":  # integer zero codes: no float scaling to choose (scale fields stay neutral)
+        flags = [f for f, prev in zip(flags, [None] + flags) if not (f.startswith("--scale") or f == "--vector"
+                 or prev is not None and (prev.startswith("--scale") or prev == "--vector"))]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = main(["energy", "--config", str(config_path), *flags, "--distribution", distribution,

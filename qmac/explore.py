@@ -105,6 +105,9 @@ def evaluate_point(name, fmt, config, flags, W, A, shapes, energy=True, cache_di
                    accuracy=None):
     """One point's row (see :data:`COLUMNS`); cached in ``cache_dir`` by the Verilog text and the data.
 
+    ``W`` and ``A`` are the workload's operands; accuracy is the SQNR of the dequantized result against their
+    float product, so 2:4 pruning error counts.
+
     ``accuracy``, if given, is ``accuracy(config, ops)`` (a model-level metric: the hook for the ONNX model
     flow), called instead of the GEMM SQNR; ``ops`` is the namespace of :func:`qmac.cli.operands.prepare_operands`."""
     from qmac.cli.operands import prepare_operands
@@ -137,7 +140,8 @@ def evaluate_point(name, fmt, config, flags, W, A, shapes, energy=True, cache_di
         row["accuracy"] = float(accuracy(cfg, ops))
     elif ops.is_float:
         Y = run_gemm(cfg, mode, ops.Wq, ops.Aq, w_scales=ops.w_scales, a_scales=ops.a_scales, sparse=ops.sparse)["Y"]
-        row["accuracy"] = float(sqnr_db(ops.W.astype(np.float64) @ ops.A.astype(np.float64), ops.to_float(Y)))
+        # Against the product of the operands as given: 2:4 pruning error counts (ops.W is the pruned W).
+        row["accuracy"] = float(sqnr_db(np.asarray(W, np.float64) @ np.asarray(A, np.float64), ops.to_float(Y)))
     else:
         row["accuracy"] = None  # integer codes: exact, no float reference
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +178,7 @@ def plot(rows, out_dir):
     format, the Pareto front of each pair as a step line, the best point (:func:`_best`) ringed. Returns the
     paths written (none without accuracies)."""
     import matplotlib
+    import matplotlib.ticker
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in rows if r.get("accuracy") is not None and math.isfinite(r["accuracy"])]
@@ -203,9 +208,13 @@ def plot(rows, out_dir):
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy: GEMM SQNR (dB)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-        ax.set_title(f"accuracy vs {key.replace('_', ' ')}")
+        ax.set_title(f"accuracy vs {'energy' if key == 'energy_per_mac' else 'transistors'} per MAC "
+                     f"({len(have)} points)")
         fig.tight_layout()
         path = Path(out_dir) / file
         fig.savefig(path)
