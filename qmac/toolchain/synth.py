@@ -34,9 +34,6 @@ class SynthError(RuntimeError):
 #: Synthesis command of each target (``{top}`` is the top module).
 TARGETS = {
     "generic": "synth -flatten -top {top}",
-    # Each module is mapped on its own, then the gates are flattened: every cell's name keeps the instance
-    # path it came from ($flatten\array.\u0_1.\dot0.\lane2.$abc$...), which the energy breakdown reads.
-    "gates": "synth -top {top}\nflatten",
     "ice40": "synth_ice40 -dsp -top {top}",
     "ecp5": "synth_ecp5 -top {top}",
 }
@@ -49,6 +46,11 @@ FPGA_RESOURCES = {
              "dsps": ("MULT18X18D", "ALU54B"), "brams": ("DP16KD", "PDPW16KD"),
              "lutrams": ("TRELLIS_DPR16X4",)},
 }
+
+#: Synthesis command of each target, with the gate-level netlist of :func:`gate_netlist`: each module is mapped on
+#: its own, then the gates are flattened, so that every cell's name keeps the instance path it came from
+#: ($flatten\array.\u0_1.\dot0.\lane2.$abc$...), which the energy breakdown reads.
+_COMMANDS = {**TARGETS, "gates": "synth -top {top}\nflatten"}
 
 #: A board of each FPGA family, whose platform the core is elaborated for (only the family matters).
 _FAMILY_BOARDS = {board.family: board for board in BOARDS.values()}
@@ -63,7 +65,7 @@ _OUTPUTS = {"gates": ("netlist.v", "netlist.json")}
 
 def _script(top, target):
     """The Yosys script for ``target``, reading ``design.v`` and writing ``stat.json`` in its directory."""
-    lines = [f"read_verilog {_VERILOG}", TARGETS[target].format(top=top),
+    lines = [f"read_verilog {_VERILOG}", _COMMANDS[target].format(top=top),
              # Flattening leaves $scopeinfo cells (hierarchy names, no area) that would count as cells and
              # make the transistor estimate partial.
              "delete t:$scopeinfo"]
