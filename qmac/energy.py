@@ -119,8 +119,7 @@ def _load_netlist(path):
 
 
 def net_capacitance(module):
-    """Per net bit of a Yosys JSON module: ``{bit: (capacitance, component, kind)}``, and the clock net's
-    capacitance.
+    """Per net bit of a Yosys JSON module: ``({bit: (capacitance, component, kind)}, clock capacitance)``.
 
     Capacitance = sum of the load pins' :data:`PIN_CAP` + :data:`WIRE_PER_LOAD` per load pin + the driver's
     :data:`OUTPUT_CAP` (+ :data:`PORT_LOAD` for a top-level output). The component is the driver's
@@ -168,7 +167,7 @@ def net_capacitance(module):
             continue
         component = "inputs" if cname is None else component_of(cname, names.get(b, ""))
         nets[b] = (cap, component, kind)
-    return nets, clock, names
+    return nets, clock
 
 
 def _bit_toggles(module, toggles):
@@ -186,7 +185,7 @@ def _bit_toggles(module, toggles):
 
 def _energy(module, toggles, cycles):
     """Energy in units by component and by kind, and the fraction of driven net bits the simulator counted."""
-    nets, clock, _ = net_capacitance(module)
+    nets, clock = net_capacitance(module)
     counted = _bit_toggles(module, toggles)
     by_component = dict.fromkeys(COMPONENTS, 0.0)
     by_kind = {"clock": 0.0, "flip-flop": 0.0, "gate": 0.0, "input": 0.0}
@@ -292,7 +291,7 @@ def calibration(build_root=None, cache_dir=None):
         exe, _ = build_gate_sim(gates["files"]["netlist.v"], "probe", build_root=build_root)
         module = json.loads(Path(gates["files"]["netlist.json"]).read_text())["modules"]["probe"]
         toggles = run_probe(exe, _PROBE_STEPS)
-        nets, _, _ = net_capacitance(module)
+        nets, _ = net_capacitance(module)
         counted = _bit_toggles(module, toggles)
         units[name] = sum(counted.get(b, 0) * cap for b, (cap, _, _) in nets.items()) / _PROBE_STEPS
     factor = math.exp(sum(math.log(HOROWITZ_PJ[n] / u) for n, u in units.items()) / len(units))

@@ -36,7 +36,6 @@ BUILD_FLAGS = ("--coverage-toggle", "--coverage-underscore", "--coverage-max-wid
                "-Wno-fatal", "-Wno-lint", "-Wno-style", "-MAKEFLAGS", "OPT_FAST=-O0 OPT_GLOBAL=-O0 OPT_SLOW=-O0")
 
 _EXE = "gate_sim"
-_CORE_HEAD = 7  # uint64 words of a job's header
 
 
 def _key(netlist, source, flags):
