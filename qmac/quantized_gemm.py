@@ -17,7 +17,8 @@ from qmac.sim.mx import MX_BLOCK, mx_window, quantize_mxint8
 from qmac.sim.quantize import MAX_SCALE_BITS
 
 __all__ = ["Scheme", "with_changes", "core_for_mode", "core_for_sparse", "core_for_scales", "prune_weights",
-           "quantize_weights", "quantize_activations", "QuantizedOperands", "quantized_operands", "to_float"]
+           "quantize_weights", "quantize_activations", "QuantizedOperands", "quantized_operands", "to_float",
+           "PreparedOperands", "prepare_operands"]
 
 
 @dataclass(frozen=True)
@@ -217,3 +218,72 @@ def to_float(cfg, ops, Y):
     """The core's results ``Y`` (N x M) for ``ops`` as floats: ``Y * gamma_w * gamma_a`` (INT), or the LNS
     value of the buckets' sum times ``2**((offset_w + offset_a) / 2**F)``."""
     return golden(cfg).to_float(Y, ops.qw, ops.qa)
+
+
+@dataclass(frozen=True)
+class PreparedOperands:
+    """A GEMM ready for the core (:func:`prepare_operands`).
+
+    Members
+    -------
+    cfg : CoreConfig
+        The config, switched to the format's datapath, scale units or sparse selection as the scheme needs.
+    mode : str
+    W, A : numpy.ndarray
+        The inputs as given (float or codes), W pruned to 2:4 and K padded when sparse.
+    Wq, Aq : numpy.ndarray
+        Codes.
+    w_scales, a_scales : numpy.ndarray or None
+        Per-group scale fields.
+    sparse, is_float : bool
+    ops : QuantizedOperands or None
+        The host tensors of float inputs (for :func:`to_float`).
+    report : dict
+        The 2:4 pruning entries (:func:`prune_weights`).
+    """
+    cfg: object
+    mode: str
+    W: np.ndarray
+    A: np.ndarray
+    Wq: np.ndarray
+    Aq: np.ndarray
+    w_scales: np.ndarray | None
+    a_scales: np.ndarray | None
+    sparse: bool
+    is_float: bool
+    ops: QuantizedOperands | None
+    report: dict
+
+    def to_float(self, Y):
+        """The core's results for these operands as floats (float inputs only)."""
+        return to_float(self.cfg, self.ops, Y)
+
+
+def prepare_operands(cfg, scheme, W, A, notify=_note):
+    """``W @ A`` (float or integer-code 2-D arrays) as core inputs per ``scheme`` on ``cfg``: the config
+    adapted (:func:`core_for_mode`, :func:`core_for_sparse`, :func:`core_for_scales`), weights pruned,
+    floats quantized. Raises :class:`~qmac.hw.spec.config.ConfigError` (a ValueError) when the scheme does not
+    fit, ValueError for codes out of the mode's range."""
+    from qmac.hw.spec.config import code_range
+    mode = scheme.format
+    k = W.shape[1]
+    cfg = core_for_mode(cfg, mode, k, notify)
+    report = {}
+    if scheme.sparse:
+        if cfg.datapath.sparse_reason:
+            raise ConfigError(f"--sparse 2:4 is not supported with --format {mode}: {cfg.datapath.sparse_reason}")
+        W, A, report = prune_weights(W, A)
+        cfg = core_for_sparse(cfg, notify)
+    is_float = W.dtype.kind == "f" or A.dtype.kind == "f"
+    if not is_float:
+        lo, hi = code_range(mode)
+        for name, x in (("weights", W), ("activations", A)):
+            if x.size and (x.min() < lo or x.max() > hi):
+                raise ValueError(f"{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
+        Wq, Aq = W.astype(np.int64), A.astype(np.int64)
+        return PreparedOperands(cfg, mode, W, A, Wq, Aq, None, None, scheme.sparse, False, None, report)
+    qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
+    cfg = core_for_scales(cfg, scheme, W.shape[1], notify)
+    ops = quantized_operands(cfg, scheme, qw, qa)
+    return PreparedOperands(cfg, mode, W, A, ops.W, ops.A, ops.w_scales, ops.a_scales, scheme.sparse, True, ops,
+                            report)

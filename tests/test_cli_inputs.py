@@ -124,7 +124,7 @@ CASES = [
     (G + WA + ["--format", "int3"], "--format: 'int3': allowed: int8, int4, lns8, lns4"),
     (G + WA + ["--vector"], "--vector: (missing): allowed: one value"),
     (G + WA + ["--bogus"], "--bogus: unrecognized: allowed: the options 'qmac COMMAND --help' lists"),
-    (["frob"], "COMMAND: 'frob': allowed: generate, gemm, eval, model, synth, presets, bitstream, run, test"),
+    (["frob"], "COMMAND: 'frob': allowed: generate, gemm, eval, model, synth, energy, explore, presets, bitstream, run, test"),
 ]
 
 

@@ -1,5 +1,7 @@
 """Yosys runner: transistor estimate, FPGA counts, cache and errors (qmac/toolchain/synth.py)."""
 
+import json
+
 import pytest
 
 from qmac.hw.spec.config import CoreConfig, preset
@@ -99,3 +101,30 @@ def test_scale_products_in_logic_on_ecp5(tmp_path):
                      multiplier="mult18_fip")
     result = synth_config(cfg, "ecp5", tmp_path / "run", cache_dir=tmp_path / "cache")
     assert result["dsps"] == cfg.rows * cfg.cols * (cfg.lanes // 2 + cfg.scale_groups)
+
+
+HIERARCHY = """
+module half(input clk, input [3:0] a, output reg [3:0] q);
+  always @(posedge clk) q <= a + 4'd1;
+endmodule
+module top(input clk, input [3:0] a, output [3:0] q);
+  half inner (.clk(clk), .a(a), .q(q));
+endmodule
+"""
+
+
+def test_gate_netlist_keeps_instance_paths_and_caches_its_files(tmp_path):
+    from qmac.toolchain.synth import gate_netlist
+    cache = tmp_path / "cache"
+    first = gate_netlist(HIERARCHY, "top", tmp_path / "run1", cache_dir=cache)
+    assert first["target"] == "gates"
+    files = first["files"]
+    assert set(files) == {"netlist.v", "netlist.json"} and all(p.parent.parent == cache for p in files.values())
+    module = json.loads(files["netlist.json"].read_text())["modules"]
+    assert list(module) == ["top"]  # flattened
+    cells = module["top"]["cells"]
+    assert cells and all(name.startswith("$flatten\\inner.") for name in cells)
+    assert sum(c["type"] == "$_DFF_P_" for c in cells.values()) == 4
+    assert "module top" in files["netlist.v"].read_text()
+    again = gate_netlist(HIERARCHY, "top", tmp_path / "run2", cache_dir=cache)
+    assert again == first and not (tmp_path / "run2").exists()

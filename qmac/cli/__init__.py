@@ -14,13 +14,13 @@ import sys
 
 from qmac.hw.spec.config import ConfigError
 
-from . import bitstream, eval, gemm, generate, model, presets, run, synth, test
+from . import bitstream, energy, eval, explore, gemm, generate, model, presets, run, synth, test
 from .common import UsageError
 
 __all__ = ["main", "COMMANDS"]
 
 #: The command modules, in the order ``qmac --help`` lists them.
-COMMANDS = (generate, gemm, eval, model, synth, presets, bitstream, run, test)
+COMMANDS = (generate, gemm, eval, model, synth, energy, explore, presets, bitstream, run, test)
 
 #: Exit status when stdout is closed early (``qmac presets | head``): 128 + SIGPIPE, as shell tools give.
 EXIT_BROKEN_PIPE = 141

@@ -17,13 +17,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from qmac.hw.boards import BOARDS
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 
-__all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config"]
+__all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config", "gate_netlist"]
 
 
 class SynthError(RuntimeError):
@@ -46,6 +47,11 @@ FPGA_RESOURCES = {
              "lutrams": ("TRELLIS_DPR16X4",)},
 }
 
+#: Synthesis command of each target, with the gate-level netlist of :func:`gate_netlist`: each module is mapped on
+#: its own, then the gates are flattened, so that every cell's name keeps the instance path it came from
+#: ($flatten\array.\u0_1.\dot0.\lane2.$abc$...), which the energy breakdown reads.
+_COMMANDS = {**TARGETS, "gates": "synth -top {top}\nflatten"}
+
 #: A board of each FPGA family, whose platform the core is elaborated for (only the family matters).
 _FAMILY_BOARDS = {board.family: board for board in BOARDS.values()}
 
@@ -53,15 +59,23 @@ _VERILOG = "design.v"
 _SCRIPT = "script.ys"
 _LOG = "log.txt"
 _REPORT = "stat.json"
+#: Files a target writes besides the report, kept in the cache beside it (``<key>/``).
+_OUTPUTS = {"gates": ("netlist.v", "netlist.json")}
 
 
 def _script(top, target):
     """The Yosys script for ``target``, reading ``design.v`` and writing ``stat.json`` in its directory."""
-    lines = [f"read_verilog {_VERILOG}", TARGETS[target].format(top=top),
+    lines = [f"read_verilog {_VERILOG}", _COMMANDS[target].format(top=top),
              # Flattening leaves $scopeinfo cells (hierarchy names, no area) that would count as cells and
              # make the transistor estimate partial.
              "delete t:$scopeinfo"]
-    if target == "generic":
+    if target == "gates":
+        # Private wire names ($abc$12$new_n34) become short public ones (n7_), so that the Verilog and the JSON
+        # netlist name every net alike; cell names (the hierarchy) stay.
+        lines += ["opt_clean -purge", "rename -enumerate -pattern n%_ w:$*",
+                  f"tee -q -o {_REPORT} stat -json -tech cmos", "write_verilog -noattr netlist.v",
+                  "write_json netlist.json"]
+    elif target == "generic":
         # stat -tech cmos knows the cost of a plain $_DFF_P_ only: reset and enable become gates.
         lines += ["dfflegalize -cell $_DFF_P_ 01", f"tee -q -o {_REPORT} stat -json -tech cmos"]
     else:
@@ -117,7 +131,7 @@ def _parse(report, target):
     design = report["design"]
     cell_types = dict(sorted(design["num_cells_by_type"].items()))
     result = {"target": target, "cells": design["num_cells"], "cell_types": cell_types}
-    if target == "generic":
+    if target in ("generic", "gates"):
         # Yosys appends "+" when some cell type has no transistor cost (e.g. a latch).
         estimate = str(design["estimated_num_transistors"])
         result["transistors"] = int(estimate.rstrip("+"))
@@ -134,13 +148,27 @@ def _synthesize(verilog_text, top, target, workdir, cache_dir, timeout):
     key = hashlib.sha256((verilog_text + "\0" + script).encode()).hexdigest()
     cache_dir = Path.cwd() / "build" / "synth-cache" if cache_dir is None else Path(cache_dir)
     cached = cache_dir / f"{key}.json"
+    outputs = _OUTPUTS.get(target, ())
+    files = {name: cache_dir / key / name for name in outputs}
     if cached.is_file():
-        return _parse(json.loads(cached.read_text()), target)
+        return _parse(json.loads(cached.read_text()), target) | ({"files": files} if outputs else {})
     if workdir is None:
-        workdir = Path.cwd() / "build" / "synth" / f"{top}-{target}-{key[:12]}"
+        # One folder per process: two processes synthesizing the same netlist must not write each other's files
+        # (a copy of a file another Yosys is rewriting filled the cache with NUL bytes).
+        workdir = Path.cwd() / "build" / "synth" / f"{top}-{target}-{key[:12]}-{os.getpid()}"
     report = _run_yosys(verilog_text, script, Path(workdir), timeout)
     result = _parse(report, target)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    if outputs:
+        # The files first, the report last: a report in the cache means its files are complete.
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
+        for name in outputs:
+            shutil.copyfile(Path(workdir) / name, staging / name)
+        try:
+            staging.rename(cache_dir / key)
+        except OSError:  # another process stored the same key first
+            shutil.rmtree(staging)
+        result["files"] = files
     # Write then rename, so that a concurrent reader never sees half an entry.
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(report))
@@ -164,7 +192,7 @@ def synth_generic(verilog_text, top, workdir=None, *, cache_dir=None, timeout=No
         Name of the top module.
     workdir : path-like or None
         Where ``design.v``, ``script.ys``, ``log.txt`` and ``stat.json`` are written. ``None`` means
-        ``build/synth/<top>-<target>-<key prefix>/`` under the current directory. Unused on a cache hit.
+        ``build/synth/<top>-<target>-<key prefix>-<process id>/`` under the current directory. Unused on a cache hit.
     cache_dir : path-like or None
         Result cache; ``None`` means ``build/synth-cache/`` under the current directory.
     timeout : float or None
@@ -259,3 +287,32 @@ def synth_config(config, target="generic", workdir=None, *, cache_dir=None, time
     if target == "generic":
         result["per_mac_lane"] = result["transistors"] / (config.rows * config.cols * config.lanes)
     return result
+
+
+def gate_netlist(verilog_text, top, workdir=None, *, cache_dir=None, timeout=None):
+    """Map ``top`` to Yosys's generic gates, module by module, and flatten it into a gate-level netlist.
+
+    Runs ``read_verilog``, ``synth -top TOP``, ``flatten``, ``delete t:$scopeinfo``, ``opt_clean -purge``,
+    ``rename -enumerate -pattern n%_ w:$*`` (private wire names become ``n<i>_``), ``stat -json -tech cmos``,
+    ``write_verilog -noattr netlist.v`` and ``write_json netlist.json``. Unlike :func:`synth_generic`,
+    modules are mapped before they are flattened, so no optimization crosses a module boundary and every
+    cell's name starts with the instance path it came from (``$flatten\\array.\\u0_1.\\dot0.$abc$...``);
+    flip-flops keep their reset and enable (``$_SDFFE_PP0P_``, ...), so ``transistors`` is a lower bound.
+
+    Parameters
+    ----------
+    verilog_text, top, workdir, cache_dir, timeout
+        As :func:`synth_generic`; the cache key is the Verilog text and the script.
+
+    Returns
+    -------
+    dict
+        As :func:`synth_generic` (``target`` is ``"gates"``), and ``files``: the paths of ``netlist.v`` and
+        ``netlist.json`` in the cache (``<cache_dir>/<key>/``).
+
+    Raises
+    ------
+    SynthError
+        As :func:`synth_generic`.
+    """
+    return _synthesize(verilog_text, top, "gates", workdir, cache_dir, timeout)

@@ -1,0 +1,85 @@
+"""Energy per MAC of 2x2-unit cores of every format on synthetic operands (docs/energy.md, 'Results').
+
+Runs ``qmac energy --config ... --distribution D --calibrate --json`` for each core and distribution and prints
+a Markdown table (relative units per MAC, calibrated pJ per MAC, the share of the largest components). The first
+run synthesizes and Verilates every core (minutes each on a busy 2-core machine); later runs hit the caches.
+
+    python bench/energy.py [--out results.json]
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from qmac.cli import main
+from qmac.hw.spec.config import CoreConfig
+
+GEOMETRY = {"rows": 2, "cols": 2, "lanes": 4, "max_k": 1024}
+
+#: name -> (config keys, qmac energy flags)
+CORES = {
+    "INT8": ({"modes": ["int8"]}, ["--format", "int8"]),
+    "INT4": ({"modes": ["int4"]}, ["--format", "int4"]),
+    "INT8 VSQ (int scales, S=8, V=16)": ({"modes": ["int8"], "scale_bits": 8, "scale_lanes": 4},
+                                         ["--format", "int8", "--scale", "vector", "--vector", "16",
+                                          "--scale-bits", "8"]),
+    "INT4 VSQ (pow2 scales, S=4, V=16)": ({"modes": ["int4"], "scale_bits": 4, "scale_kind": "pow2", "scale_lanes": 4},
+                                          ["--format", "int4", "--scale", "vector", "--vector", "16",
+                                           "--scale-bits", "4", "--scale-kind", "pow2"]),
+    "LNS8": ({"modes": ["lns8"]}, ["--format", "lns8"]),
+    "LNS4 VSQ (log scales, S=4, V=16)": ({"modes": ["lns4"], "scale_bits": 4, "scale_kind": "log", "scale_lanes": 4},
+                                         ["--format", "lns4", "--scale", "vector", "--vector", "16",
+                                          "--scale-bits", "4"]),
+    "INT8 2:4 sparse": ({"modes": ["int8"], "sparse": True}, ["--format", "int8", "--sparse", "2:4"]),
+}
+DISTRIBUTIONS = ("gaussian", "laplace", "t3", "relu", "zeros")
+
+
+def energy(config_path, flags, distribution):
+    if distribution == "zeros":  # integer zero codes: no float scaling to choose (scale fields stay neutral)
+        flags = [f for f, prev in zip(flags, [None] + flags) if not (f.startswith("--scale") or f == "--vector"
+                 or prev is not None and (prev.startswith("--scale") or prev == "--vector"))]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["energy", "--config", str(config_path), *flags, "--distribution", distribution,
+                       "--calibrate", "--json"])
+    if status:
+        raise SystemExit(f"qmac energy failed ({status}) for {config_path} {flags} {distribution}")
+    return json.loads(out.getvalue())
+
+
+def main_():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="also write every report as JSON")
+    ap.add_argument("--cores", nargs="*", default=list(CORES), help="subset of the core names")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(args.cores):
+            keys, flags = CORES[name]
+            path = Path(tmp) / f"core{i}.toml"
+            path.write_text(CoreConfig.from_dict({**GEOMETRY, **keys}).to_toml())
+            for d in DISTRIBUTIONS:
+                r = energy(path, flags, d)
+                results.append({"core": name, "distribution": d, **r})
+                print(f"{name} {d}: {r['energy_per_mac']:.0f} units/MAC, {r['pj_per_mac']:.3f} pJ/MAC",
+                      file=sys.stderr, flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print("| core | data | units/MAC | pJ/MAC | lanes | adder trees | accumulators | clock | inputs | other |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        c = r["by_component"]
+        e = r["energy_per_mac"]
+        share = {k: c.get(k, 0.0) / e for k in ("lanes", "adder trees", "accumulators", "clock", "inputs")}
+        other = 1 - sum(share.values())
+        print(f"| {r['core']} | {r['distribution']} | {e:.0f} | {r['pj_per_mac']:.3f} | "
+              + " | ".join(f"{100 * v:.0f}%" for v in share.values()) + f" | {100 * other:.0f}% |")
+
+
+if __name__ == "__main__":
+    main_()

@@ -1,0 +1,116 @@
+"""Design-space explorer (qmac/explore.py, qmac explore): points, Pareto flags, cache, CSV/JSON/plots, and the
+same rows from a Dask LocalCluster. The two points are the 2x2x4 INT8-only and INT4-only cores whose gate-level
+builds tests/test_energy.py makes (cached under build/)."""
+
+import csv
+import json
+
+import pytest
+
+from qmac.cli import main
+from qmac.explore import SpaceError, explore, load_space, pareto
+
+SPACE = """
+[base]
+rows = 2
+cols = 2
+lanes = 4
+max_k = 1024
+
+[[format]]
+name = "INT8"
+config = { modes = ["int8"] }
+flags = { format = "int8" }
+
+[[format]]
+name = "INT4"
+config = { modes = ["int4"] }
+flags = { format = "int4" }
+
+[workload]
+distribution = "gaussian"
+shape = [4, 512, 4]
+shapes = [[4, 512, 4], [3, 512, 5]]
+"""
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "space.toml"
+    path.write_text(SPACE)
+    return load_space(path)
+
+
+@pytest.fixture(scope="module")
+def local(space, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    first = explore(space, tmp_path_factory.mktemp("out1"), cache_dir=cache)
+    out = tmp_path_factory.mktemp("out2")
+    again = explore(space, out, cache_dir=cache)
+    return first, again, out
+
+
+def test_points_measure_what_the_formats_trade(local):
+    rows = local[0]
+    assert [r["point"] for r in rows] == ["INT8", "INT4"]
+    int8, int4 = rows
+    assert int8["macs_per_cycle"] == 2 * 2 * 4 and int4["macs_per_cycle"] == 2 * 2 * 8
+    # 512 = 128 INT8 beats or 64 INT4 beats exactly; N = 3 and M = 5 pad to 4 and 6: 15 of 24 outputs.
+    assert int8["utilization"] == pytest.approx((4 * 512 * 4 + 3 * 512 * 5) / (4 * 512 * 4 + 4 * 512 * 6))
+    assert int8["accuracy"] > int4["accuracy"] + 15  # about 6 dB per bit
+    assert int4["energy_per_mac"] < 0.5 * int8["energy_per_mac"]
+    assert int4["transistors_per_mac"] < int8["transistors_per_mac"]
+    assert int8["bit_exact"] and int4["bit_exact"]
+    assert int8["pareto"] and int4["pareto"]  # one is accurate, the other cheap
+
+
+def test_rerun_hits_the_cache_and_writes_the_files(local):
+    first, again, out = local
+    assert not any(r["cached"] for r in first) and all(r["cached"] for r in again)
+    strip = [{k: v for k, v in r.items() if k != "cached"} for r in first]
+    assert [{k: v for k, v in r.items() if k != "cached"} for r in again] == strip
+    with open(out / "points.csv") as f:
+        table = list(csv.DictReader(f))
+    for column in ("point", "format", "transistors_per_mac", "macs_per_cycle", "utilization", "energy_per_mac",
+                   "accuracy", "pareto"):
+        assert column in table[0]
+    assert [r["point"] for r in table] == ["INT8", "INT4"]
+    assert json.loads((out / "points.json").read_text())[1]["format"] == "INT4"
+    for png in ("accuracy_vs_energy.png", "accuracy_vs_transistors.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dask_local_cluster_gives_the_same_rows(space, local, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        rows = explore(space, tmp_path / "out", scheduler=cluster.scheduler_address, cache_dir=tmp_path / "cache")
+    assert not any(r["cached"] for r in rows)
+    drop = ("cached",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in local[0]]
+
+
+def test_pareto_flags():
+    rows = [{"accuracy": 40, "energy_per_mac": 10, "transistors_per_mac": 5},
+            {"accuracy": 20, "energy_per_mac": 3, "transistors_per_mac": 2},
+            {"accuracy": 20, "energy_per_mac": 4, "transistors_per_mac": 2},   # worse than the second
+            {"accuracy": 41, "energy_per_mac": 12, "transistors_per_mac": 1}]
+    assert pareto(rows) == [True, True, False, True]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[workload]\n", "format: missing; allowed: one or more [[format]] tables with name, config, flags"),
+    ("[[format]]\nname = 'a'\nflags = { bits = 3 }\n", "format[0].flags.bits: unknown; allowed: format, scale, "
+                                                       "vector, scale_bits, scale_kind, clip, sparse"),
+    ("[[format]]\nname = 'a'\n[sweep]\nlanes = 4\n", "sweep.lanes: 4: a non-empty list of values"),
+    ("[model]\n", "model: unknown table; allowed: base, sweep, format, workload"),
+])
+def test_bad_space(tmp_path, text, message, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert str(info.value) == message
+    assert main(["explore", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"qmac: error: SPACE: {str(path)!r}: {message}\n"
+    assert not (tmp_path / "out").exists()
