@@ -67,6 +67,9 @@ def manifest(config, core):
                       "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
                       "bucket_bits": config.bucket_format.bits, "result_exponent": spec.result_exponent,
                       "organisation": config.log_organisation}
+        if config.log_hybrid:
+            out["lns"].update(bucket_fraction_bits=spec.fraction_bits, mantissa_bits=spec.mantissa_bits,
+                              mantissas=list(spec.mantissas))
     return out
 
 

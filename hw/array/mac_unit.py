@@ -109,7 +109,8 @@ class MacUnit(wiring.Component):
         self._log_dot = LogDotProduct(
             config.elements_per_beat(config.modes[0]), config.log_format, config.log_organisation,
             scale_bits=config.scale_bits + 1 if config.scale_bits else 0, scale_groups=config.scale_groups,
-            q_floor=config.q_floor) if config.lns else None
+            q_floor=config.q_floor, bucket_fraction_bits=config.bucket_fraction_bits,
+            mantissa_bits=config.mantissa_bits or 0) if config.lns else None
         self._dots = [DotProduct(config.group_lanes, config.modes, config.tree_levels_per_stage, multiplier=config.multiplier)
                       for _ in range(0 if config.lns else config.scale_groups)]
         self._scale = VectorScale(config) if config.scale_bits and not config.lns else None
@@ -129,7 +130,7 @@ class MacUnit(wiring.Component):
             fmt = cfg.scale_format
             m.d.comb += [dot.scale[g].eq(fmt.product(self.sw[g], self.sa[g], AmaranthOps))
                          for g in range(cfg.scale_groups)]
-        return [dot.sums[r] for r in range(cfg.log_format.buckets)]
+        return [dot.sums[r] for r in range(dot.log_sum.buckets)]
 
     def _int_sum(self, m):
         """The INT datapath: the (scaled) partial sum of the beat that entered ``dot_latency`` cycles ago."""

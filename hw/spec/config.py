@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from qmac.hw.spec.formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
 from qmac.hw.spec.log_format import LOG_FORMATS
-from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, LogSum
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset",
            "load_config", "mode_bits", "per_lane", "code_range"]
@@ -127,6 +127,13 @@ class CoreConfig:
         keeps every product exactly. See :class:`qmac.hw.spec.log_sum.LogSum`.
     bucket_organisation : str or None
         LNS only: structure of the bucket adders, ``"tree"`` (default) or ``"count"``.
+    bucket_fraction_bits : int or None
+        LNS only: ``b``, the top fraction bits of a product's exponent that pick its bucket, 0..F;
+        ``None`` (default) = F, every product exact in ``2**F`` buckets. Below F the hybrid scheme of
+        :class:`qmac.hw.spec.log_sum.LogSum`: ``2**b`` buckets, the low ``F - b`` bits a mantissa.
+    mantissa_bits : int or None
+        LNS only, with ``bucket_fraction_bits < F`` (and only then): ``Pm``, 1..16, fractional bits of the
+        hybrid mantissas ``round(2**(Pm + l/2**F))`` (each product errs by at most ``2**-(Pm+1)``).
     log_output : bool
         LNS only: result rows also carry each result as a code of the build's log format
         (:class:`qmac.hw.log_datapath.log_encode.LogEncode`, nearest in the log domain, after subtracting the exponent
@@ -157,6 +164,8 @@ class CoreConfig:
     p_bits: int | None = None
     q_floor: int | None = None
     bucket_organisation: str | None = None
+    bucket_fraction_bits: int | None = None
+    mantissa_bits: int | None = None
     log_output: bool = False
     multiplier: str = "logic"
 
@@ -242,6 +251,7 @@ class CoreConfig:
         if not isinstance(self.log_output, bool):
             raise ConfigError(f"config key 'log_output': {self.log_output!r} is not allowed; allowed: true, false")
         lns_keys = {"p_bits": self.p_bits, "q_floor": self.q_floor, "bucket_organisation": self.bucket_organisation,
+                    "bucket_fraction_bits": self.bucket_fraction_bits, "mantissa_bits": self.mantissa_bits,
                     "log_output": self.log_output or None}
         if not self.lns:
             for key, value in lns_keys.items():
@@ -254,6 +264,20 @@ class CoreConfig:
         if self.bucket_organisation is not None and self.bucket_organisation not in ORGANISATIONS:
             raise ConfigError(f"config key 'bucket_organisation': {self.bucket_organisation!r} is not allowed; "
                               f"allowed: {', '.join(ORGANISATIONS)}")
+        frac = self.log_format.frac_bits
+        if self.bucket_fraction_bits is not None:
+            _check_int("bucket_fraction_bits", self.bucket_fraction_bits, 0, frac)
+        if self.log_hybrid:
+            if self.mantissa_bits is None:
+                raise ConfigError(f"config key 'bucket_fraction_bits': {self.bucket_fraction_bits!r} needs "
+                                  f"mantissa_bits; allowed: mantissa_bits 1..{MAX_MANTISSA_BITS} with it")
+            _check_int("mantissa_bits", self.mantissa_bits, 1, MAX_MANTISSA_BITS)
+            if self.bucket_organisation == "count":
+                raise ConfigError(f"config key 'bucket_organisation': 'count' is not allowed with "
+                                  f"bucket_fraction_bits = {self.bucket_fraction_bits}; allowed: tree")
+        elif self.mantissa_bits is not None:
+            raise ConfigError(f"config key 'mantissa_bits': {self.mantissa_bits!r} needs a hybrid sum; allowed: "
+                              f"only with bucket_fraction_bits 0..{frac - 1}")
         if self.q_floor is not None:
             exact = LogSum(self.log_format, 1, 1, *self.log_scale_range)
             _check_int("q_floor", self.q_floor, exact.exact_q_min + 1, exact.q_max)
@@ -293,7 +317,7 @@ class CoreConfig:
             del d["output_stage"], d["output_rounding"]
         if not self.sparse:
             del d["sparse"]
-        for key in ("p_bits", "q_floor", "bucket_organisation"):
+        for key in ("p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits"):
             if d[key] is None:
                 del d[key]
         if not self.log_output:
@@ -335,6 +359,12 @@ class CoreConfig:
         return "tree" if self.bucket_organisation is None else self.bucket_organisation
 
     @property
+    def log_hybrid(self):
+        """Whether an LNS build uses the hybrid bucket scheme (``bucket_fraction_bits < F``)."""
+        return (self.lns and self.bucket_fraction_bits is not None
+                and self.bucket_fraction_bits < self.log_format.frac_bits)
+
+    @property
     def log_scale_range(self):
         """Range of ``sw + sa`` (two signed S-bit fields) of an LNS build with scales, else ``(0, 0)``."""
         if not self.scale_bits:
@@ -348,7 +378,8 @@ class CoreConfig:
         if not self.lns:
             return None
         return LogSum(self.log_format, self.elements_per_beat(self.modes[0]), self.max_k_beats,
-                      *self.log_scale_range, q_floor=self.q_floor, p_bits=self.log_p_bits)
+                      *self.log_scale_range, q_floor=self.q_floor, p_bits=self.log_p_bits,
+                      bucket_fraction_bits=self.bucket_fraction_bits, mantissa_bits=self.mantissa_bits or 0)
 
     @property
     def dual(self):

@@ -18,7 +18,7 @@ def accumulator_shape(config):
     """Shape of a unit's accumulator (and shadow register): ``signed(acc_bits)``, or for LNS the ``2**F``
     fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), 2**F)``."""
     if config.lns:
-        return data.ArrayLayout(signed(config.bucket_format.bits), config.log_format.buckets)
+        return data.ArrayLayout(signed(config.bucket_format.bits), config.log_sum.buckets)
     return signed(config.acc_format.bits)
 
 

@@ -26,7 +26,7 @@ def run(args):
                          "folder") from None
     if cfg.lns:
         spec = cfg.log_sum
-        acc = (f"{cfg.log_format.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "
+        acc = (f"{spec.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "
                f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
     else:
         acc = f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators"
