@@ -26,7 +26,8 @@ def run(args):
                          "folder") from None
     if cfg.lns:
         spec = cfg.log_sum
-        acc = (f"{spec.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit, "
+        hybrid = f" (hybrid: b = {spec.fraction_bits}, {spec.mantissa_bits}-bit mantissas)" if cfg.log_hybrid else ""
+        acc = (f"{spec.buckets} exact {cfg.bucket_format.bits}-bit fraction accumulators per unit{hybrid}, "
                f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
     else:
         acc = f"{cfg.acc_format.bits}-bit {'saturating' if cfg.saturating else 'exact'} accumulators"
