@@ -81,8 +81,8 @@ def area_rows(variants, lanes, max_k, rows_per_column, timeout):
 
 def area_table(rows, lanes, rows_per_column, int8, int4):
     """Markdown rows; ``int8`` and ``int4`` are the per-lane transistors of the INT MacUnits."""
-    lines = [f"| mode | b | Pm | q_floor | buckets x bits | result bits | MacUnit | LogCombine (R = {rows_per_column}) "
-             f"| per lane | / INT8 lane | / INT4 lane |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| mode | b | Pm | q_floor | accumulators x bits | result bits | MacUnit "
+             f"| LogCombine (R = {rows_per_column}) | per lane | / INT8 lane | / INT4 lane |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode, b, pm, q_floor, unit, combine, bits in rows:
         per_lane = (unit + (combine or 0) / rows_per_column) / lanes
         fmt = {"lns8": LNS8, "lns4": LNS4}.get(mode)

@@ -152,7 +152,8 @@ def test_lns_widths_by_hand():
     assert c.elements_per_beat("lns8") == 4 and PRESETS["tiny-lns4-vsq"].elements_per_beat("lns4") == 16
     assert c.replace(q_floor=0).log_sum.q_min == 0 and c.replace(q_floor=0).bucket_format.bits == 43 - 16
     # Hybrid, b = 1, Pm = 5: 2 buckets; bucket 0 (r = 0..3, all at q' = 31) reaches 1024 * M_3 * 2**31 with
-    # M_3 = round(32 * 2**(3/8)) = round(41.498) = 41 < 2**6: 2**47 at most, 48 bits signed; results carry 2**(-16 - 12 - 5).
+    # M_3 = round(32 * 2**(3/8)) = round(41.498) = 41 < 2**6: 2**47 at most, 48 bits signed; results carry
+    # 2**(-16 - 12 - 5).
     h = c.replace(bucket_fraction_bits=1, mantissa_bits=5)
     assert h.log_sum.mantissas[3] == 41 and h.bucket_format.bits == 48 and h.log_sum.result_exponent == -33
     assert h.log_sum.buckets == 2 and h.log_sum.constants == (4096, 5793)

@@ -51,10 +51,10 @@ def test_parameters_are_checked(args, kwargs, message):
                                                  "not 3"),
     ({"products": 4, "bucket_fraction_bits": -1}, "bucket_fraction_bits must be None or an integer from 0 to F = 2, "
                                                   "not -1"),
-    ({"products": 4, "mantissa_bits": 3}, r"mantissa_bits must be 0 when every fraction bit picks a bucket "
-                                          r"\(b = F = 2\), not 3"),
-    ({"products": 4, "bucket_fraction_bits": 2, "mantissa_bits": 1}, r"mantissa_bits must be 0 when every "
-                                                                      r"fraction bit picks a bucket \(b = F = 2\), not 1"),
+    ({"products": 4, "mantissa_bits": 3},
+     r"mantissa_bits must be 0 when every fraction bit picks a bucket \(b = F = 2\), not 3"),
+    ({"products": 4, "bucket_fraction_bits": 2, "mantissa_bits": 1},
+     r"mantissa_bits must be 0 when every fraction bit picks a bucket \(b = F = 2\), not 1"),
     ({"products": 4, "bucket_fraction_bits": 1}, "mantissa_bits must be an integer from 1 to 16 with "
                                                  "bucket_fraction_bits = 1 < F = 2, not 0"),
     ({"products": 4, "bucket_fraction_bits": 0, "mantissa_bits": 17}, "mantissa_bits must be an integer from 1 to "
