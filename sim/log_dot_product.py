@@ -11,7 +11,7 @@ import numpy as np
 from qmac.sim.log_format import decode
 from qmac.sim.ops import NumpyOps
 
-__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets"]
+__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets", "fold"]
 
 
 def products(spec, w, a, scale=None):
@@ -26,27 +26,30 @@ def products(spec, w, a, scale=None):
 
 
 def _terms(spec, w, a, scale):
-    """``(-1)**s * 2**q'`` of every kept product (0 for the others) and its bucket ``r``."""
+    """``(-1)**s * M * 2**q'`` of every kept product (0 for the others) and its bucket ``h``
+    (:meth:`LogSum.term`)."""
     sign, kept, _, q, r = products(spec, w, a, scale)
-    term = np.where(kept, np.where(sign == 1, -1, 1), 0).astype(np.int64) << np.where(kept, q, 0)
-    return term, r
+    offset = (np.asarray(q, np.int64) << spec.fmt.frac_bits) + r
+    h, q, mantissa = spec.term(offset, NumpyOps)
+    term = np.where(kept, np.where(sign == 1, -1, 1) * np.asarray(mantissa, np.int64), 0) << np.where(kept, q, 0)
+    return term, h
 
 
 def bucket_sums(spec, w, a, scale=None):
-    """``S[..., r]``: sum over the last axis (the lanes) of the kept products with fraction ``r``, shape
-    ``(..., 2**F)`` (int64: LogSum formats are at most 64 bits in a core)."""
-    term, r = _terms(spec, w, a, scale)
-    in_bucket = r[..., None] == np.arange(spec.fmt.buckets)
+    """``S[..., h]``: sum over the last axis (the lanes) of the kept product terms of bucket ``h``, shape
+    ``(..., LogSum.buckets)`` (int64: LogSum formats are at most 64 bits in a core)."""
+    term, h = _terms(spec, w, a, scale)
+    in_bucket = h[..., None] == np.arange(spec.buckets)
     return np.where(in_bucket, term[..., None], 0).sum(axis=-2)
 
 
 def combine(spec, acc):
-    """``sum_r A_r * C_r`` over the last axis of the bucket accumulators ``acc`` (exact, int64)."""
+    """``sum_h A_h * C_h`` over the last axis of the bucket accumulators ``acc`` (exact, int64)."""
     return (np.asarray(acc, np.int64) * np.asarray(spec.constants, np.int64)).sum(axis=-1)
 
 
 def value(spec, result):
-    """The real value of a combined result: ``result * 2**(q_min - P)`` (float64)."""
+    """The real value of a combined result: ``result * 2**(q_min - P - Pm)`` (float64)."""
     return np.asarray(result, np.float64) * 2.0 ** spec.result_exponent
 
 
@@ -63,15 +66,35 @@ def reference(fmt, w, a, scale=None):
 def error_bound(spec, w, a, scale=None):
     """Bound on ``|value(combine(...)) - exact|`` of the sums over the last axis, in exact arithmetic.
 
-    ``value = 2**(q_min - P) * sum_r A_r * C_r`` while the kept products sum to
-    ``2**q_min * sum_r A_r * 2**(r / 2**F)``; ``C_0 = 2**P`` exactly and ``|C_r - 2**(P + r/2**F)| < 1/2``,
-    so the constants err by at most ``2**(q_min - P - 1) * sum_{r >= 1} |A_r|``. Each product dropped by
-    ``q_floor`` has ``t < q_min * 2**F``, so a magnitude below ``2**q_min``.
+    ``value = 2**(q_min - P - Pm) * sum_h A_h * C_h``. With exact constants it would be
+    ``2**(q_min - Pm) * sum_h A_h * 2**(h / 2**b)``; ``C_0 = 2**P`` exactly and
+    ``|C_h - 2**(P + h/2**b)| < 1/2``, so the constants err by at most
+    ``2**(q_min - P - Pm - 1) * sum_{h >= 1} |A_h|``. In the hybrid scheme each kept product
+    ``±2**(q_min + q') * 2**(h/2**b) * 2**(l/2**F)`` enters as ``±2**(q_min + q' - Pm) * 2**(h/2**b) * M_l``, and
+    ``|M_l - 2**(Pm + l/2**F)| < 1/2`` (0 for ``l = 0``), so it errs by less than
+    ``2**(q_min + q' - Pm - 1) * 2**(h/2**b)`` when ``l > 0``: at most ``2**-(Pm+1)`` of its magnitude. Each
+    product dropped by ``q_floor`` has ``t < q_min * 2**F``, so a magnitude below ``2**q_min``.
     """
     acc = bucket_sums(spec, w, a, scale)
-    dropped = products(spec, w, a, scale)[2].sum(axis=-1)
-    return (np.abs(acc[..., 1:]).sum(axis=-1) * 2.0 ** (spec.result_exponent - 1)
-            + dropped * 2.0 ** spec.q_min)
+    sign, kept, dropped, q, r = products(spec, w, a, scale)
+    bound = (np.abs(acc[..., 1:]).sum(axis=-1) * 2.0 ** (spec.result_exponent - 1)
+             + dropped.sum(axis=-1) * 2.0 ** spec.q_min)
+    if spec.low_bits:
+        h, low = r >> spec.low_bits, r & ((1 << spec.low_bits) - 1)
+        each = np.ldexp(np.exp2(h / spec.buckets), np.asarray(q + spec.q_min - spec.mantissa_bits - 1, np.int64))
+        bound = bound + np.where(kept & (low > 0), each, 0.0).sum(axis=-1)
+    return bound
+
+
+def fold(spec, fine):
+    """Hybrid buckets from the exact scheme's ``2**F`` buckets ``fine`` (same ``q_min``), over the last axis:
+    ``A_h = sum_l M_l * fine[..., h * 2**(F - b) + l]`` (int64; each product's ``2**q'`` in fine bucket
+    ``r = h * 2**(F - b) + l`` is ``M_l * 2**q'`` in bucket ``h``). The identity for the exact scheme."""
+    fine = np.asarray(fine, np.int64)
+    if not spec.low_bits:
+        return fine
+    parts = fine.reshape(fine.shape[:-1] + (spec.buckets, 1 << spec.low_bits))
+    return (parts * np.asarray(spec.mantissas, np.int64)).sum(axis=-1)
 
 
 def _exact_windows(w, a, q_min, span):
@@ -120,8 +143,11 @@ def _activation_matrix(fmt, A, x_a, window):
 
 
 def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
-    """Bucket accumulators of ``W @ A`` in the log domain: ``(N, M, 2**F)`` int64, equal to
+    """Bucket accumulators of ``W @ A`` in the log domain: ``(N, M, LogSum.buckets)`` int64, equal to
     ``bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None, :, :])``.
+
+    The ``2**F`` exact-scheme buckets are computed as below; a hybrid ``spec`` then folds them
+    (:func:`fold`).
 
     ``W`` (N x K) and ``A`` (K x M) are codes; ``w_exp`` (N x K) and ``a_exp`` (K x M) optional exponents
     added to every product that element takes part in (the per-vector scales, spread over K). The bucket
@@ -157,7 +183,7 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     out = np.zeros((n, m, fmt.buckets), np.int64)
     x_w_nz, x_a_nz = x_w[~fmt.is_zero(W)], x_a[~fmt.is_zero(A)]
     if not x_w_nz.size or not x_a_nz.size:
-        return out
+        return fold(spec, out)
     # q_w = x_w >> F; u = (r_w + x_a) >> F runs from min(x_a) >> F to (max(x_a) + 2**F - 1) >> F.
     w_range = tuple(int(q) for q in fmt.split(np.array([x_w_nz.min(), x_w_nz.max()]), NumpyOps)[0])
     a_range = tuple(int(u) for u in fmt.split(np.array([x_a_nz.min(), x_a_nz.max() + fmt.buckets - 1]),
@@ -173,4 +199,4 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
                 s = _weight_matrix(fmt, W[ns], x_w[ns], w_window) @ a        # (rows, 2**F * cols), bucket-major
                 s = s.astype(np.int64).reshape(ns.stop - n0, fmt.buckets, -1).transpose(0, 2, 1)
                 out[ns, ms] += s << (w_window[0] + a_window[0] - spec.q_min)
-    return out
+    return fold(spec, out)

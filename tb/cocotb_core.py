@@ -243,8 +243,8 @@ async def lns_largest_result(dut):
     fmt, spec, mode = cfg.log_format, cfg.log_sum, cfg.modes[0]
     k = cfg.max_k_beats * cfg.elements_per_beat(mode)
     top = (1 << fmt.field_bits) - 1
-    # Every product at t_hi: q' = q_top in bucket offset_max mod 2**F.
-    largest = (spec.products * spec.beats * spec.constants[spec.offset_max % fmt.buckets]) << spec.q_top
+    # Every product at t_hi: t' = offset_max.
+    largest = spec.products * spec.beats * spec.term_value(spec.offset_max)
     for sign in (0, 1):
         W, A = np.full((cfg.rows, k), top), np.full((k, cfg.cols), top | (sign << fmt.field_bits))
         plan = plan_gemm(cfg, mode, W.shape, A.shape)

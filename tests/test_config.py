@@ -34,7 +34,8 @@ def test_unknown_key_and_toml(tmp_path):
     with pytest.raises(ConfigError, match=r"^config key 'columns' is unknown; allowed keys: rows, cols, lanes, "
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
                                           r"scale_lanes, output_stage, output_rounding, sparse, p_bits, q_floor, "
-                                          r"bucket_organisation, log_output, multiplier$"):
+                                          r"bucket_organisation, bucket_fraction_bits, mantissa_bits, log_output, "
+                                          r"multiplier$"):
         load_config(f)
     f.write_text('rows = [4\n')
     with pytest.raises(ConfigError, match=r"is not valid TOML"):
@@ -46,7 +47,8 @@ def test_unknown_key_and_toml(tmp_path):
 
 
 def test_toml_round_trip(tmp_path):
-    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20)]:
+    hybrid = PRESETS["tiny-lns8"].replace(bucket_fraction_bits=0, mantissa_bits=6)
+    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid]:
         f = tmp_path / "c.toml"
         f.write_text(cfg.to_toml())
         assert load_config(f) == cfg
@@ -91,6 +93,20 @@ def test_multiplier():
     ({"q_floor": 3}, "config key 'q_floor': 3 needs a log mode; allowed: only with modes ['lns8'] or ['lns4']"),
     ({"modes": ("lns8",), "q_floor": -16}, "config key 'q_floor': -16 is out of range; allowed: integers -15..15"),
     ({"modes": ("lns8",), "p_bits": 0}, "config key 'p_bits': 0 is out of range; allowed: integers 1..48"),
+    ({"bucket_fraction_bits": 1}, "config key 'bucket_fraction_bits': 1 needs a log mode; allowed: only with modes "
+                                  "['lns8'] or ['lns4']"),
+    ({"modes": ("lns4",), "bucket_fraction_bits": 3},
+     "config key 'bucket_fraction_bits': 3 is out of range; allowed: integers 0..2"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 1},
+     "config key 'bucket_fraction_bits': 1 needs mantissa_bits; allowed: mantissa_bits 1..16 with it"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 17},
+     "config key 'mantissa_bits': 17 is out of range; allowed: integers 1..16"),
+    ({"modes": ("lns8",), "mantissa_bits": 4},
+     "config key 'mantissa_bits': 4 needs a hybrid sum; allowed: only with bucket_fraction_bits 0..2"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 3, "mantissa_bits": 4},
+     "config key 'mantissa_bits': 4 needs a hybrid sum; allowed: only with bucket_fraction_bits 0..2"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 2, "mantissa_bits": 4, "bucket_organisation": "count"},
+     "config key 'bucket_organisation': 'count' is not allowed with bucket_fraction_bits = 2; allowed: tree"),
     ({"modes": ("lns8",), "bucket_organisation": "wallace"},
      "config key 'bucket_organisation': 'wallace' is not allowed; allowed: tree, count"),
     ({"modes": ("lns8",), "acc_bits": 40},
@@ -135,6 +151,12 @@ def test_lns_widths_by_hand():
     assert s.result_exponent == -28 and c.dot_latency == 2 and not c.saturating
     assert c.elements_per_beat("lns8") == 4 and PRESETS["tiny-lns4-vsq"].elements_per_beat("lns4") == 16
     assert c.replace(q_floor=0).log_sum.q_min == 0 and c.replace(q_floor=0).bucket_format.bits == 43 - 16
+    # Hybrid, b = 1, Pm = 5: 2 buckets; bucket 0 (r = 0..3, all at q' = 31) reaches 1024 * M_3 * 2**31 with
+    # M_3 = round(32 * 2**(3/8)) = round(41.498) = 41 < 2**6: 2**47 at most, 48 bits signed; results carry
+    # 2**(-16 - 12 - 5).
+    h = c.replace(bucket_fraction_bits=1, mantissa_bits=5)
+    assert h.log_sum.mantissas[3] == 41 and h.bucket_format.bits == 48 and h.log_sum.result_exponent == -33
+    assert h.log_sum.buckets == 2 and h.log_sum.constants == (4096, 5793)
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -17,6 +17,7 @@ from qmac.hw.spec.log_format import LNS4, LNS8, LogFormat
 from qmac.hw.spec.log_sum import LogSum
 from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import decode
+from qmac.sim.ops import NumpyOps
 
 
 # -- parameters and widths ----------------------------------------------------------------------------
@@ -46,6 +47,18 @@ def test_parameters_are_checked(args, kwargs, message):
     ({"products": 4, "scale_lo": 1, "scale_hi": 0}, r"scale range \[1, 0\] is empty"),
     ({"products": 4, "p_bits": 0}, "p_bits must be an integer from 1 to 48, not 0"),
     ({"products": 4, "q_floor": 2.0}, "q_floor must be None or an integer from -1 to 1, not 2.0"),
+    ({"products": 4, "bucket_fraction_bits": 3}, "bucket_fraction_bits must be None or an integer from 0 to F = 2, "
+                                                 "not 3"),
+    ({"products": 4, "bucket_fraction_bits": -1}, "bucket_fraction_bits must be None or an integer from 0 to F = 2, "
+                                                  "not -1"),
+    ({"products": 4, "mantissa_bits": 3},
+     r"mantissa_bits must be 0 when every fraction bit picks a bucket \(b = F = 2\), not 3"),
+    ({"products": 4, "bucket_fraction_bits": 2, "mantissa_bits": 1},
+     r"mantissa_bits must be 0 when every fraction bit picks a bucket \(b = F = 2\), not 1"),
+    ({"products": 4, "bucket_fraction_bits": 1}, "mantissa_bits must be an integer from 1 to 16 with "
+                                                 "bucket_fraction_bits = 1 < F = 2, not 0"),
+    ({"products": 4, "bucket_fraction_bits": 0, "mantissa_bits": 17}, "mantissa_bits must be an integer from 1 to "
+                                                                       "16 with bucket_fraction_bits = 0 < F = 2, not 17"),
 ])
 def test_log_sum_parameters_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
@@ -72,6 +85,33 @@ def test_widths_of_a_small_sum():
     assert (floored.q_min, floored.offset_max, floored.q_top, floored.sum_format) == (0, 6, 1, IntFormat(5))
 
 
+def test_widths_of_a_small_hybrid_sum():
+    # Worked by hand: LNS4 (F = 2), b = 1, Pm = 2: bucket h = r >> 1, mantissa of l = r & 1:
+    # M = (round(4), round(4 * 2**(1/4)) = round(4.757)) = (4, 5); C_h = round(256 * 2**(h/2)) = (256, 362).
+    spec = LogSum(LNS4, 4, 2, p_bits=8, bucket_fraction_bits=1, mantissa_bits=2)
+    assert (spec.buckets, spec.low_bits, spec.mantissas, spec.constants) == (2, 1, (4, 5), (256, 362))
+    # t' <= 14 = 3*4 + 2. Bucket 0 (r = 0, 1): both reach q' = 3, largest term 5 << 3 = 40. Bucket 1:
+    # r = 2 at q' = 3 gives 4 << 3 = 32, r = 3 only q' = 2 (t' <= 11): 5 << 2 = 20.
+    assert [spec.bucket_top(h, 4) for h in range(2)] == [160, 128]
+    assert (spec.sum_format, spec.acc_format) == (IntFormat(9), IntFormat(10))
+    # Per product M * C_h << q': r = 0..3 give 4*256*8, 5*256*8, 4*362*8 = 11584 (the largest), 5*362*4.
+    assert spec.result_format == IntFormat.for_range(-8 * 11584, 8 * 11584) == IntFormat(18)
+    assert spec.result_exponent == -2 - 8 - 2
+    # A product splits into (h, q', M) as written: t' = 7 = 1*4 + 3 is bucket 1, q' = 1, M_1 = 5.
+    assert spec.term(7, NumpyOps) == (1, 1, 5)
+    # b = F is the exact scheme, the same as None.
+    assert LogSum(LNS4, 4, 2, bucket_fraction_bits=2).sum_format == LogSum(LNS4, 4, 2).sum_format
+    assert LogSum(LNS4, 4, 2, bucket_fraction_bits=2).mantissas == (1,)
+
+
+def test_hybrid_mantissas_round_to_nearest():
+    for fmt, b, pm in [(LNS8, 0, 1), (LNS8, 0, 6), (LNS8, 1, 9), (LNS4, 0, 16), (LogFormat(10, 5), 2, 7)]:
+        spec = LogSum(fmt, 4, bucket_fraction_bits=b, mantissa_bits=pm)
+        exact = 2.0 ** (pm + np.arange(1 << (fmt.frac_bits - b)) / fmt.buckets)
+        assert (np.abs(np.array(spec.mantissas) - exact) < 0.5).all() and spec.mantissas[0] == 1 << pm
+        assert len(spec.constants) == 1 << b
+
+
 def test_unit_takes_its_widths_from_log_sum():
     unit = LogDotProduct(8, LNS8, scale_bits=3, scale_groups=2, q_floor=-9)
     assert unit.log_sum == LogSum(LNS8, 8, 1, -4, 3, q_floor=-9)
@@ -80,6 +120,15 @@ def test_unit_takes_its_widths_from_log_sum():
     assert unit.signature.members["sums"].shape == data.ArrayLayout(signed(unit.log_sum.sum_format.bits), 8)
     assert unit.signature.members["scale"].shape == data.ArrayLayout(signed(3), 2)
     assert "scale" not in LogDotProduct(4, LNS4).signature.members
+    hybrid = LogDotProduct(8, LNS8, bucket_fraction_bits=1, mantissa_bits=5)
+    assert hybrid.log_sum == LogSum(LNS8, 8, bucket_fraction_bits=1, mantissa_bits=5)
+    assert hybrid.signature.members["sums"].shape == data.ArrayLayout(signed(hybrid.log_sum.sum_format.bits), 2)
+    with pytest.raises(ConfigError, match="^organisation 'count' needs the exact scheme \\(bucket_fraction_bits "
+                                          "None or 3\\), not bucket_fraction_bits = 2$"):
+        LogDotProduct(4, LNS8, "count", bucket_fraction_bits=2, mantissa_bits=4)
+    with pytest.raises(ConfigError, match="^mantissa_bits must be an integer from 1 to 16 with "
+                                          "bucket_fraction_bits = 0 < F = 3, not 0$"):
+        LogDotProduct(4, LNS8, bucket_fraction_bits=0)
 
 
 # -- operand generators -------------------------------------------------------------------------------
@@ -146,7 +195,7 @@ def _simulate(unit, beats):
                 ctx.set(unit.scale, [int(x) for x in s])
             await ctx.tick()
             sums = ctx.get(unit.sums)
-            outs.append([sums[r] for r in range(unit.format.buckets)])
+            outs.append([sums[r] for r in range(unit.log_sum.buckets)])
 
     sim = Simulator(unit)
     sim.add_clock(1e-6)
@@ -182,6 +231,47 @@ def test_unit_matches_model_bit_exactly(make, organisation):
     assert spec.sum_format == IntFormat.for_range(-top, top)
     # The cancelling beat sums to zero in every bucket.
     assert got[-1] == [0] * unit.format.buckets
+
+
+_HYBRID_UNITS = [
+    ("lns8-v8-b2-m6-groups", lambda: LogDotProduct(8, LNS8, scale_bits=3, scale_groups=2, bucket_fraction_bits=2,
+                                                  mantissa_bits=6)),
+    ("lns8-v4-b1-m5", lambda: LogDotProduct(4, LNS8, bucket_fraction_bits=1, mantissa_bits=5)),
+    ("lns8-v16-b0-m4-floor", lambda: LogDotProduct(16, LNS8, q_floor=-9, bucket_fraction_bits=0, mantissa_bits=4)),
+    ("lns4-v16-b1-m3-scaled", lambda: LogDotProduct(16, LNS4, scale_bits=4, bucket_fraction_bits=1, mantissa_bits=3)),
+    ("lns4-v4-b0-m1", lambda: LogDotProduct(4, LNS4, bucket_fraction_bits=0, mantissa_bits=1)),
+]
+
+
+def _largest_term_beat(unit):
+    """One beat whose every lane is the product of the largest term: ``t'`` maximising ``M_l * 2**q'``
+    (the top scale, the largest ``w``), as ``(w, a, scale)``, and that ``t'``."""
+    spec, fmt, v = unit.log_sum, unit.format, unit.lanes
+    offsets = [spec.offset_max - d for d in range(fmt.buckets)]
+    top = max(offsets, key=lambda t: spec.mantissas[t % len(spec.mantissas)] << (t >> fmt.frac_bits))
+    e_a = top + (spec.q_min << fmt.frac_bits) - fmt.max_exponent - spec.scale_hi
+    return (np.full(v, _code(fmt, fmt.max_exponent, 0)), np.full(v, _code(fmt, e_a, 0)),
+            np.full(unit.scale_groups, spec.scale_hi)), top
+
+
+@pytest.mark.parametrize("make", [u[1] for u in _HYBRID_UNITS], ids=[u[0] for u in _HYBRID_UNITS])
+def test_hybrid_unit_matches_model_bit_exactly(make):
+    unit = make()
+    spec, rng, sign = unit.log_sum, np.random.default_rng(11), 1 << unit.format.field_bits
+    (w, a, s), offset = _largest_term_beat(unit)
+    beats = _beats(unit, rng) + [(w, a, s), (w | sign, a, s)]
+    ws, as_ = np.array([b[0] for b in beats]), np.array([b[1] for b in beats])
+    want = model.bucket_sums(spec, ws, as_, _lane_scales(unit, beats))
+    got = _simulate(unit, beats)
+    assert got == want.tolist()
+    # The largest-term beats reach both ends of the sum format: its width is exact and tight.
+    top = max(spec.bucket_top(h, unit.lanes) for h in range(spec.buckets))
+    assert (min(map(min, got)), max(map(max, got))) == (-top, top)
+    assert spec.sum_format == IntFormat.for_range(-top, top)
+    # Independently of the model: each lane of that beat is M_l * 2**q' with l, q' read off t'.
+    m = round(2.0 ** (spec.mantissa_bits + (offset % (1 << spec.low_bits)) / unit.format.buckets))
+    assert top == unit.lanes * m << (offset >> unit.format.frac_bits)
+    assert got[-3] == [0] * spec.buckets      # the cancelling beat
 
 
 def test_bucket_sums_reconstruct_the_exact_products():
@@ -295,6 +385,30 @@ def test_error_stays_within_the_bound(fmt, p_bits, scale, q_floor):
         assert (err / bound).max() > 0.01        # the bound is not vacuous: the constants' rounding shows
 
 
+@pytest.mark.parametrize("fmt, b, pm, p_bits, scale, q_floor", [
+    (LNS8, 2, 6, 12, 0, None), (LNS8, 1, 5, 12, 0, None), (LNS8, 0, 4, 12, 0, None), (LNS8, 0, 8, 16, 4, None),
+    (LNS8, 1, 6, 12, 0, -6), (LNS4, 1, 3, 10, 3, None), (LNS4, 0, 2, 8, 0, None), (LogFormat(9, 4), 1, 7, 14, 0, None),
+])
+def test_hybrid_error_stays_within_the_bound(fmt, b, pm, p_bits, scale, q_floor):
+    s_lo, s_hi = (-(1 << (scale - 1)), (1 << (scale - 1)) - 1) if scale else (0, 0)
+    k = 1024
+    spec = LogSum(fmt, k, 1, s_lo, s_hi, q_floor=q_floor, p_bits=p_bits, bucket_fraction_bits=b, mantissa_bits=pm)
+    rng = np.random.default_rng(b + 10 * pm)
+    w, a = rng.integers(0, 1 << fmt.bits, (20, k)), rng.integers(0, 1 << fmt.bits, (20, k))
+    w = np.where(np.arange(20)[:, None] % 2 & (rng.random((20, k)) < 0.875), 0, w)
+    s = rng.integers(s_lo, s_hi + 1, (20, k)) if scale else None
+    acc = model.bucket_sums(spec, w, a, s)
+    err = np.abs(model.value(spec, model.combine(spec, acc)) - model.reference(fmt, w, a, s))
+    bound = model.error_bound(spec, w, a, s)
+    magnitudes = _magnitudes(fmt, w, a, s)
+    assert (err <= bound + 1e-12 * magnitudes).all()
+    if q_floor is None:
+        # Each product errs by at most 2**-(Pm+1) (mantissa) and 2**-(P+1) of its term (constant).
+        rel = 2.0 ** -(pm + 1) + 2.0 ** -(p_bits + 1) * (1 + 2.0 ** -(pm + 1))
+        assert (bound <= rel * magnitudes * (1 + 1e-12)).all()
+    assert (err / bound).max() > 0.01
+
+
 def test_dropped_products_are_counted_in_the_bound():
     # Smallest LNS8 products (t = -126) fall below q_floor = -4 and vanish; the bound covers each.
     spec = LogSum(LNS8, 8, q_floor=-4)
@@ -324,24 +438,29 @@ def _gemm_operands(fmt, n, k, m, exp_range, rng):
     return W, A, w_exp, a_exp
 
 
-@pytest.mark.parametrize("fmt, shape, exp_range, q_floor", [
-    (LNS8, (9, 37, 5), None, None),
-    (LNS8, (16, 384, 12), (-8, 7), None),        # the 4-bit log scales of a core, on both operands
-    (LNS8, (7, 50, 6), None, -9),                # q_floor cuts across every window
-    (LNS8, (6, 40, 4), (-128, 127), -8),         # products span 95 octaves: many windows, dropped ones
-    (LNS4, (11, 64, 3), None, None),
-    (LNS4, (5, 333, 8), (-8, 7), None),
-    (LNS4, (8, 20, 8), (-2, 1), 0),
-    (LogFormat(5, 1), (4, 30, 9), None, 0),
-    (LogFormat(6, 0), (3, 100, 3), (-4, 3), None),
-    (LNS8, (1, 1, 1), None, None),
+@pytest.mark.parametrize("fmt, shape, exp_range, q_floor, b, pm", [
+    (LNS8, (9, 37, 5), None, None, None, 0),
+    (LNS8, (16, 384, 12), (-8, 7), None, None, 0),        # the 4-bit log scales of a core, on both operands
+    (LNS8, (7, 50, 6), None, -9, None, 0),                # q_floor cuts across every window
+    (LNS8, (6, 40, 4), (-128, 127), -8, None, 0),         # products span 95 octaves: many windows, dropped ones
+    (LNS4, (11, 64, 3), None, None, None, 0),
+    (LNS4, (5, 333, 8), (-8, 7), None, None, 0),
+    (LNS4, (8, 20, 8), (-2, 1), 0, None, 0),
+    (LogFormat(5, 1), (4, 30, 9), None, 0, None, 0),
+    (LogFormat(6, 0), (3, 100, 3), (-4, 3), None, None, 0),
+    (LNS8, (1, 1, 1), None, None, None, 0),
+    (LNS8, (9, 37, 5), None, None, 1, 5),
+    (LNS8, (16, 384, 12), (-8, 7), None, 0, 6),
+    (LNS8, (7, 50, 6), None, -9, 2, 3),
+    (LNS4, (5, 333, 8), (-8, 7), None, 1, 4),
+    (LNS4, (11, 64, 3), None, None, 0, 2),
 ])
-def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor):
+def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor, b, pm):
     n, k, m = shape
     rng = np.random.default_rng(k)
     W, A, w_exp, a_exp = _gemm_operands(fmt, n, k, m, exp_range, rng)
     lo, hi = (0, 0) if exp_range is None else (2 * exp_range[0], 2 * exp_range[1])
-    spec = LogSum(fmt, k, 1, lo, hi, q_floor=q_floor)
+    spec = LogSum(fmt, k, 1, lo, hi, q_floor=q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
     scale = None if exp_range is None else w_exp[:, None, :] + a_exp.T[None, :, :]
     want = model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], scale)
     # Small blocks too, so that N and M are worked through in several tiles.

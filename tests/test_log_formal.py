@@ -5,7 +5,9 @@ Claim: for any codes, scales and tile boundaries (``first``, free), every cycle 
 that entered after reset,
 
 - per beat: ``sums[r]`` equals the sum over the lanes of that beat (operands delayed by the unit's latency)
-  of the naive term ``(-1)**s * 2**q'`` of each kept product with fraction ``r``;
+  of the naive term ``(-1)**s * 2**q'`` of each kept product with fraction ``r`` (hybrid units: the naive
+  term ``(-1)**s * M_l * 2**q'`` of each kept product whose top ``b`` fraction bits are ``r``, with
+  ``M_l = round(2**(Pm + l/2**F))`` of its low ``F - b`` fraction bits ``l``, computed in float64 here);
 - per tile: the bucket accumulators ``A_r <= (first ? 0 : A_r) + sums[r]`` equal the naive accumulators that
   add each product's own term to its bucket, from the tile's first beat on. Both are ``W`` bits wide and wrap
   alike, so this holds modulo ``2**W``; ``W`` is the exact accumulator width of tiles of up to 2**10 beats
@@ -47,10 +49,13 @@ class BucketsEqualNaive(wiring.Component):
     the unit. ``wrong_bucket`` moves lane 0's naive term to the next bucket (negative test).
     """
 
-    def __init__(self, fmt, organisation, *, scale_bits=0, q_floor=None, wrong_bucket=False):
-        self._dot = LogDotProduct(LANES, fmt, organisation, scale_bits=scale_bits, q_floor=q_floor)
+    def __init__(self, fmt, organisation, *, scale_bits=0, q_floor=None, wrong_bucket=False, b=None, pm=0):
+        self._dot = LogDotProduct(LANES, fmt, organisation, scale_bits=scale_bits, q_floor=q_floor,
+                                  bucket_fraction_bits=b, mantissa_bits=pm)
         spec = self._dot.log_sum
-        self._width = LogSum(fmt, LANES, TILE_BEATS, spec.scale_lo, spec.scale_hi, q_floor).acc_format.bits
+        self._width = LogSum(fmt, LANES, TILE_BEATS, spec.scale_lo, spec.scale_hi, q_floor, bucket_fraction_bits=b,
+                             mantissa_bits=pm).acc_format.bits
+        self._low, self._pm = (0, 0) if b is None else (fmt.frac_bits - b, pm)
         self._wrong_bucket = wrong_bucket
         ports = {"w": In(data.ArrayLayout(unsigned(fmt.bits), LANES)),
                  "a": In(data.ArrayLayout(unsigned(fmt.bits), LANES)), "first": In(1)}
@@ -77,10 +82,15 @@ class BucketsEqualNaive(wiring.Component):
         for i in range(LANES):
             fw, fa = w[i][:field], a[i][:field]
             offset = fw + fa + scale - 2 * fmt.bias - (spec.q_min << fmt.frac_bits)
-            one = Const(1, spec.q_top + 2) << (offset >> fmt.frac_bits)[:max(1, spec.q_top.bit_length())]
-            r = offset[:fmt.frac_bits] if fmt.frac_bits else Const(0, 1)
+            low = offset[:self._low]
+            mantissa = Const(1 << self._pm, self._pm + 1)
+            for l in range(1, 1 << self._low):
+                mantissa = Mux(low == l, round(2.0 ** (self._pm + l / fmt.buckets)), mantissa)
+            one = (mantissa.as_unsigned() << (offset >> fmt.frac_bits)[:max(1, spec.q_top.bit_length())])
+            one = one[:spec.q_top + self._pm + 2]
+            r = offset[self._low:fmt.frac_bits] if fmt.frac_bits > self._low else Const(0, 1)
             if self._wrong_bucket and i == 0:
-                r = (r + 1)[:max(1, fmt.frac_bits)]
+                r = (r + 1)[:max(1, fmt.frac_bits - self._low)]
             x = Mux((fw == 0) | (fa == 0) | (offset < 0), 0, Mux(w[i][field] ^ a[i][field], -one, one))
             out.append((x, r))
         return out
@@ -101,7 +111,7 @@ class BucketsEqualNaive(wiring.Component):
         with m.If(filled != latency):
             m.d.sync += filled.eq(filled + 1)
         m.d.sync += started.eq(started | first)
-        for b in range(dot.format.buckets):
+        for b in range(dot.log_sum.buckets):
             naive_beat = adder_tree([Mux(r == b, x, 0) for x, r in terms])
             acc, naive = Signal(signed(self._width), name=f"acc{b}"), Signal(signed(self._width), name=f"naive{b}")
             m.d.sync += [acc.eq(Mux(first, 0, acc) + dot.sums[b]), naive.eq(Mux(first, 0, naive) + naive_beat)]
@@ -119,6 +129,8 @@ def _case(fmt, organisation, slow=False, **kwargs):
 # -m slow: count (25 s for LNS4), the full 5-bit units and the scale inputs (0.5 to 4 min each, the 5-bit
 # count units more than 9 min).
 _CASES = [_case(LNS4, "tree"), _case(LNS5, "tree", q_floor=0), _case(LNS4, "count", slow=True)]
+# Hybrid buckets: LNS4 with b = 1 and b = 0 (mantissas of 2 and 3 bits), the 5-bit format with b = 1.
+_CASES += [_case(LNS4, "tree", b=1, pm=2), _case(LNS4, "tree", b=0, pm=3), _case(LNS5, "tree", slow=True, b=1, pm=3)]
 _CASES += [_case(LNS5, org, slow=True) for org in ORGANISATIONS]
 _CASES += [_case(fmt, org, slow=True, scale_bits=2) for fmt in (LNS4, LNS5) for org in ORGANISATIONS]
 
@@ -130,6 +142,8 @@ def test_bucket_sums_equal_the_naive_terms(tmp_path, fmt, organisation, kwargs):
     assert result.status == "PASS", result.log.read_text()[-3000:]
 
 
-def test_a_wrong_bucket_is_caught(tmp_path):
-    result = run_sby(BucketsEqualNaive(LNS4, "tree", wrong_bucket=True), "wrong", tmp_path, mode="bmc", depth=4)
+@pytest.mark.parametrize("kwargs", [{}, {"b": 1, "pm": 2}], ids=["exact", "hybrid"])
+def test_a_wrong_bucket_is_caught(tmp_path, kwargs):
+    result = run_sby(BucketsEqualNaive(LNS4, "tree", wrong_bucket=True, **kwargs), "wrong", tmp_path, mode="bmc",
+                     depth=4)
     assert result.status == "FAIL", result.log.read_text()[-3000:]

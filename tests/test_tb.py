@@ -27,6 +27,8 @@ CONFIGS = {
     "lns4-vsq-count-floor": CoreConfig(rows=2, cols=3, lanes=4, modes=("lns4",), max_k=256, scale_bits=3,
                                        scale_kind="log", scale_lanes=2, bucket_organisation="count", q_floor=-2,
                                        p_bits=9),
+    "lns8-hybrid-b1-vsq": CoreConfig(rows=2, cols=3, lanes=4, modes=("lns8",), max_k=256, scale_bits=2,
+                                     scale_kind="log", scale_lanes=2, bucket_fraction_bits=1, mantissa_bits=5),
 }
 
 

@@ -30,7 +30,8 @@ class LogBeatSum:
         self._dot = LogDotProduct(
             config.elements_per_beat(config.modes[0]), config.log_format, config.datapath.organisation,
             scale_bits=config.scale_bits + 1 if config.scale_bits else 0, scale_groups=config.scale_groups,
-            q_floor=config.q_floor)
+            q_floor=config.q_floor, bucket_fraction_bits=config.bucket_fraction_bits,
+            mantissa_bits=config.mantissa_bits or 0)
 
     def _sums(self, m, unit):
         """Bucket sums of the beat that entered ``dot_latency`` cycles ago."""
@@ -41,7 +42,7 @@ class LogBeatSum:
             fmt = cfg.scale_format
             m.d.comb += [dot.scale[g].eq(fmt.product(unit.sw[g], unit.sa[g], AmaranthOps))
                          for g in range(cfg.scale_groups)]
-        return [dot.sums[r] for r in range(cfg.log_format.buckets)]
+        return [dot.sums[r] for r in range(dot.log_sum.buckets)]
 
     def accumulate(self, m, unit, acc):
         """``(next acc, 0)``: every bucket's next value when ``unit.acc_en`` is high; never clipped."""

@@ -1,4 +1,4 @@
-"""A V-lane log-domain dot-product unit: per beat, the exact sum of the products in each fraction bucket."""
+"""A V-lane log-domain dot-product unit: per beat, the exact sum of the product terms in each fraction bucket."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -17,31 +17,37 @@ _MAX_SCALE_BITS = MAX_SCALE_BITS["log"] + 1
 
 
 class LogDotProduct(wiring.Component):
-    """Sums the products of one beat of LNS codes into ``2**F`` fraction buckets, exactly.
+    """Sums the product terms of one beat of LNS codes into fraction buckets, exactly.
 
     Arithmetic. Lane ``i`` multiplies ``w_i`` and ``a_i`` in the log domain (:meth:`LogFormat.product`):
-    ``t_i = e_w + e_a + scale[g]`` (``g`` the lane's scale group), sign ``s_i = s_w XOR s_a``, and splits
-    ``t_i - q_min * 2**F`` into ``q'_i`` and the fraction ``r_i`` (:meth:`LogFormat.split`). Bucket ``r``
-    of the beat is::
+    ``t_i = e_w + e_a + scale[g]`` (``g`` the lane's scale group), sign ``s_i = s_w XOR s_a``, and turns
+    ``t_i - q_min * 2**F`` into a bucket ``h_i``, an integer exponent ``q'_i`` and a mantissa ``M_i``
+    (:meth:`LogSum.term`). Bucket ``h`` of the beat is::
 
-        sums[r] = sum over the lanes with r_i = r, not zero, not dropped, of (-1)**s_i * 2**q'_i
+        sums[h] = sum over the lanes with h_i = h, not zero, not dropped, of (-1)**s_i * M_i * 2**q'_i
 
-    so the beat's exact value is ``2**q_min * sum_r sums[r] * 2**(r / 2**F)``. ``q_min`` and the widths
-    come from :class:`LogSum` (``products = lanes``); with ``q_floor`` set, products with
-    ``t < q_floor * 2**F`` are dropped. The buckets are accumulated across beats by the MAC unit and
-    converted once per tile by :class:`qmac.hw.log_datapath.log_combine.LogCombine`.
+    For the exact scheme (``bucket_fraction_bits = None``) ``h_i`` is the whole fraction ``r_i``, ``M_i = 1``,
+    and the beat's exact value is ``2**q_min * sum_r sums[r] * 2**(r / 2**F)``. For the hybrid scheme
+    (``b = bucket_fraction_bits < F``) ``h_i`` is the top ``b`` bits of ``r_i`` and ``M_i`` the
+    ``mantissa_bits``-bit mantissa of its low ``F - b`` bits (:attr:`LogSum.mantissas`), ``2**b`` buckets.
+    ``q_min`` and the widths come from :class:`LogSum` (``products = lanes``); with ``q_floor`` set,
+    products with ``t < q_floor * 2**F`` are dropped. The buckets are accumulated across beats by the MAC
+    unit and converted once per tile by :class:`qmac.hw.log_datapath.log_combine.LogCombine`.
 
     Organisation of the bucket adders (``organisation``), both bit-exact:
 
     ``"tree"``
         Each lane decodes ``q'`` once into ``+2**q'`` (one-hot) or ``-2**q'`` (all bits from ``q'`` up,
         two's complement), and every bucket sums, by an adder tree over the lanes, the lanes gated by
-        ``r_i == r``: ``2**F`` trees of V inputs of ``q'_max + 2`` bits.
+        ``r_i == r``: ``2**F`` trees of V inputs of ``q'_max + 2`` bits. Hybrid: each lane shifts its
+        mantissa left by ``q'`` and, when negative, inverts it (``-x = ~x + 1``); bucket ``h`` sums the gated
+        terms in a tree and adds the count of its negative lanes (the ``+1`` of each), ``2**b`` trees of
+        ``q'_max + mantissa_bits + 2`` bits.
     ``"count"``
         Each lane decodes ``t'_i = q'_i * 2**F + r_i`` into one-hot flags; per bucket, exponent and sign a
         popcount over the lanes counts the products ``2**q'`` (a count needs ``c = bits(V)`` bits). Counts
         ``c`` exponents apart do not overlap, so per bucket and sign they are concatenated into ``c`` rows,
-        and ``sums[r] = sum(positive rows) - sum(negative rows)``.
+        and ``sums[r] = sum(positive rows) - sum(negative rows)``. Exact scheme only.
 
     Pipeline: (1) per-lane sign, zero and ``t'`` registered; (2) ``sums`` registered. Latency 2
     (:attr:`latency`), one beat per cycle; every register advances together (wrap the unit in
@@ -60,7 +66,7 @@ class LogDotProduct(wiring.Component):
     scale_groups : int
         Number of scale inputs; a power of two dividing ``lanes``. Group ``g`` covers lanes
         ``[g * lanes / scale_groups, (g + 1) * lanes / scale_groups)``.
-    q_floor : int or None
+    q_floor, bucket_fraction_bits, mantissa_bits : int or None, int or None, int
         As :class:`LogSum`.
 
     Members
@@ -70,7 +76,7 @@ class LogDotProduct(wiring.Component):
     scale : In(ArrayLayout(signed(scale_bits), scale_groups))
         Present only with ``scale_bits > 0``: exponents in units of ``2**-F`` added to the products of
         each group, sampled with the operands.
-    sums : Out(ArrayLayout(signed(sum_format.bits), 2**F))
+    sums : Out(ArrayLayout(signed(sum_format.bits), LogSum.buckets))
         The bucket sums of the beat that entered :attr:`latency` cycles earlier.
 
     Raises
@@ -79,7 +85,8 @@ class LogDotProduct(wiring.Component):
         For any parameter out of range.
     """
 
-    def __init__(self, lanes, fmt, organisation="tree", *, scale_bits=0, scale_groups=1, q_floor=None):
+    def __init__(self, lanes, fmt, organisation="tree", *, scale_bits=0, scale_groups=1, q_floor=None,
+                 bucket_fraction_bits=None, mantissa_bits=0):
         if lanes not in LOG_LANES:
             raise ConfigError(f"log dot-product lanes must be one of {', '.join(map(str, LOG_LANES))}, "
                               f"not {lanes!r}")
@@ -94,9 +101,13 @@ class LogDotProduct(wiring.Component):
             raise ConfigError(f"scale_groups must be a power of two dividing lanes = {lanes}, not {scale_groups!r}")
         scale_lo, scale_hi = (-(1 << (scale_bits - 1)), (1 << (scale_bits - 1)) - 1) if scale_bits else (0, 0)
         try:
-            self._sum = LogSum(fmt, lanes, 1, scale_lo, scale_hi, q_floor)
+            self._sum = LogSum(fmt, lanes, 1, scale_lo, scale_hi, q_floor, bucket_fraction_bits=bucket_fraction_bits,
+                               mantissa_bits=mantissa_bits)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if organisation == "count" and self._sum.low_bits:
+            raise ConfigError(f"organisation 'count' needs the exact scheme (bucket_fraction_bits None or "
+                              f"{fmt.frac_bits}), not bucket_fraction_bits = {bucket_fraction_bits!r}")
         self._lanes = lanes
         self._organisation = organisation
         self._scale_bits = scale_bits
@@ -104,7 +115,7 @@ class LogDotProduct(wiring.Component):
         ports = {
             "w": In(data.ArrayLayout(unsigned(fmt.bits), lanes)),
             "a": In(data.ArrayLayout(unsigned(fmt.bits), lanes)),
-            "sums": Out(data.ArrayLayout(signed(self._sum.sum_format.bits), fmt.buckets)),
+            "sums": Out(data.ArrayLayout(signed(self._sum.sum_format.bits), self._sum.buckets)),
         }
         if scale_bits:
             ports["scale"] = In(data.ArrayLayout(signed(scale_bits), scale_groups))
@@ -141,6 +152,8 @@ class LogDotProduct(wiring.Component):
 
     def _tree_sums(self, m, lanes):
         """Bucket sums of organisation ``"tree"`` from the registered ``(sign, zero, t')`` of each lane."""
+        if self._sum.low_bits:
+            return self._hybrid_sums(m, lanes)
         fmt, top = self.format, self._sum.q_top
         buckets = [[] for _ in range(fmt.buckets)]
         for i, (sign, zero, offset) in enumerate(lanes):
@@ -156,6 +169,26 @@ class LogDotProduct(wiring.Component):
             for b, terms in enumerate(buckets):
                 terms.append(Mux(gated[b], term, 0))
         return [adder_tree(terms) for terms in buckets]
+
+    def _hybrid_sums(self, m, lanes):
+        """Bucket sums of organisation ``"tree"`` of the hybrid scheme: ``2**b`` trees of shifted mantissas."""
+        spec = self._sum
+        top, width = spec.q_top, spec.q_top + spec.mantissa_bits + 1
+        terms, negatives = [[] for _ in range(spec.buckets)], [[] for _ in range(spec.buckets)]
+        for i, (sign, zero, offset) in enumerate(lanes):
+            h_value, q_value, mantissa_value = spec.term(offset, AmaranthOps)
+            q, mantissa = Signal(range(top + 1), name=f"q{i}"), Signal(spec.mantissa_bits + 1, name=f"mantissa{i}")
+            magnitude = Signal(width, name=f"magnitude{i}")
+            # One's complement of a negative term; its +1 is counted per bucket below.
+            term = Signal(signed(width + 1), name=f"term{i}")
+            gated = Signal(spec.buckets, name=f"bucket{i}")
+            m.d.comb += [q.eq(q_value), mantissa.eq(mantissa_value), magnitude.eq(mantissa << q),
+                         term.eq(Cat(magnitude ^ sign.replicate(width), sign).as_signed()),
+                         gated.eq(Mux(zero, 0, Const(1, 1) << h_value) if spec.fraction_bits else ~zero)]
+            for b in range(spec.buckets):
+                terms[b].append(Mux(gated[b], term, 0))
+                negatives[b].append(gated[b] & sign)
+        return [adder_tree(t) + adder_tree(n) for t, n in zip(terms, negatives)]
 
     def _count_sums(self, m, lanes):
         """Bucket sums of organisation ``"count"`` from the registered ``(sign, zero, t')`` of each lane."""

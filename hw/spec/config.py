@@ -97,6 +97,13 @@ class CoreConfig:
         keeps every product exactly. See :class:`qmac.hw.spec.log_sum.LogSum`.
     bucket_organisation : str or None
         LNS only: structure of the bucket adders, ``"tree"`` (default) or ``"count"``.
+    bucket_fraction_bits : int or None
+        LNS only: ``b``, the top fraction bits of a product's exponent that pick its bucket, 0..F;
+        ``None`` (default) = F, every product exact in ``2**F`` buckets. Below F the hybrid scheme of
+        :class:`qmac.hw.spec.log_sum.LogSum`: ``2**b`` buckets, the low ``F - b`` bits a mantissa.
+    mantissa_bits : int or None
+        LNS only, with ``bucket_fraction_bits < F`` (and only then): ``Pm``, 1..16, fractional bits of the
+        hybrid mantissas ``round(2**(Pm + l/2**F))`` (each product errs by at most ``2**-(Pm+1)``).
     log_output : bool
         LNS only: result rows also carry each result as a code of the build's log format
         (:class:`qmac.hw.log_datapath.log_encode.LogEncode`, nearest in the log domain, after subtracting the exponent
@@ -131,6 +138,8 @@ class CoreConfig:
     p_bits: int | None = None
     q_floor: int | None = None
     bucket_organisation: str | None = None
+    bucket_fraction_bits: int | None = None
+    mantissa_bits: int | None = None
     log_output: bool = False
     multiplier: str = "logic"
 
@@ -226,7 +235,7 @@ class CoreConfig:
             del d["output_stage"], d["output_rounding"]
         if not self.sparse:
             del d["sparse"]
-        for key in ("p_bits", "q_floor", "bucket_organisation"):
+        for key in ("p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits"):
             if d[key] is None:
                 del d[key]
         if not self.log_output:

@@ -24,7 +24,7 @@ from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.spec.log_encode import LogEncodeArithmetic
 from qmac.hw.spec.log_format import LOG_FORMATS, MAX_P_BITS
-from qmac.hw.spec.log_sum import LogSum
+from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, LogSum
 from qmac.hw.spec.multipliers import MULTIPLIERS
 
 __all__ = ["Datapath", "IntDatapath", "LogDatapath", "DATAPATHS", "ORGANISATIONS", "DEFAULT_P_BITS",
@@ -184,7 +184,7 @@ class LogDatapath(Datapath):
     modes = LOG_FORMATS
     mixable = False
     what = "a log mode"
-    keys = ("p_bits", "q_floor", "bucket_organisation", "log_output")
+    keys = ("p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits", "log_output")
     scale_kinds = ("log",)
     multipliers = ("logic",)
     multiplier_reason = "an LNS product is an exponent addition, no multiplier"
@@ -203,6 +203,18 @@ class LogDatapath(Datapath):
             check_key_int("p_bits", cfg.p_bits, 1, MAX_P_BITS)
         check_key("bucket_organisation", cfg.bucket_organisation,
                   cfg.bucket_organisation is None or cfg.bucket_organisation in ORGANISATIONS, ", ".join(ORGANISATIONS))
+        frac = self.log_format.frac_bits
+        if cfg.bucket_fraction_bits is not None:
+            check_key_int("bucket_fraction_bits", cfg.bucket_fraction_bits, 0, frac)
+        if self.hybrid:
+            check_key("bucket_fraction_bits", cfg.bucket_fraction_bits, cfg.mantissa_bits is not None,
+                      f"mantissa_bits 1..{MAX_MANTISSA_BITS} with it", "needs mantissa_bits")
+            check_key_int("mantissa_bits", cfg.mantissa_bits, 1, MAX_MANTISSA_BITS)
+            check_key("bucket_organisation", cfg.bucket_organisation, cfg.bucket_organisation != "count", "tree",
+                      f"is not allowed with bucket_fraction_bits = {cfg.bucket_fraction_bits}")
+        else:
+            check_key("mantissa_bits", cfg.mantissa_bits, cfg.mantissa_bits is None,
+                      f"only with bucket_fraction_bits 0..{frac - 1}", "needs a hybrid sum")
         if cfg.q_floor is not None:
             exact = LogSum(self.log_format, 1, 1, *self.scale_range)
             check_key_int("q_floor", cfg.q_floor, exact.exact_q_min + 1, exact.q_max)
@@ -228,6 +240,12 @@ class LogDatapath(Datapath):
         return "tree" if self.config.bucket_organisation is None else self.config.bucket_organisation
 
     @property
+    def hybrid(self):
+        """Whether the build uses the hybrid bucket scheme (``bucket_fraction_bits < F``, :class:`LogSum`)."""
+        b = self.config.bucket_fraction_bits
+        return b is not None and b < self.log_format.frac_bits
+
+    @property
     def scale_range(self):
         """Range of ``sw + sa`` (two signed S-bit fields) with scales, else ``(0, 0)``."""
         cfg = self.config
@@ -241,7 +259,8 @@ class LogDatapath(Datapath):
         """The :class:`LogSum` of one unit over a ``max_k_beats`` tile."""
         cfg = self.config
         return LogSum(self.log_format, cfg.elements_per_beat(cfg.modes[0]), cfg.max_k_beats, *self.scale_range,
-                      q_floor=cfg.q_floor, p_bits=self.p_bits)
+                      q_floor=cfg.q_floor, p_bits=self.p_bits, bucket_fraction_bits=cfg.bucket_fraction_bits,
+                      mantissa_bits=cfg.mantissa_bits or 0)
 
     @property
     def bucket_format(self):
@@ -255,8 +274,9 @@ class LogDatapath(Datapath):
 
     @property
     def accumulator_shape(self):
-        """The ``2**F`` fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), 2**F)``."""
-        return data.ArrayLayout(signed(self.bucket_format.bits), self.log_format.buckets)
+        """The fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), buckets)``: ``2**F``, or ``2**b``
+        with hybrid buckets."""
+        return data.ArrayLayout(signed(self.bucket_format.bits), self.log_sum.buckets)
 
     @property
     def dot_latency(self):
@@ -276,15 +296,19 @@ class LogDatapath(Datapath):
         return {"lns": {"bits": spec.fmt.bits, "frac_bits": spec.fmt.frac_bits, "p_bits": spec.p_bits,
                         "q_min": spec.q_min, "q_floor": spec.q_floor, "constants": list(spec.constants),
                         "bucket_bits": self.bucket_format.bits, "result_exponent": spec.result_exponent,
-                        "organisation": self.organisation}}
+                        "organisation": self.organisation}
+                | ({"bucket_fraction_bits": spec.fraction_bits, "mantissa_bits": spec.mantissa_bits,
+                    "mantissas": list(spec.mantissas)} if self.hybrid else {})}
 
     def result_fields(self):
         return {"result_exponent": self.log_sum.result_exponent}
 
     def describe(self):
         cfg = self.config
-        return (f"{self.log_format.buckets} exact {self.bucket_format.bits}-bit fraction accumulators per unit, "
-                f"{cfg.acc_format.bits}-bit results x 2**{self.log_sum.result_exponent}")
+        spec = self.log_sum
+        hybrid = f" (hybrid: b = {spec.fraction_bits}, {spec.mantissa_bits}-bit mantissas)" if self.hybrid else ""
+        return (f"{spec.buckets} exact {self.bucket_format.bits}-bit fraction accumulators per unit{hybrid}, "
+                f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
 
 
 #: Every datapath, in the canonical order of their modes.

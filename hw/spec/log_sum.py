@@ -1,4 +1,4 @@
-"""The exact accumulation of log-domain products in ``2**F`` fraction buckets: its range and widths.
+"""The accumulation of log-domain products in fraction buckets: its range, widths and per-product terms.
 
 One description, read by the hardware (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`, the MAC unit's
 bucket accumulators, :class:`qmac.hw.log_datapath.log_combine.LogCombine`), the configuration and the golden model
@@ -11,23 +11,33 @@ from qmac.hw.spec.formats import IntFormat
 from qmac.hw.spec.log_format import LogFormat
 from qmac.hw.spec.checks import is_int
 
-__all__ = ["LogSum", "MAX_RESULT_BITS"]
+__all__ = ["LogSum", "MAX_RESULT_BITS", "MAX_MANTISSA_BITS"]
 
 #: Widest result a LogSum may describe.
 MAX_RESULT_BITS = 256
+#: Largest ``mantissa_bits`` of a hybrid LogSum.
+MAX_MANTISSA_BITS = 16
 
 
 @dataclass(frozen=True)
 class LogSum:
     """Sums of up to ``products * beats`` products of two ``fmt`` codes, each scaled by an exponent in
-    ``[scale_lo, scale_hi]`` (units of ``2**-F``), kept exactly in ``2**F`` buckets.
+    ``[scale_lo, scale_hi]`` (units of ``2**-F``), kept in ``2**b`` fraction buckets.
 
     A product has ``t = e_w + e_a + scale`` in ``[t_lo, t_hi]`` (``t_lo = 2 * min_exponent + scale_lo``,
     ``t_hi = 2 * max_exponent + scale_hi``). With ``q_min = floor(t_lo / 2**F)`` (or ``q_floor`` when set)
-    it is split as ``t - q_min * 2**F = q' * 2**F + r`` and adds the exact integer ``(-1)**s * 2**q'`` to
-    bucket ``r``. Products with ``t < q_floor * 2**F`` are dropped (each below ``2**q_floor``). After the
-    sum, ``result = sum_r A_r * C_r`` with ``C_r = round(2**(P + r/2**F))`` and
-    ``value = result * 2**(q_min - P)``.
+    it is split as ``t - q_min * 2**F = q' * 2**F + r``. Products with ``t < q_floor * 2**F`` are dropped
+    (each below ``2**q_floor``).
+
+    - **Exact** (``b = F``, the default; ``mantissa_bits = 0``): the product adds the exact integer
+      ``(-1)**s * 2**q'`` to bucket ``r``.
+    - **Hybrid** (``0 <= b < F``, ``mantissa_bits = Pm >= 1``): the top ``b`` bits of ``r`` pick the bucket
+      ``h = r >> (F - b)``, the low ``F - b`` bits ``l`` a mantissa ``M_l = round(2**(Pm + l/2**F))``
+      (:attr:`mantissas`, ``Pm + 1`` bits), and the product adds ``(-1)**s * M_l * 2**q'`` to bucket ``h``.
+
+    After the sum, ``result = sum_h A_h * C_h`` with ``C_h = round(2**(P + h/2**b))`` (:attr:`constants`)
+    and ``value = result * 2**(q_min - P - Pm)`` (:attr:`result_exponent`). The exact scheme is the
+    hybrid one with ``b = F`` (one mantissa, ``M_0 = 1``).
 
     Parameters
     ----------
@@ -42,6 +52,10 @@ class LogSum:
         ``None`` keeps every product; else an integer in ``[exact_q_min + 1, q_max]``.
     p_bits : int
         P, fractional bits of the constants (1..48).
+    bucket_fraction_bits : int or None
+        ``b``, fraction bits that pick a bucket: ``None`` (the same as ``F``) or 0 .. F.
+    mantissa_bits : int
+        ``Pm``: 0 when ``b = F``, else 1 .. :data:`MAX_MANTISSA_BITS`.
 
     Raises
     ------
@@ -55,6 +69,8 @@ class LogSum:
     scale_hi: int = 0
     q_floor: int | None = None
     p_bits: int = 12
+    bucket_fraction_bits: int | None = None
+    mantissa_bits: int = 0
 
     def __post_init__(self):
         if not isinstance(self.fmt, LogFormat):
@@ -66,6 +82,16 @@ class LogSum:
         if self.scale_lo > self.scale_hi:
             raise ValueError(f"scale range [{self.scale_lo}, {self.scale_hi}] is empty")
         self.fmt.constants(self.p_bits)  # checks p_bits
+        b, pm, f = self.bucket_fraction_bits, self.mantissa_bits, self.fmt.frac_bits
+        if b is not None and (not isinstance(b, int) or isinstance(b, bool) or not 0 <= b <= f):
+            raise ValueError(f"bucket_fraction_bits must be None or an integer from 0 to F = {f}, not {b!r}")
+        if self.fraction_bits == f and pm != 0:
+            raise ValueError(f"mantissa_bits must be 0 when every fraction bit picks a bucket (b = F = {f}), "
+                             f"not {pm!r}")
+        if self.fraction_bits < f and (not isinstance(pm, int) or isinstance(pm, bool)
+                                       or not 1 <= pm <= MAX_MANTISSA_BITS):
+            raise ValueError(f"mantissa_bits must be an integer from 1 to {MAX_MANTISSA_BITS} with "
+                             f"bucket_fraction_bits = {b} < F = {f}, not {pm!r}")
         q = self.q_floor
         if q is not None and (not is_int(q)
                               or not self.exact_q_min < q <= self.q_max):
@@ -110,17 +136,70 @@ class LogSum:
         return self.offset_max >> self.fmt.frac_bits
 
     @property
-    def constants(self):
-        """``C_r``, ``r = 0 .. 2**F - 1`` (:meth:`LogFormat.constants`)."""
-        return self.fmt.constants(self.p_bits)
+    def fraction_bits(self):
+        """``b``: the fraction bits that pick a bucket (``F`` for the exact scheme)."""
+        return self.fmt.frac_bits if self.bucket_fraction_bits is None else self.bucket_fraction_bits
 
-    def bucket_top(self, r, products):
-        """Largest magnitude of a sum of ``products`` kept products in bucket ``r``."""
-        return products << ((self.offset_max - r) >> self.fmt.frac_bits) if r <= self.offset_max else 0
+    @property
+    def low_bits(self):
+        """``F - b``: the fraction bits that pick a mantissa."""
+        return self.fmt.frac_bits - self.fraction_bits
+
+    @property
+    def buckets(self):
+        """``2**b``, the number of bucket sums (and accumulators, and constants)."""
+        return 1 << self.fraction_bits
+
+    @property
+    def constants(self):
+        """``C_h = round(2**(P + h/2**b))``, ``h = 0 .. 2**b - 1`` (:meth:`LogFormat.constants` at
+        ``r = h * 2**(F - b)``)."""
+        return self.fmt.constants(self.p_bits)[::1 << self.low_bits]
+
+    @property
+    def mantissas(self):
+        """``M_l = round(2**(Pm + l/2**F))``, ``l = 0 .. 2**(F - b) - 1`` (``(1,)`` for the exact scheme):
+        ``2**Pm <= M_l < 2**(Pm + 1)``, ``|M_l - 2**(Pm + l/2**F)| < 1/2``, ``M_0 = 2**Pm``."""
+        if not self.mantissa_bits:
+            return (1,)
+        return self.fmt.constants(self.mantissa_bits)[:1 << self.low_bits]
+
+    def term(self, offset, ops):
+        """``(h, q', M)`` of a product with ``t' = offset``: it adds ``(-1)**s * M * 2**q'`` to bucket ``h``.
+
+        ``(q', r) = fmt.split(offset)``, ``h = r >> (F - b)``, ``M = M_l`` with ``l = r mod 2**(F - b)``
+        (a chain of ``ops.where`` over the table; the constant 1 for the exact scheme)."""
+        q, r = self.fmt.split(offset, ops)
+        if not self.low_bits:
+            return r, q, 1
+        low = ops.wrap(r, self.low_bits, False)
+        mantissa = self.mantissas[0]
+        for l, m in enumerate(self.mantissas[1:], 1):
+            mantissa = ops.where(low == l, m, mantissa)
+        return r >> self.low_bits, q, mantissa
+
+    def _largest(self, offset):
+        """``M_l * 2**q'`` of a product at ``t' = offset`` (its term's magnitude)."""
+        return self.mantissas[offset % len(self.mantissas)] << (offset >> self.fmt.frac_bits)
+
+    def term_value(self, offset):
+        """``M_l * C_h * 2**q'``: what one positive product at ``t' = offset`` adds to ``result``."""
+        h = (offset % self.fmt.buckets) >> self.low_bits
+        return self._largest(offset) * self.constants[h]
+
+    def _offsets(self, r):
+        """The largest ``t'`` of a kept product with fraction ``r`` (``None`` if there is none)."""
+        return self.offset_max - ((self.offset_max - r) % self.fmt.buckets) if r <= self.offset_max else None
+
+    def bucket_top(self, h, products):
+        """Largest magnitude of a sum of ``products`` kept products in bucket ``h``."""
+        tops = [self._largest(t) for r in range(h << self.low_bits, (h + 1) << self.low_bits)
+                if (t := self._offsets(r)) is not None]
+        return products * max(tops, default=0)
 
     def bucket_format(self, products):
         """One signed format that holds any bucket's sum of ``products`` kept products."""
-        top = max(self.bucket_top(r, products) for r in range(self.fmt.buckets))
+        top = max(self.bucket_top(h, products) for h in range(self.buckets))
         return IntFormat.for_range(-top, top)
 
     @property
@@ -135,9 +214,10 @@ class LogSum:
 
     @property
     def _result_top(self):
-        """Largest ``|sum_r A_r * C_r|``: every product at the largest ``t'``."""
-        r_top = self.offset_max % self.fmt.buckets
-        return (self.products * self.beats * self.constants[r_top]) << self.q_top
+        """Largest ``|sum_h A_h * C_h|``: every product at the ``t'`` of the largest :meth:`term_value`
+        (for the exact scheme the largest ``t'``: ``C_r * 2**q'`` grows with ``t'``)."""
+        top = max(self.term_value(t) for r in range(self.fmt.buckets) if (t := self._offsets(r)) is not None)
+        return self.products * self.beats * top
 
     @property
     def result_format(self):
@@ -146,5 +226,5 @@ class LogSum:
 
     @property
     def result_exponent(self):
-        """``q_min - P``: the value of a result is ``result * 2**result_exponent``."""
-        return self.q_min - self.p_bits
+        """``q_min - P - Pm``: the value of a result is ``result * 2**result_exponent``."""
+        return self.q_min - self.p_bits - self.mantissa_bits
