@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from qmac.hw.spec.config import MULTIPLIERS, ConfigError
-from qmac.hw.spec.formats import IntFormat, lane_range
+from qmac.hw.spec.config import MULTIPLIERS, W4A8_MULTIPLIERS, ConfigError
+from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range, mode_flags
 from qmac.hw.lanes.lane_pair_product import LanePairProduct
 from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.hw.lanes.packed_lane_product import PackedLaneProduct
@@ -21,7 +21,7 @@ _LANES = (1, 2, 4, 8, 16, 32, 64)
 
 class DotProduct(wiring.Component):
     """``sum`` = the exact sum over V lanes of the lane product :class:`LaneProduct` defines (INT8:
-    ``sum w_i*a_i`` over V elements; INT4: over 2V elements), computed by the ``multiplier``'s lanes:
+    ``sum w_i*a_i`` over V elements; INT4 and W4A8: over 2V elements), computed by the ``multiplier``'s lanes:
     :class:`LaneProduct` (``"logic"``), :class:`PipelinedLaneProduct` (``"logic_pipelined"``),
     :class:`LanePairProduct` (``"sb_mac16"``, two lanes per SB_MAC16;
     an odd last lane uses half of one), :class:`PackedLaneProduct` (``"mult18"``, one MULT18X18D each) or
@@ -57,10 +57,13 @@ class DotProduct(wiring.Component):
 
     Members
     -------
-    w, a : In(ArrayLayout(8, V))
-        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a``.
-    int4 : In(1)
-        Present only with both modes built; sampled with the operands.
+    w : In(ArrayLayout(8, V))
+    a : In(ArrayLayout(8, V)), or In(ArrayLayout(8, 2V)) with W4A8 built
+        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a`` (with W4A8 built, lanes ``2i`` and
+        ``2i + 1``: the lane's two INT8 activations; INT8 and INT4 then read lane ``2i``).
+    int4, w4a8 : In(1)
+        Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present with that mode built beside others;
+        sampled with the operands.
     ca, cw : In(signed)
         Present only with ``"mult18_fip"``: the corrections of the operands of :attr:`correction_delay`
         cycles earlier, format :attr:`correction_format`.
@@ -77,6 +80,8 @@ class DotProduct(wiring.Component):
             raise ConfigError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
         if multiplier == "mult18_fip" and lanes < 2:
             raise ConfigError(f"dot-product lanes must be at least 2 with the mult18_fip multiplier, not {lanes!r}")
+        if "w4a8" in modes and multiplier not in W4A8_MULTIPLIERS:
+            raise ConfigError(f"multiplier must be one of {', '.join(W4A8_MULTIPLIERS)} with mode w4a8, not {multiplier!r}")
         if multiplier == "sb_mac16":
             self._units = [LanePairProduct(modes) for _ in range((lanes + 1) // 2)]
         elif multiplier == "mult18_fip":
@@ -90,14 +95,15 @@ class DotProduct(wiring.Component):
         self._levels_per_stage = tree_levels_per_stage
         lo, hi = lane_range(modes)
         self._format = IntFormat.for_range(lanes * lo, lanes * hi)
-        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
+        self._a_lanes = max(ELEMENT_FORMATS[m].activation_lanes for m in modes)
+        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes * self._a_lanes)),
                  "sum": Out(signed(self._format.bits))}
         if multiplier == "mult18_fip":
             self._correction_format = winograd_correction_format(lanes, modes)
             ports["ca"] = In(signed(self._correction_format.bits))
             ports["cw"] = In(signed(self._correction_format.bits))
-        if len(modes) > 1:
-            ports["int4"] = In(1)
+        for flag in mode_flags(modes):
+            ports[flag] = In(1)
         super().__init__(ports)
 
     @property
@@ -132,8 +138,8 @@ class DotProduct(wiring.Component):
         products = []
         for i, unit in enumerate(self._units):
             m.submodules[f"lane{i}"] = unit
-            if len(self._lane.modes) > 1:
-                m.d.comb += unit.int4.eq(self.int4)
+            for flag in mode_flags(self._lane.modes):
+                m.d.comb += getattr(unit, flag).eq(getattr(self, flag))
             if isinstance(unit, WinogradPairProduct):
                 m.d.comb += [unit.w.eq(Cat(self.w[2 * i], self.w[2 * i + 1])),
                              unit.a.eq(Cat(self.a[2 * i], self.a[2 * i + 1]))]
@@ -144,7 +150,8 @@ class DotProduct(wiring.Component):
                         m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self.a[2 * i + j])]
                         products.append(unit.p[j])
             else:
-                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i])]
+                k = self._a_lanes
+                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i] if k == 1 else Cat(self.a[k * i + j] for j in range(k)))]
                 products.append(unit.p)
         bits = self._format.bits   # every partial sum modulo 2**bits (see the class docstring)
         level = []

@@ -15,7 +15,7 @@ from qmac.hw.spec.formats import ELEMENT_FORMATS, ROUNDINGS, SCALE_KINDS, IntFor
 from qmac.hw.spec.log_format import LOG_FORMATS
 from qmac.hw.spec.log_sum import LogSum
 
-__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset",
+__all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "W4A8_MULTIPLIERS", "ORGANISATIONS", "preset",
            "load_config", "mode_bits", "per_lane", "code_range"]
 
 
@@ -24,9 +24,12 @@ class ConfigError(ValueError):
 
 
 #: Encoding of the ``ctrl.mode`` port.
-MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3}
+MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3, "w4a8": 4}
 #: Every datapath mode, in canonical order: the integer modes, then the log (LNS) modes.
 MODES = tuple(ELEMENT_FORMATS) + tuple(LOG_FORMATS)
+#: ``multiplier`` values whose lanes compute W4A8 (the DSP packings cannot keep two 16-bit-wide products apart:
+#: docs/fpga.md).
+W4A8_MULTIPLIERS = ("logic", "logic_pipelined")
 #: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`).
 ORGANISATIONS = ("tree", "count")
 #: P of the LNS combine constants when ``p_bits`` is not given.
@@ -58,10 +61,12 @@ def per_lane(mode):
     return 8 // mode_bits(mode)
 
 
-def code_range(mode):
-    """``(lo, hi)`` of the codes of ``mode``: two's complement for INT, unsigned LNS codes."""
+def code_range(mode, activations=False):
+    """``(lo, hi)`` of the (weight, or with ``activations`` activation) codes of ``mode``: two's complement
+    for INT (W4A8: INT4 weights, INT8 activations), unsigned LNS codes."""
     if mode in ELEMENT_FORMATS:
-        return ELEMENT_FORMATS[mode].code.min, ELEMENT_FORMATS[mode].code.max
+        code = ELEMENT_FORMATS[mode].activation_code if activations else ELEMENT_FORMATS[mode].code
+        return code.min, code.max
     return 0, (1 << LOG_FORMATS[mode].bits) - 1
 
 
@@ -85,9 +90,12 @@ class CoreConfig:
         V, 8-bit operand lanes per dot-product unit: 4, 8, 16, 32 or 64. An INT8 lane holds one element,
         an INT4 lane two.
     modes : tuple of str
-        Precision modes built in: any non-empty subset of ``("int8", "int4")``, or one log mode,
+        Precision modes built in: any non-empty subset of ``("int8", "int4", "w4a8")``, or one log mode,
         ``("lns8",)`` or ``("lns4",)``. With both INT modes, every lane is a dual-mode lane (one INT8
-        product, or two INT4 products, per cycle), selected at run time. A log mode builds the LNS
+        product, or two INT4 products, per cycle), selected at run time. ``"w4a8"`` (INT4 weights x INT8
+        activations): a weight lane's two INT4 weights meet two INT8 activations, so activation vectors
+        carry 2V lanes (:attr:`activation_lanes`); not with ``sparse``, and only with the ``logic``
+        multipliers (:data:`W4A8_MULTIPLIERS`). A log mode builds the LNS
         datapath (docs/lns.md): an LNS8 lane holds one code, an LNS4 lane two.
     max_k : int
         Longest reduction, in elements, of one tile in the mode with the fewest elements per beat (INT8
@@ -230,6 +238,13 @@ class CoreConfig:
         if not isinstance(self.multiplier, str) or self.multiplier not in MULTIPLIERS:
             raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed; allowed: "
                               f"{', '.join(MULTIPLIERS)}")
+        if "w4a8" in self.modes and self.sparse:
+            raise ConfigError("config key 'sparse': True is not allowed with mode 'w4a8'; allowed: false (a W4A8 "
+                              "beat already takes 2V activation lanes; 2:4 selection would need 4V)")
+        if "w4a8" in self.modes and self.multiplier not in W4A8_MULTIPLIERS:
+            raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed with mode 'w4a8'; allowed: "
+                              f"{', '.join(W4A8_MULTIPLIERS)} (an 18x18 or dual 8x8 DSP cannot pack two INT4 x INT8 "
+                              f"products without overlap)")
         if self.multiplier == "mult18_fip" and self.sparse:
             raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with sparse = true; allowed: "
                               "logic, logic_pipelined, sb_mac16, mult18 (a sparse unit selects its own activations, so the "
@@ -360,6 +375,20 @@ class CoreConfig:
         return self.lanes * per_lane(mode)
 
     @property
+    def activation_lanes(self):
+        """Byte lanes of one activation vector per beat: ``2V`` in sparse builds and with ``"w4a8"`` (a weight
+        lane's two INT8 activations at bytes ``2i``, ``2i + 1``; INT8 and INT4 tiles then use the even bytes),
+        else V."""
+        if self.sparse:
+            return 2 * self.lanes
+        return self.lanes * max(ELEMENT_FORMATS[m].activation_lanes for m in self.modes if m in ELEMENT_FORMATS)
+
+    @property
+    def ctrl_mode_bits(self):
+        """Width of ``ctrl.mode``: 2, or 3 with ``"w4a8"`` (code 4)."""
+        return max(2, max(MODE_CODES[m] for m in self.modes).bit_length())
+
+    @property
     def min_elements_per_beat(self):
         return min(self.elements_per_beat(m) for m in self.modes)
 
@@ -473,6 +502,7 @@ PRESETS = {
     "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
                            scale_lanes=4),
     "lns8": CoreConfig(modes=("lns8",)),
+    "tiny-w4a8": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4", "w4a8"), max_k=1024),
     "tiny-lns8": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=1024),
     "tiny-lns4-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("lns4",), max_k=1024, scale_bits=4,
                                 scale_kind="log", scale_lanes=4),
