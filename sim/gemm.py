@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qmac.hw.spec.config import CoreConfig, code_range
+from qmac.hw.spec.config import CoreConfig, code_range, operand_mode
 from qmac.sim import log_dot_product
 from qmac.sim.mac_unit import accumulate
 from qmac.sim.ops import NumpyOps
@@ -108,8 +108,8 @@ def plan_gemm(config, mode, weights_shape, activations_shape, sparse=False):
 
 def _padded(plan, W, A):
     cfg = plan.config
-    lo, hi = code_range(plan.mode)
     for name, x in (("weights", W), ("activations", A)):
+        lo, hi = code_range(plan.mode, activations=name == "activations")
         x = np.asarray(x)
         if x.size and (x.min() < lo or x.max() > hi):
             raise ValueError(f"{name} codes must lie in [{lo}, {hi}] for {plan.mode}, "
@@ -202,7 +202,7 @@ def _scale_words(fields, tiles, vectors, plan, activations):
     cfg = plan.config
     G, S = cfg.scale_groups, cfg.scale_bits
     f = fields.reshape(tiles, vectors, plan.k_beats, G).transpose(0, 2, 1, 3).reshape(tiles, plan.k_beats, -1)
-    lanes = 2 * cfg.lanes if cfg.sparse and activations else cfg.lanes
+    lanes = cfg.activation_lanes if activations else cfg.lanes
     shift = 8 * lanes * vectors
     mask = (1 << S) - 1  # log scales are signed: two's complement fields
     return [[sum((int(v) & mask) << (S * i) for i, v in enumerate(f[t, b])) << shift for b in range(plan.k_beats)]
@@ -232,7 +232,12 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
         spread[..., 0::4], spread[..., 1::4] = a_beats[..., 0::2], a_beats[..., 1::2]
         a_beats = spread
         meta = np.tile(np.array([0, 1], dtype=np.int64), (Wp.shape[0], Wp.shape[1] // 2))
-    al = pack_lanes(a_beats, plan.mode)
+    al = pack_lanes(a_beats, operand_mode(plan.mode, activations=True))
+    if not cfg.sparse and al.shape[-1] < cfg.activation_lanes:
+        # INT8 and INT4 tiles on a W4A8 build: lane i's activations at byte 2i, where W4A8's a0 goes.
+        spread = np.zeros(al.shape[:-1] + (cfg.activation_lanes,), dtype=np.uint8)
+        spread[..., ::cfg.activation_lanes // al.shape[-1]] = al
+        al = spread
     w_tiles, a_tiles = _words(wl), _words(al)
     if cfg.sparse:
         w_tiles = [[d | m for d, m in zip(dt, mt)] for dt, mt in zip(w_tiles, _meta_words(plan, meta))]

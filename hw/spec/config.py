@@ -16,7 +16,7 @@ from qmac.hw.spec.log_format import LOG_FORMATS
 from qmac.hw.spec.log_sum import LogSum
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "W4A8_MULTIPLIERS", "ORGANISATIONS", "preset",
-           "load_config", "mode_bits", "per_lane", "code_range"]
+           "load_config", "mode_bits", "per_lane", "code_range", "operand_mode"]
 
 
 class ConfigError(ValueError):
@@ -68,6 +68,14 @@ def code_range(mode, activations=False):
         code = ELEMENT_FORMATS[mode].activation_code if activations else ELEMENT_FORMATS[mode].code
         return code.min, code.max
     return 0, (1 << LOG_FORMATS[mode].bits) - 1
+
+
+def operand_mode(mode, activations=False):
+    """The mode whose codes and lane packing the weights (or with ``activations`` the activations) of ``mode``
+    use: ``"int8"`` for W4A8's activations, else ``mode`` itself."""
+    if activations and mode in ELEMENT_FORMATS:
+        return ELEMENT_FORMATS[mode].operands[1].name
+    return mode
 
 
 def _check_int(key, value, lo, hi):
@@ -381,7 +389,7 @@ class CoreConfig:
         else V."""
         if self.sparse:
             return 2 * self.lanes
-        return self.lanes * max(ELEMENT_FORMATS[m].activation_lanes for m in self.modes if m in ELEMENT_FORMATS)
+        return self.lanes * max((ELEMENT_FORMATS[m].activation_lanes for m in self.modes if m in ELEMENT_FORMATS), default=1)
 
     @property
     def ctrl_mode_bits(self):

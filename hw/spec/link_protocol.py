@@ -130,7 +130,7 @@ def beat_bytes(config, command):
     """Bytes of one operand beat of ``LOAD_W`` (R vectors) or ``LOAD_A`` (C vectors): the stream payload
     (:func:`qmac.hw.spec.layouts.operand_layout`) rounded up to whole bytes, least significant byte first."""
     vectors = {Command.LOAD_W: config.rows, Command.LOAD_A: config.cols}[command]
-    return -(-operand_layout(config, vectors).size // 8)
+    return -(-operand_layout(config, vectors, activations=command == Command.LOAD_A).size // 8)
 
 
 def row_bytes(config):
