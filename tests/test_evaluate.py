@@ -68,7 +68,7 @@ def test_evaluate_with_activations_measures_what_each_scheme_can_do():
 def test_evaluate_rejects_unknown_format():
     with pytest.raises(ValueError) as info:
         evaluate(np.ones((2, 4)), formats=("int2",))
-    assert str(info.value) == "format must be one of int8, int4, not 'int2'"
+    assert str(info.value) == "format must be one of int8, int4, w4a8, not 'int2'"
 
 
 def test_format_table():

@@ -17,7 +17,8 @@ def add_parser(subparsers):
     p.add_argument("--weights", required=True, metavar="W.npy", help="N x K: integer codes, or floats")
     p.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
     p.add_argument("--format", default="int8", choices=list(MODES),
-                   help="int8/int4, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
+                   help="int8/int4, w4a8 (INT4 weights x INT8 activations; added to the config's modes if needed), "
+                        "or lns8/lns4 (the log datapath; the config is switched to it if needed)")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
     p.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat (default 0)")
@@ -84,8 +85,9 @@ def _quantize_operands(args, cfg, W, A, mode):
     from qmac.sim.quantize import quantize
     kind = args.scale_kind if args.scale == "vector" else "int"
     try:
-        qw = quantize(W, ELEMENT_FORMATS[mode], args.scale, 1, vector, bits, args.clip, kind)
-        qa = quantize(A, ELEMENT_FORMATS[mode], args.scale, 0, vector, bits, args.clip, kind)
+        w_fmt, a_fmt = ELEMENT_FORMATS[mode].operands   # W4A8: INT4 weights, INT8 activations
+        qw = quantize(W, w_fmt, args.scale, 1, vector, bits, args.clip, kind)
+        qa = quantize(A, a_fmt, args.scale, 0, vector, bits, args.clip, kind)
     except ValueError as e:
         raise UsageError(str(e)) from None
     gamma = qw.gamma * qa.gamma  # (N, 1) * (1, M)
@@ -106,15 +108,20 @@ def run(args):
     if W.shape[1] != A.shape[0]:
         raise UsageError(f"inner dimensions differ: weights {W.shape}, activations {A.shape}")
     mode = args.format
-    if mode not in cfg.modes:
-        if mode in ("int8", "int4") and not cfg.lns:
-            raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
+    if mode in ("int8", "int4") and mode not in cfg.modes and not cfg.lns:
+        raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
+    if mode == "w4a8" and mode not in cfg.modes and not cfg.lns:
+        # W4A8 lanes beside the config's INT modes (logic lanes, dense: what W4A8 is built for).
+        extras = {"sparse": False, "multiplier": "logic"}
+        cfg = _with(cfg, "--format w4a8 is not built into this core", modes=cfg.modes + (mode,), k=W.shape[1],
+                    **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
+    elif mode not in cfg.modes:
         # A different datapath: the same array with this mode's lanes (and no INT-only extras).
         extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
                   "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None}
         cfg = _with(cfg, f"--format {mode} is not built into this core", modes=(mode,), k=W.shape[1],
                     **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
-    if args.sparse and cfg.lns:
+    if args.sparse and (cfg.lns or mode == "w4a8"):
         raise UsageError(f"--sparse 2:4 is not supported with --format {mode}; allowed: the int8 and int4 formats")
     if args.scale_kind is not None and cfg.lns:
         raise UsageError(f"--scale-kind applies to the int formats; {mode} takes log scales")
@@ -150,8 +157,8 @@ def run(args):
         if args.scale != "per-tensor":
             raise UsageError("--scale applies to float inputs; integer inputs are taken as codes")
         Wq, Aq = W.astype(np.int64), A.astype(np.int64)
-        lo, hi = code_range(mode)
         for name, x in (("weights", Wq), ("activations", Aq)):
+            lo, hi = code_range(mode, activations=name == "activations")
             if x.size and (x.min() < lo or x.max() > hi):
                 raise UsageError(f"--{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
     try:

@@ -68,11 +68,13 @@ def run(args):
 
 def _operands(args, mode, rng):
     lo, hi = code_range(mode)
+    a_lo, a_hi = code_range(mode, activations=True)
     if args.weights is None:
         n, k, m = args.shape
-        return rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+        return rng.integers(lo, hi + 1, (n, k)), rng.integers(a_lo, a_hi + 1, (k, m))
     W, A = load_npy(args.weights, "weights"), load_npy(args.activations, "activations")
     for name, x in (("weights", W), ("activations", A)):
+        lo, hi = code_range(mode, activations=name == "activations")
         if not np.issubdtype(x.dtype, np.integer):
             raise UsageError(f"--{name} must hold integer {mode} codes, not {x.dtype}")
         if x.size and (x.min() < lo or x.max() > hi):
