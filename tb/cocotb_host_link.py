@@ -119,7 +119,7 @@ def _fuzz(uart, driver, rng):
         (Command.CLEAR, b"\x00", Status.BAD_LENGTH), (Command.CONTROL, control[:-1], Status.BAD_LENGTH),
         (Command.LOAD_W, b"", Status.BAD_LENGTH), (Command.LOAD_W, bytes(bb + 1), Status.BAD_LENGTH),
         (Command.READ_Y, b"\x01", Status.BAD_LENGTH),
-        (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"mode": 4}), Status.BAD_VALUE),
+        (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"mode": 1 << CONFIG.ctrl_mode_bits}), Status.BAD_VALUE),
         (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"k_beats_m1": 1 << CONFIG.k_bits}), Status.BAD_VALUE),
         (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"flags": 2}), Status.BAD_VALUE),
     ]

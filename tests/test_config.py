@@ -150,7 +150,8 @@ def test_w4a8_widths_and_checks_by_hand():
     assert PRESETS["tiny"].activation_lanes == 4
     with pytest.raises(ConfigError, match=r"^config key 'sparse': True is not allowed with mode 'w4a8'; allowed: false"):
         cfg.replace(sparse=True)
-    for multiplier in ("sb_mac16", "mult18", "mult18_fip"):
+    for multiplier in ("mult18", "mult18_fip"):
         with pytest.raises(ConfigError, match=rf"^config key 'multiplier': '{multiplier}' is not allowed with mode "
-                                              r"'w4a8'; allowed: logic, logic_pipelined \(an 18x18"):
+                                              r"'w4a8'; allowed: logic, logic_pipelined, sb_mac16 \(an 18x18"):
             cfg.replace(multiplier=multiplier)
+    assert cfg.replace(multiplier="sb_mac16").dot_latency == cfg.dot_latency

@@ -59,16 +59,18 @@ def test_mult18_fip_needs_lane_pairs():
         DotProduct(1, ("int8",), multiplier="mult18_fip")
 
 
-@pytest.mark.parametrize("multiplier", ["sb_mac16", "mult18", "mult18_fip"])
+@pytest.mark.parametrize("multiplier", ["mult18", "mult18_fip"])
 def test_w4a8_needs_logic_lanes(multiplier):
-    with pytest.raises(ConfigError, match=rf"^multiplier must be one of logic, logic_pipelined with mode w4a8, "
+    with pytest.raises(ConfigError, match=rf"^multiplier must be one of logic, logic_pipelined, sb_mac16 with mode w4a8, "
                                           rf"not '{multiplier}'$"):
         DotProduct(4, ("int8", "w4a8"), multiplier=multiplier)
 
 
 @pytest.mark.parametrize("lanes,modes,levels,multiplier", [(4, ("int8", "int4", "w4a8"), 1, "logic"),
                                                            (8, ("w4a8",), 2, "logic_pipelined"),
-                                                           (2, ("int4", "w4a8"), 1, "logic")])
+                                                           (2, ("int4", "w4a8"), 1, "logic"),
+                                                           (4, ("int8", "int4", "w4a8"), 2, "sb_mac16"),
+                                                           (2, ("w4a8",), 1, "sb_mac16")])
 def test_w4a8_pipelined_sums(lanes, modes, levels, multiplier, pysim_stream):
     """Every built mode at random per cycle, the W4A8 extremes (-8 x -128, -8 x 127) included: lane ``i``
     meets activation lanes ``2i``, ``2i + 1`` in W4A8 mode and lane ``2i`` otherwise."""

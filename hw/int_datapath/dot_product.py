@@ -133,6 +133,11 @@ class DotProduct(wiring.Component):
     def latency(self):
         return 1 + MULTIPLIERS[self._multiplier] + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
 
+    def _activations(self, i):
+        """The activation lane(s) weight lane ``i`` meets: lane ``i``, or with W4A8 built lanes ``2i``, ``2i + 1``."""
+        k = self._a_lanes
+        return self.a[i] if k == 1 else Cat(self.a[k * i + j] for j in range(k))
+
     def elaborate(self, platform):
         m = Module()
         products = []
@@ -147,11 +152,10 @@ class DotProduct(wiring.Component):
             elif isinstance(unit, LanePairProduct):
                 for j in range(2):
                     if 2 * i + j < self._lanes:   # else the half stays zero and unused
-                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self.a[2 * i + j])]
+                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self._activations(2 * i + j))]
                         products.append(unit.p[j])
             else:
-                k = self._a_lanes
-                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i] if k == 1 else Cat(self.a[k * i + j] for j in range(k)))]
+                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self._activations(i))]
                 products.append(unit.p)
         bits = self._format.bits   # every partial sum modulo 2**bits (see the class docstring)
         level = []

@@ -27,9 +27,9 @@ class ConfigError(ValueError):
 MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3, "w4a8": 4}
 #: Every datapath mode, in canonical order: the integer modes, then the log (LNS) modes.
 MODES = tuple(ELEMENT_FORMATS) + tuple(LOG_FORMATS)
-#: ``multiplier`` values whose lanes compute W4A8 (the DSP packings cannot keep two 16-bit-wide products apart:
+#: ``multiplier`` values whose lanes compute W4A8 (the ECP5 packings cannot keep two INT4 x INT8 products apart:
 #: docs/fpga.md).
-W4A8_MULTIPLIERS = ("logic", "logic_pipelined")
+W4A8_MULTIPLIERS = ("logic", "logic_pipelined", "sb_mac16")
 #: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`).
 ORGANISATIONS = ("tree", "count")
 #: P of the LNS combine constants when ``p_bits`` is not given.
@@ -102,8 +102,8 @@ class CoreConfig:
         ``("lns8",)`` or ``("lns4",)``. With both INT modes, every lane is a dual-mode lane (one INT8
         product, or two INT4 products, per cycle), selected at run time. ``"w4a8"`` (INT4 weights x INT8
         activations): a weight lane's two INT4 weights meet two INT8 activations, so activation vectors
-        carry 2V lanes (:attr:`activation_lanes`); not with ``sparse``, and only with the ``logic``
-        multipliers (:data:`W4A8_MULTIPLIERS`). A log mode builds the LNS
+        carry 2V lanes (:attr:`activation_lanes`); not with ``sparse``, nor with the ECP5 multipliers
+        (:data:`W4A8_MULTIPLIERS`). A log mode builds the LNS
         datapath (docs/lns.md): an LNS8 lane holds one code, an LNS4 lane two.
     max_k : int
         Longest reduction, in elements, of one tile in the mode with the fewest elements per beat (INT8
@@ -251,7 +251,7 @@ class CoreConfig:
                               "beat already takes 2V activation lanes; 2:4 selection would need 4V)")
         if "w4a8" in self.modes and self.multiplier not in W4A8_MULTIPLIERS:
             raise ConfigError(f"config key 'multiplier': {self.multiplier!r} is not allowed with mode 'w4a8'; allowed: "
-                              f"{', '.join(W4A8_MULTIPLIERS)} (an 18x18 or dual 8x8 DSP cannot pack two INT4 x INT8 "
+                              f"{', '.join(W4A8_MULTIPLIERS)} (an 18x18 multiplier cannot pack two INT4 x INT8 "
                               f"products without overlap)")
         if self.multiplier == "mult18_fip" and self.sparse:
             raise ConfigError("config key 'multiplier': 'mult18_fip' is not allowed with sparse = true; allowed: "
