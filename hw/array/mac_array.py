@@ -50,7 +50,7 @@ class MacArray(wiring.Component):
     y : Out(stream.Signature(result_layout(config, buckets=config.lns)))
         Result rows; an LNS array sends each unit's fraction-bucket accumulators.
     int4 : In(1)
-        Present only with both INT modes built.
+        Present only with INT4 built beside another INT mode.
     w4a8 : In(1)
         Present only with W4A8 built beside another mode (:func:`~qmac.hw.spec.formats.mode_flags`: with
         ``int4``, all flags low selects the first built mode); sampled and held as ``int4``.
