@@ -82,9 +82,14 @@ class LaneProduct(wiring.Component):
     LANES = 1
     #: Register stages inside the shift-and-add array (a subclass sets 1: :class:`PipelinedLaneProduct`).
     STAGES = 0
+    #: Whether the lane computes W4A8 (a subclass whose multiplier cannot sets False and refuses the mode).
+    W4A8 = True
 
     def __init__(self, modes):
         self._format = lane_format(modes)
+        if W4A8.name in modes and not self.W4A8:
+            raise ConfigError(f"{type(self).__name__} modes must be a subset of int8, int4 (it cannot compute w4a8), "
+                              f"not {modes!r}")
         self._modes = modes
         lane, result = unsigned(8), signed(self._format.bits)
         a_lane = unsigned(8 * max(ELEMENT_FORMATS[m].activation_lanes for m in modes))
