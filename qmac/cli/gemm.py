@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from qmac.hw.spec.config import MODES, ConfigError, code_range, per_lane
+from qmac.hw.spec.config import MODES, W4A8_MULTIPLIERS, ConfigError, code_range, per_lane
 
 from .common import UsageError, add_config_args, config_from_args, load_npy, print_report, stdout_to_stderr
 
@@ -111,8 +111,8 @@ def run(args):
     if mode in ("int8", "int4") and mode not in cfg.modes and not cfg.lns:
         raise UsageError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
     if mode == "w4a8" and mode not in cfg.modes and not cfg.lns:
-        # W4A8 lanes beside the config's INT modes (logic lanes, dense: what W4A8 is built for).
-        extras = {"sparse": False, "multiplier": "logic"}
+        # W4A8 lanes beside the config's INT modes (dense, on lanes that compute it).
+        extras = {"sparse": False} | ({} if cfg.multiplier in W4A8_MULTIPLIERS else {"multiplier": "logic"})
         cfg = _with(cfg, "--format w4a8 is not built into this core", modes=cfg.modes + (mode,), k=W.shape[1],
                     **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
     elif mode not in cfg.modes:
