@@ -1,10 +1,11 @@
-"""Transistors per MAC lane and per MAC of INT8-only, INT4-only and dual-mode lanes.
+"""Transistors per MAC lane and per MAC of INT8-only, INT4-only, dual-mode, W4A8-only and INT8+INT4+W4A8 lanes.
 
 Area is Yosys's static-CMOS estimate (``stat -tech cmos`` after generic synthesis, see
 :mod:`qmac.toolchain.synth`), measured on small units and divided by their lane count: a lone combinational
 :class:`~qmac.hw.lanes.lane_product.LaneProduct`, and pipelined :class:`~qmac.hw.int_datapath.dot_product.DotProduct` units
-(registered lane products, adder tree, output register). Prints markdown tables and checks two targets:
-an INT4 MAC costs 1/4 to 1/3 of an INT8 MAC, and a dual-mode lane at most 1.25x an INT8-only lane.
+(registered lane products, adder tree, output register). Prints markdown tables and checks the targets:
+an INT4 MAC costs 1/4 to 1/3 of an INT8 MAC; a dual-mode lane at most 1.25x, a W4A8-only lane at most 1.1x and
+an INT8+INT4+W4A8 lane at most 1.3x an INT8-only lane.
 
 Run from the repository root (results are cached in ``build/synth-cache/``)::
 
@@ -21,12 +22,14 @@ from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.toolchain.synth import synth_generic
 
 #: Lane kinds compared: table label -> modes built in.
-LANE_KINDS = {"INT8-only": ("int8",), "INT4-only": ("int4",), "dual": ("int8", "int4")}
+LANE_KINDS = {"INT8-only": ("int8",), "INT4-only": ("int4",), "dual": ("int8", "int4"), "W4A8-only": ("w4a8",),
+              "INT8+INT4+W4A8": ("int8", "int4", "w4a8")}
 
 #: Targets: INT4 MAC / INT8 MAC about the first value and at most the second (below the first is better
 #: than expected, not a miss); dual lane / INT8-only lane at most this.
 INT4_MAC_RATIO = (1 / 4, 1 / 3)
-DUAL_LANE_RATIO = 1.25
+#: Lane kind -> largest cost relative to an INT8-only lane.
+LANE_RATIOS = {"dual": 1.25, "W4A8-only": 1.1, "INT8+INT4+W4A8": 1.3}
 
 
 def transistors_per_lane(unit, lanes, cache_dir):
@@ -51,13 +54,15 @@ def _verdict(ok, note=""):
 
 
 def lane_table(results):
-    """Markdown table of transistors per lane and the dual-lane ratio."""
-    lines = [f"| unit | {' | '.join(LANE_KINDS)} | dual / INT8-only (target <= {DUAL_LANE_RATIO}) |",
-             "|---" * (len(LANE_KINDS) + 2) + "|"]
+    """Markdown table of transistors per lane and each kind's ratio to an INT8-only lane."""
+    targets = " | ".join(f"{kind} / INT8-only (target <= {hi})" for kind, hi in LANE_RATIOS.items())
+    lines = [f"| unit | {' | '.join(LANE_KINDS)} | {targets} |",
+             "|---" * (len(LANE_KINDS) + len(LANE_RATIOS) + 1) + "|"]
     for unit, per_lane in results.items():
-        ratio = per_lane["dual"] / per_lane["INT8-only"]
+        ratios = {kind: per_lane[kind] / per_lane["INT8-only"] for kind in LANE_RATIOS}
         cells = " | ".join(f"{per_lane[kind]:.0f}" for kind in LANE_KINDS)
-        lines.append(f"| {unit} | {cells} | {ratio:.2f} {_verdict(ratio <= DUAL_LANE_RATIO)} |")
+        verdicts = " | ".join(f"{r:.2f} {_verdict(r <= LANE_RATIOS[kind])}" for kind, r in ratios.items())
+        lines.append(f"| {unit} | {cells} | {verdicts} |")
     return "\n".join(lines)
 
 

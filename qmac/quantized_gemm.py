@@ -12,6 +12,7 @@ import numpy as np
 
 from qmac.hw.spec.config import ConfigError, per_lane
 from qmac.hw.spec.datapath import datapath_of
+from qmac.hw.spec.multipliers import MULTIPLIERS
 from qmac.sim.datapaths import GOLDEN, golden
 from qmac.sim.mx import MX_BLOCK, mx_window, quantize_mxint8
 from qmac.sim.quantize import MAX_SCALE_BITS
@@ -110,10 +111,19 @@ def with_changes(cfg, note, notify=_note, **changes):
 
 def core_for_mode(cfg, mode, k, notify=_note):
     """``cfg``, or the same array with ``mode``'s lanes (and none of the INT-only extras) when ``mode`` is not
-    built in. An INT mode missing from an INT core is an error (the user chose that core)."""
+    built in. W4A8 missing from an INT core is added beside its modes (dense, on a multiplier whose lanes
+    compute it); another INT mode missing from an INT core is an error (the user chose that core)."""
     if mode in cfg.modes:
         return cfg
-    if mode in cfg.datapath.modes and cfg.datapath.mixable:   # the user chose a core without this mode
+    if mode in cfg.datapath.modes and cfg.datapath.mixable:
+        if cfg.datapath.operand_mode(mode, activations=True) != mode:
+            # a mixed-precision mode (W4A8) is added beside the core's INT modes: dense, on lanes that compute it
+            extras = {"sparse": False} | ({} if cfg.multiplier_class.w4a8 else
+                                          {"multiplier": next(n for n, m in MULTIPLIERS.items() if m.w4a8)})
+            return with_changes(cfg, f"--format {mode} is not built into this core", notify,
+                                modes=cfg.modes + (mode,), k=k,
+                                **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
+        # the user chose a core without this mode
         raise ConfigError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
     extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
               "acc_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None,
@@ -271,14 +281,15 @@ def prepare_operands(cfg, scheme, W, A, notify=_note):
     cfg = core_for_mode(cfg, mode, k, notify)
     report = {}
     if scheme.sparse:
-        if cfg.datapath.sparse_reason:
-            raise ConfigError(f"--sparse 2:4 is not supported with --format {mode}: {cfg.datapath.sparse_reason}")
+        if cfg.datapath.sparse_reason_of(mode):
+            raise ConfigError(f"--sparse 2:4 is not supported with --format {mode}: "
+                              f"{cfg.datapath.sparse_reason_of(mode)}")
         W, A, report = prune_weights(W, A)
         cfg = core_for_sparse(cfg, notify)
     is_float = W.dtype.kind == "f" or A.dtype.kind == "f"
     if not is_float:
-        lo, hi = code_range(mode)
         for name, x in (("weights", W), ("activations", A)):
+            lo, hi = code_range(mode, activations=name == "activations")
             if x.size and (x.min() < lo or x.max() > hi):
                 raise ValueError(f"{name} codes span [{x.min()}, {x.max()}]; {mode} allows [{lo}, {hi}]")
         Wq, Aq = W.astype(np.int64), A.astype(np.int64)

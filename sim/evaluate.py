@@ -74,7 +74,7 @@ def evaluate(W, A=None, formats=("int8", "int4"), schemes=("per-tensor", "per-ch
     A : array_like or None
         Activations, K x M; ``None`` evaluates the weights only.
     formats : iterable of str
-        Element format names, ``"int8"`` and/or ``"int4"``.
+        Element format names: ``"int8"``, ``"int4"``, ``"w4a8"`` (INT4 weights, INT8 activations).
     schemes : iterable of str
         ``"per-tensor"``, ``"per-channel"``, ``"vector"``.
     vectors, scale_bits : iterable of int
@@ -101,14 +101,14 @@ def evaluate(W, A=None, formats=("int8", "int4"), schemes=("per-tensor", "per-ch
     for name in formats:
         if name not in ELEMENT_FORMATS:
             raise ValueError(f"format must be one of {', '.join(ELEMENT_FORMATS)}, not {name!r}")
-        fmt = ELEMENT_FORMATS[name]
+        w_fmt, a_fmt = ELEMENT_FORMATS[name].operands
         for scheme, vector, bits in _configs(schemes, vectors, scale_bits):
             for clip in clips:
-                qw = quantize(W, fmt, scheme, 1, vector, bits, clip)
+                qw = quantize(W, w_fmt, scheme, 1, vector, bits, clip)
                 row = dict(format=name, scheme=scheme, vector=vector, scale_bits=bits, clip=clip,
                            sqnr_w_db=sqnr_db(W, qw.dequantize()), sqnr_a_db=None, sqnr_y_db=None)
                 if A is not None:
-                    qa = quantize(A, fmt, scheme, 0, vector, bits, clip)
+                    qa = quantize(A, a_fmt, scheme, 0, vector, bits, clip)
                     row.update(sqnr_a_db=sqnr_db(A, qa.dequantize()), sqnr_y_db=sqnr_db(Y, vsq_gemm(qw, qa)))
                 rows.append(row)
     return rows

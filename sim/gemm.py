@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qmac.hw.spec.config import CoreConfig, code_range
+from qmac.hw.spec.config import CoreConfig, code_range, operand_mode
 from qmac.hw.spec.layouts import operand_layout
 from qmac.hw.spec.payload import payload_format
 from qmac.hw.spec.requantize import PARAMS
@@ -112,8 +112,8 @@ def plan_gemm(config, mode, weights_shape, activations_shape, sparse=False):
 
 def _padded(plan, W, A):
     cfg = plan.config
-    lo, hi = code_range(plan.mode)
     for name, x in (("weights", W), ("activations", A)):
+        lo, hi = code_range(plan.mode, activations=name == "activations")
         x = np.asarray(x)
         if x.size and (x.min() < lo or x.max() > hi):
             raise ValueError(f"{name} codes must lie in [{lo}, {hi}] for {plan.mode}, "
@@ -209,7 +209,13 @@ def operand_beats(plan, W, A, w_scales=None, a_scales=None):
         spread[..., 0::4], spread[..., 1::4] = a_beats[..., 0::2], a_beats[..., 1::2]
         a_beats = spread
         meta = np.tile(np.array([0, 1], dtype=np.int64), (Wp.shape[0], Wp.shape[1] // 2))
-    a = {"data": pack_lanes(a_beats, plan.mode)}
+    al = pack_lanes(a_beats, operand_mode(plan.mode, activations=True))
+    if not cfg.sparse and al.shape[-1] < cfg.activation_lanes:
+        # INT8 and INT4 tiles on a W4A8 build: lane i's activations at byte 2i, where W4A8's a0 goes.
+        spread = np.zeros(al.shape[:-1] + (cfg.activation_lanes,), dtype=np.uint8)
+        spread[..., ::cfg.activation_lanes // al.shape[-1]] = al
+        al = spread
+    a = {"data": al}
     if cfg.sparse:
         w["meta"] = _per_beat(meta, plan.row_tiles, cfg.rows, plan.k_beats, 2 * cfg.lanes)
     if sw is not None:

@@ -107,12 +107,15 @@ class IntGolden:
         """Float matrix -> :class:`qmac.sim.quantize.VsqTensor` (per-vector scales of ``scale_kind`` with
         ``scheme = "vector"``, each vector's field rounded to nearest or, with ``rounding = "best"``, the
         neighbour of smaller error (:func:`qmac.sim.ptq.quantize_vsq_best`); else a per-tensor or per-channel
-        float scale)."""
+        float scale). Weights (``axis = 1``) take the mode's weight format, activations (``axis = 0``) its
+        activation format (:attr:`~qmac.hw.spec.formats.ElementFormat.operands`)."""
         kind = scale_kind if scheme == "vector" else "int"
+        weights, activations = ELEMENT_FORMATS[mode].operands   # W4A8: INT4 weights, INT8 activations
+        fmt = activations if axis == 0 else weights
         if scheme == "vector" and rounding == "best":
             from qmac.sim.ptq import quantize_vsq_best
-            return quantize_vsq_best(x, ELEMENT_FORMATS[mode], vector, scale_bits, axis, clip, kind)
-        return quantize(x, ELEMENT_FORMATS[mode], scheme, axis, vector, scale_bits, clip, kind)
+            return quantize_vsq_best(x, fmt, vector, scale_bits, axis, clip, kind)
+        return quantize(x, fmt, scheme, axis, vector, scale_bits, clip, kind)
 
     def scale_changes(self, scale_bits, scale_kind):
         """Config changes the core needs to take per-vector scales of ``scale_kind`` and ``scale_bits``

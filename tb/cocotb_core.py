@@ -20,8 +20,8 @@ CONFIG = config_from_env()
 STALLS = [(0.0, 1.0), (0.3, 0.6)]
 
 
-def _codes(rng, mode, shape):
-    lo, hi = code_range(mode)
+def _codes(rng, mode, shape, activations=False):
+    lo, hi = code_range(mode, activations)
     return rng.integers(lo, hi + 1, shape)
 
 
@@ -50,7 +50,7 @@ async def random_gemms(dut, stalls):
     for mode in cfg.modes:
         E = cfg.elements_per_beat(mode)
         for n, k, m in [(cfg.rows, E, cfg.cols), (2 * cfg.rows + 1, 3 * E - 1, cfg.cols + 1), (1, 1, 1)]:
-            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m), activations=True)
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready)
             compare_transactions(rows, expected)
@@ -83,7 +83,7 @@ async def scaled_gemms(dut, stalls):
     for mode in cfg.modes:
         E = cfg.elements_per_beat(mode)
         for n, k, m in [(cfg.rows, E, cfg.cols), (2 * cfg.rows + 1, 3 * E - 1, cfg.cols + 1)]:
-            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m), activations=True)
             plan = plan_gemm(cfg, mode, W.shape, A.shape)
             groups = -(-k // plan.group_elements)
             sw, sa = _scale_fields(rng, plan, (n, groups)), _scale_fields(rng, plan, (groups, m))
@@ -121,7 +121,7 @@ async def requantized_gemms(dut, stalls):
     for mode in cfg.modes:
         E = cfg.elements_per_beat(mode)
         for n, k, m in [(3 * cfg.rows + 1, 2 * E + 1, cfg.cols + 1), (4 * cfg.rows, 5 * E, 2 * cfg.cols)]:
-            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+            W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m), activations=True)
             params = _requant_params(rng, n)
             await tb.clear()
             plan, rows, expected = await tb.run_gemm(mode, W, A, gap, ready, requant=params)
@@ -158,7 +158,7 @@ async def sparse_gemms(dut, stalls):
     for mode in cfg.modes:
         E = 2 * cfg.elements_per_beat(mode)
         for n, k, m in [(cfg.rows, E, cfg.cols), (2 * cfg.rows + 1, 3 * E - 4, cfg.cols + 1)]:
-            W, A = _sparse_weights(rng, mode, n, k), _codes(rng, mode, (k, m))
+            W, A = _sparse_weights(rng, mode, n, k), _codes(rng, mode, (k, m), activations=True)
             scales = (None, None)
             if cfg.scale_bits:
                 plan = plan_gemm(cfg, mode, W.shape, A.shape, sparse=True)
@@ -193,7 +193,7 @@ async def lns_extreme_codes(dut, stalls):
     steps = np.arange(fmt.min_exponent, fmt.max_exponent + 1)
     same = steps[steps % fmt.buckets == 0]
     cases = {
-        "zeros": (rng.choice([0, neg], (n, k)), _codes(rng, mode, (k, m))),
+        "zeros": (rng.choice([0, neg], (n, k)), _codes(rng, mode, (k, m), activations=True)),
         "largest": (np.full((n, k), top), rng.choice([top, top | neg], (k, m))),
         "smallest": (np.full((n, k), 1), rng.choice([1, 1 | neg], (k, m))),
         "one bucket": (np.full((n, k), one), exps(rng.choice(same, (k, m)))),
@@ -265,9 +265,9 @@ async def extreme_values(dut):
     tb = await _start(dut)
     cfg = CONFIG
     for mode in cfg.modes:
-        f = ELEMENT_FORMATS[mode].code
+        f, fa = ELEMENT_FORMATS[mode].code, ELEMENT_FORMATS[mode].activation_code
         k = cfg.max_k_beats * cfg.elements_per_beat(mode)
-        for wv, av in [(f.min, f.min), (f.min, f.max)]:
+        for wv, av in [(f.min, fa.min), (f.min, fa.max)]:
             W = np.full((cfg.rows, k), wv)
             A = np.full((k, cfg.cols), av)
             plan = plan_gemm(cfg, mode, W.shape, A.shape)
@@ -300,7 +300,7 @@ async def back_to_back_tiles(dut):
     no_wait = cfg.dot_latency + cfg.rows + 1
     for k_beats in (1, no_wait - 1, no_wait):
         n, m = 3 * cfg.rows, 2 * cfg.cols
-        W, A = _codes(rng, mode, (n, k_beats * E)), _codes(rng, mode, (k_beats * E, m))
+        W, A = _codes(rng, mode, (n, k_beats * E)), _codes(rng, mode, (k_beats * E, m), activations=True)
         await tb.clear()
         plan, rows, expected = await tb.run_gemm(mode, W, A)
         compare_transactions(rows, expected)
@@ -313,6 +313,31 @@ async def back_to_back_tiles(dut):
         assert back_to_back == (k_beats == no_wait), (k_beats, cycles, plan.beats)
 
 
+@cocotb.test(skip=len(CONFIG.modes) < 2)
+@cocotb.parametrize(stalls=STALLS)
+async def mode_switching_tiles(dut, stalls):
+    """GEMMs in every order of the built modes (each after each, and after itself) streamed back to back:
+    each tile runs in the mode set at its first beat, one-beat and multi-beat tiles, one and several tiles
+    per GEMM; the MAC counter adds each beat in its own mode."""
+    gap, ready = stalls
+    tb = await _start(dut)
+    rng = np.random.default_rng(41 + int(gap * 10))
+    cfg = CONFIG
+    order = [m for a in cfg.modes for b in cfg.modes for m in (a, b)]
+    jobs = []
+    for i, mode in enumerate(order):
+        E = cfg.elements_per_beat(mode)
+        n, k, m = [(cfg.rows, E, cfg.cols), (cfg.rows + 1, 3 * E - 1, cfg.cols), (cfg.rows, 5 * E, 2 * cfg.cols)][i % 3]
+        jobs.append((mode, _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m), activations=True)))
+    await tb.clear()
+    plans, rows, expected = await tb.run_gemms(jobs, gap, ready)
+    compare_transactions(rows, expected)
+    await tb.wait_idle()
+    st = tb.status()
+    assert st["macs"] == sum(p.beats * cfg.macs_per_cycle(p.mode) for p in plans), st
+    assert st["error"] == 0, st
+
+
 @cocotb.test()
 async def reset_mid_tile(dut):
     """Reset while a tile is half streamed; the next GEMM is exact and the counters restart."""
@@ -321,7 +346,7 @@ async def reset_mid_tile(dut):
     cfg = CONFIG
     mode = cfg.modes[-1]
     E = cfg.elements_per_beat(mode)
-    W, A = _codes(rng, mode, (cfg.rows, 4 * E)), _codes(rng, mode, (4 * E, cfg.cols))
+    W, A = _codes(rng, mode, (cfg.rows, 4 * E)), _codes(rng, mode, (4 * E, cfg.cols), activations=True)
     tb.set_mode(mode, 4)
     w_words, a_words = operand_beats(plan_gemm(cfg, mode, W.shape, A.shape), W, A)
     half = [cocotb.start_soon(tb.send("w", w_words[:2])), cocotb.start_soon(tb.send("a", a_words[:2]))]
@@ -344,7 +369,7 @@ async def unsupported_mode(dut):
     missing = next(c for c in range(4) if c not in {MODE_CODES[m] for m in cfg.modes})
     mode = cfg.modes[0]
     E = cfg.elements_per_beat(mode)
-    W, A = _codes(rng, mode, (cfg.rows, E)), _codes(rng, mode, (E, cfg.cols))
+    W, A = _codes(rng, mode, (cfg.rows, E)), _codes(rng, mode, (E, cfg.cols), activations=True)
     plan, rows, expected = await tb.run_gemm(mode, W, A, mode_code=missing)
     compare_transactions(rows, expected)
     assert tb.status()["error"] == 1

@@ -33,8 +33,8 @@ async def _start(dut):
     return uart, HostLinkDriver(uart, timeout=TIMEOUT)
 
 
-def _codes(rng, mode, shape):
-    lo, hi = code_range(mode)
+def _codes(rng, mode, shape, activations=False):
+    lo, hi = code_range(mode, activations)
     return rng.integers(lo, hi + 1, shape)
 
 
@@ -60,7 +60,7 @@ async def gemm_end_to_end(dut, mode):
     rng = np.random.default_rng(3)
     R, C, E = CONFIG.rows, CONFIG.cols, CONFIG.elements_per_beat(mode)
     for n, k, m in [(R, E, C), (2 * R + 1, 3 * E - 1, C + 1), (R, E * (LINK["queue_depth"] + 3), 1)]:
-        W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m))
+        W, A = _codes(rng, mode, (n, k)), _codes(rng, mode, (k, m), activations=True)
         res = await bridge(driver.gemm)(mode, W, A)
         plan = plan_gemm(CONFIG, mode, W.shape, A.shape)
         assert res["bit_exact"], f"{n}x{k}x{m} {mode}: result rows differ from the golden model"
@@ -120,7 +120,7 @@ def _fuzz(uart, driver, rng):
         (Command.CLEAR, b"\x00", Status.BAD_LENGTH), (Command.CONTROL, control[:-1], Status.BAD_LENGTH),
         (Command.LOAD_W, b"", Status.BAD_LENGTH), (Command.LOAD_W, bytes(bb + 1), Status.BAD_LENGTH),
         (Command.READ_Y, b"\x01", Status.BAD_LENGTH),
-        (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"mode": 4}), Status.BAD_VALUE),
+        (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"mode": 1 << CONFIG.ctrl_mode_bits}), Status.BAD_VALUE),
         (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"k_beats_m1": 1 << CONFIG.k_bits}), Status.BAD_VALUE),
         (Command.CONTROL, pack_fields(CONTROL_LAYOUT, {"flags": 2}), Status.BAD_VALUE),
     ]
@@ -162,7 +162,7 @@ async def link_fuzz(dut):
     mode = CONFIG.modes[-1]
     rng = np.random.default_rng(5)
     W = _codes(rng, mode, (CONFIG.rows + 1, 2 * CONFIG.elements_per_beat(mode) + 1))
-    A = _codes(rng, mode, (W.shape[1], CONFIG.cols + 1))
+    A = _codes(rng, mode, (W.shape[1], CONFIG.cols + 1), activations=True)
     res = await bridge(driver.gemm)(mode, W, A)
     assert res["bit_exact"], "a GEMM after the fuzzing differs from the golden model"
     assert uart.framing_errors == 0 and driver.bad_replies == 0

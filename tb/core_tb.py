@@ -125,6 +125,38 @@ class CoreTB:
             await s
         return plan, rows, expected_results(plan, W, A, w_scales, a_scales, requant, log_shift)
 
+    async def run_gemms(self, jobs, gap=0.0, ready=1.0):
+        """Stream several GEMMs ``(mode, W, A)`` as one stream of beats, each in its own mode: ``ctrl.mode``
+        and ``ctrl.k_beats_m1`` change right after the previous GEMM's last beat is taken, so tiles of
+        different modes follow each other back to back. Returns ``(plans, rows, expected)``."""
+        plans = [plan_gemm(self.config, mode, W.shape, A.shape) for mode, W, A in jobs]
+        beats = [operand_beats(plan, W, A) for plan, (_, W, A) in zip(plans, jobs)]
+        w_words, a_words = [w for b in beats for w in b[0]], [a for b in beats for a in b[1]]
+        ends = [sum(p.beats for p in plans[:i + 1]) for i in range(len(plans))]
+        self.set_mode(plans[0].mode, plans[0].k_beats)
+        senders = [cocotb.start_soon(self.send("w", w_words, gap)), cocotb.start_soon(self.send("a", a_words, gap)),
+                   cocotb.start_soon(self._switch_modes(plans, ends))]
+        if self.config.output_stage:
+            words = [w for plan in plans for w in requant_words(plan)]
+            senders.append(cocotb.start_soon(self.send("requant", words, gap)))
+        rows = await self.receive(sum(p.tiles for p in plans) * self.config.rows, ready)
+        for s in senders:
+            await s
+        expected = [r for plan, (_, W, A) in zip(plans, jobs) for r in expected_results(plan, W, A)]
+        return plans, rows, expected
+
+    async def _switch_modes(self, plans, ends):
+        """Set the next plan's mode and tile length at the falling edge after the last beat of each plan."""
+        d, taken, i = self.dut, 0, 0
+        while i < len(plans) - 1:
+            await FallingEdge(d.clk)
+            if taken == ends[i]:
+                i += 1
+                self.set_mode(plans[i].mode, plans[i].k_beats)
+            await ReadOnly()
+            taken += int(d.w__valid.value) & int(d.w__ready.value)
+            await RisingEdge(d.clk)
+
     async def wait_idle(self, limit=10000):
         for _ in range(limit):
             await ReadOnly()

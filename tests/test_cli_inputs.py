@@ -121,7 +121,7 @@ CASES = [
     (["generate", "--config", "out", "--out", "out/gen"], "--config: 'out': cannot be read: Is a directory"),
     # argparse's own complaints, as one line
     (["gemm"], "--weights, --activations: (missing): required by 'qmac gemm'"),
-    (G + WA + ["--format", "int3"], "--format: 'int3': allowed: int8, int4, lns8, lns4"),
+    (G + WA + ["--format", "int3"], "--format: 'int3': allowed: int8, int4, w4a8, lns8, lns4"),
     (G + WA + ["--vector"], "--vector: (missing): allowed: one value"),
     (G + WA + ["--bogus"], "--bogus: unrecognized: allowed: the options 'qmac COMMAND --help' lists"),
     (["frob"], "COMMAND: 'frob': allowed: generate, gemm, eval, model, synth, energy, explore, presets, bitstream, run, test"),

@@ -12,9 +12,9 @@ from qmac.hw.spec.config import PRESETS, ConfigError, CoreConfig, load_config, p
     ({"rows": "8"}, "config key 'rows': '8' is not an integer; allowed: integers 1..32"),
     ({"rows": True}, "config key 'rows': True is not an integer; allowed: integers 1..32"),
     ({"lanes": 12}, "config key 'lanes': 12 is not allowed; allowed: 4, 8, 16, 32, 64"),
-    ({"modes": []}, "config key 'modes': () is not a non-empty list of mode names; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
-    ({"modes": ["int2"]}, "config key 'modes': 'int2' is not a mode; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
-    ({"modes": ["int8", "int8"]}, "config key 'modes': ['int8', 'int8'] names a mode twice; allowed: a non-empty subset of int8, int4, or one of lns8, lns4"),
+    ({"modes": []}, "config key 'modes': () is not a non-empty list of mode names; allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4"),
+    ({"modes": ["int2"]}, "config key 'modes': 'int2' is not a mode; allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4"),
+    ({"modes": ["int8", "int8"]}, "config key 'modes': ['int8', 'int8'] names a mode twice; allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4"),
     ({"max_k": 1000}, "config key 'max_k': 1000 is not allowed; allowed: a power of two from 32 (two beats of 16 elements) to 16777216"),
     ({"max_k": 16}, "config key 'max_k': 16 is not allowed; allowed: a power of two from 32 (two beats of 16 elements) to 16777216"),
     ({"acc_bits": 19}, "config key 'acc_bits': 19 is out of range; allowed: integers 20..32"),
@@ -42,7 +42,7 @@ def test_unknown_key_and_toml(tmp_path):
         load_config(f)
     f.write_text('rows = 4\ncols = 2\nlanes = 8\nmodes = ["int4"]\nmax_k = 256\n')
     assert load_config(f) == CoreConfig(rows=4, cols=2, lanes=8, modes=("int4",), max_k=256)
-    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, lns8, tiny-lns8, tiny-lns4-vsq$"):
+    with pytest.raises(ConfigError, match=r"^preset 'huge' is unknown; allowed: tiny, default, int8, int4-wide, vsq, tiny-out, tiny-sparse, tiny-vsq, tiny-w4a8, lns8, tiny-lns8, tiny-lns4-vsq$"):
         preset("huge")
 
 
@@ -89,7 +89,7 @@ def test_multiplier():
 
 @pytest.mark.parametrize("changes, message", [
     ({"modes": ("lns8", "int8")}, "config key 'modes': ['lns8', 'int8'] mixes a log mode with others; allowed: "
-                                  "a non-empty subset of int8, int4, or one of lns8, lns4"),
+                                  "a non-empty subset of int8, int4, w4a8, or one of lns8, lns4"),
     ({"q_floor": 3}, "config key 'q_floor': 3 needs a log mode; allowed: only with modes ['lns8'] or ['lns4']"),
     ({"modes": ("lns8",), "q_floor": -16}, "config key 'q_floor': -16 is out of range; allowed: integers -15..15"),
     ({"modes": ("lns8",), "p_bits": 0}, "config key 'p_bits': 0 is out of range; allowed: integers 1..48"),
@@ -207,3 +207,23 @@ def test_load_config_float_for_integer(tmp_path):
     f.write_text("rows = 2\nscale_bits = 8\nscale_lanes = 4.0\n")
     with pytest.raises(ConfigError, match=r"^config key 'scale_lanes': 4\.0 is not allowed; allowed: 1, 2, 4, 8, 16 "):
         load_config(f)
+
+
+def test_w4a8_widths_and_checks_by_hand():
+    cfg = PRESETS["tiny-w4a8"]   # 2x2, V=4, INT8+INT4+W4A8
+    assert cfg.modes == ("int8", "int4", "w4a8") and cfg.ctrl_mode_bits == 3
+    # W4A8: 2 weights per lane against 2 INT8 activations: 2V elements and 2V activation bytes per beat
+    assert cfg.elements_per_beat("w4a8") == 8 and cfg.activation_lanes == 8
+    assert cfg.macs_per_cycle("w4a8") == 2 * cfg.macs_per_cycle("int8")
+    # a W4A8 lane: 2 * (-8 * 127) .. 2 * (-8 * -128); an INT8 lane still spans more
+    only = CoreConfig(lanes=4, modes=("w4a8",), max_k=1024)
+    assert only.lane_range == (-2032, 2048) and cfg.lane_range == (-16256, 16384)
+    assert only.activation_lanes == 8 and only.ctrl_mode_bits == 3 and PRESETS["tiny"].ctrl_mode_bits == 2
+    assert PRESETS["tiny"].activation_lanes == 4
+    with pytest.raises(ConfigError, match=r"^config key 'sparse': True is not allowed with mode 'w4a8'; allowed: false"):
+        cfg.replace(sparse=True)
+    for multiplier in ("mult18", "mult18_fip"):
+        with pytest.raises(ConfigError, match=rf"^config key 'multiplier': '{multiplier}' is not allowed with mode "
+                                              r"'w4a8'; allowed: logic, logic_pipelined, sb_mac16 \(an 18x18"):
+            cfg.replace(multiplier=multiplier)
+    assert cfg.replace(multiplier="sb_mac16").dot_latency == cfg.dot_latency

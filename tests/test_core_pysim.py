@@ -5,21 +5,29 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.spec.config import MODE_CODES, PRESETS, code_range
+from qmac.hw.spec.config import MODE_CODES, PRESETS, CoreConfig, code_range
 from qmac.hw.array.core import Core
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
 from qmac.sim.packing import unpack_result
 
 
+#: W4A8 alone with pow2 scales (not a preset).
+W4A8_VSQ = CoreConfig(rows=2, cols=2, lanes=8, modes=("w4a8",), max_k=1024, scale_bits=3, scale_kind="pow2",
+                      scale_lanes=4)
+
+
 @pytest.mark.parametrize("name,mode,multiplier", [
     ("tiny", "int8", "logic"), ("tiny", "int4", "logic"), ("tiny-vsq", "int4", "logic"),
     ("tiny-lns8", "lns8", "logic"), ("tiny-lns4-vsq", "lns4", "logic"),
-    ("tiny", "int8", "mult18_fip"), ("tiny", "int4", "mult18_fip"), ("tiny-vsq", "int8", "mult18_fip")])
+    ("tiny", "int8", "mult18_fip"), ("tiny", "int4", "mult18_fip"), ("tiny-vsq", "int8", "mult18_fip"),
+    ("tiny-w4a8", "w4a8", "logic"), ("tiny-w4a8", "int8", "logic"), ("tiny-w4a8", "int4", "logic_pipelined"),
+    ("w4a8-vsq-pow2", "w4a8", "logic_pipelined")])
 def test_core_components_match_golden(name, mode, multiplier):
-    cfg = PRESETS[name].replace(multiplier=multiplier)
+    cfg = PRESETS.get(name, W4A8_VSQ).replace(multiplier=multiplier)
     rng = np.random.default_rng(2)
     lo, hi = code_range(mode)
-    W, A = rng.integers(lo, hi + 1, (3, 19)), rng.integers(lo, hi + 1, (19, 3))
+    a_lo, a_hi = code_range(mode, activations=True)
+    W, A = rng.integers(lo, hi + 1, (3, 19)), rng.integers(a_lo, a_hi + 1, (19, 3))
     plan = plan_gemm(cfg, mode, W.shape, A.shape)
     scales = (None, None)
     if cfg.scale_bits:

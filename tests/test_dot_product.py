@@ -59,6 +59,39 @@ def test_mult18_fip_needs_lane_pairs():
         DotProduct(1, ("int8",), multiplier="mult18_fip")
 
 
+@pytest.mark.parametrize("multiplier", ["mult18", "mult18_fip"])
+def test_w4a8_needs_logic_lanes(multiplier):
+    with pytest.raises(ConfigError, match=rf"^multiplier must be one of logic, logic_pipelined, sb_mac16 with mode w4a8, "
+                                          rf"not '{multiplier}'$"):
+        DotProduct(4, ("int8", "w4a8"), multiplier=multiplier)
+
+
+@pytest.mark.parametrize("lanes,modes,levels,multiplier", [(4, ("int8", "int4", "w4a8"), 1, "logic"),
+                                                           (8, ("w4a8",), 2, "logic_pipelined"),
+                                                           (2, ("int4", "w4a8"), 1, "logic"),
+                                                           (4, ("int8", "int4", "w4a8"), 2, "sb_mac16"),
+                                                           (2, ("w4a8",), 1, "sb_mac16")])
+def test_w4a8_pipelined_sums(lanes, modes, levels, multiplier, pysim_stream):
+    """Every built mode at random per cycle, the W4A8 extremes (-8 x -128, -8 x 127) included: lane ``i``
+    meets activation lanes ``2i``, ``2i + 1`` in W4A8 mode and lane ``2i`` otherwise."""
+    rng = np.random.default_rng(lanes)
+    dut = DotProduct(lanes, modes, levels, multiplier=multiplier)
+    n = 40
+    w = rng.integers(0, 256, (n, lanes)).astype(np.uint8)
+    a = rng.integers(0, 256, (n, 2 * lanes)).astype(np.uint8)
+    w[0], a[0] = 0x88, 0x80
+    w[1], a[1] = 0x88, 0x7F
+    mode = rng.choice(modes, n)
+    mode[:2] = "w4a8"
+    flags = [f for f in modes[1:]]
+    beats = [[(dut.w.as_value(), int.from_bytes(w[t].tobytes(), "little")),
+              (dut.a.as_value(), int.from_bytes(a[t].tobytes(), "little"))]
+             + [(getattr(dut, f), int(mode[t] == f)) for f in flags] for t in range(n)]
+    got = pysim_stream(dut, beats, dut.sum)[:n]
+    assert got == [int(dot_product(w[t], a[t] if mode[t] == "w4a8" else a[t, ::2], mode[t])) for t in range(n)]
+    assert got[0] == lanes * 2048 and got[1] == lanes * 2 * -8 * 127
+
+
 @pytest.mark.parametrize("multiplier", LANE_STAGES)
 def test_config_latency_matches(multiplier):
     cfg = CoreConfig(rows=1, cols=1, lanes=16, tree_levels_per_stage=1, multiplier=multiplier)

@@ -68,7 +68,7 @@ def test_evaluate_with_activations_measures_what_each_scheme_can_do():
 def test_evaluate_rejects_unknown_format():
     with pytest.raises(ValueError) as info:
         evaluate(np.ones((2, 4)), formats=("int2",))
-    assert str(info.value) == "format must be one of int8, int4, not 'int2'"
+    assert str(info.value) == "format must be one of int8, int4, w4a8, not 'int2'"
 
 
 def test_format_table():
@@ -81,3 +81,13 @@ def test_format_table():
         "|---|---|---|---|---|---|---|---|\n"
         "| int4 | vector | 16 | 4 | mse | 19.88 | - | - |\n"
         "| int8 | per-tensor | - | - | max | 33.20 | 40.00 | inf |")
+
+
+def test_w4a8_quantizes_weights_as_int4_and_activations_as_int8():
+    rng = np.random.default_rng(4)
+    W, A = rng.normal(size=(8, 64)), rng.laplace(size=(64, 5))
+    rows = {r["format"]: r for r in evaluate(W, A, formats=("int8", "int4", "w4a8"), schemes=("vector",),
+                                             vectors=(16,), scale_bits=(8,), clips=("max",))}
+    assert rows["w4a8"]["sqnr_w_db"] == rows["int4"]["sqnr_w_db"]
+    assert rows["w4a8"]["sqnr_a_db"] == rows["int8"]["sqnr_a_db"]
+    assert rows["int8"]["sqnr_y_db"] > rows["w4a8"]["sqnr_y_db"] > rows["int4"]["sqnr_y_db"]

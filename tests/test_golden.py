@@ -68,11 +68,38 @@ def test_operand_beats_layout():
     assert a_words[1] == int.from_bytes(expected, "little")
 
 
+def test_w4a8_operand_beats_by_hand():
+    """W4A8: INT4 weights packed two per byte, INT8 activations one per byte, 2V bytes per vector; INT8 tiles
+    on the same build put lane i's activation at byte 2i."""
+    cfg = PRESETS["tiny-w4a8"]  # 2x2, V=4
+    W = RNG.integers(-8, 8, (2, 8))
+    A = RNG.integers(-128, 128, (8, 2))
+    w_words, a_words = operand_beats(plan_gemm(cfg, "w4a8", W.shape, A.shape), W, A)
+    assert len(w_words) == 1
+    assert w_words[0] == int.from_bytes(bytes(int(W[r, 2 * i] & 15 | (W[r, 2 * i + 1] & 15) << 4)
+                                              for r in range(2) for i in range(4)), "little")
+    assert a_words[0] == int.from_bytes(bytes(int(v) & 0xFF for c in range(2) for v in A[:, c]), "little")
+    W8 = RNG.integers(-128, 128, (2, 4))
+    _, a_words = operand_beats(plan_gemm(cfg, "int8", W8.shape, A[:4].shape), W8, A[:4])
+    assert a_words[0] == int.from_bytes(bytes(b for c in range(2) for v in A[:4, c] for b in (int(v) & 0xFF, 0)),
+                                        "little")
+    Y, _ = golden_gemm(plan_gemm(cfg, "w4a8", W.shape, A.shape), W, A)
+    assert np.array_equal(Y, W @ A)
+    with pytest.raises(ValueError, match=r"activations codes must lie in \[-128, 127\] for w4a8"):
+        golden_gemm(plan_gemm(cfg, "w4a8", W.shape, A.shape), W, A * 2)
+    with pytest.raises(ValueError, match=r"weights codes must lie in \[-8, 7\] for w4a8"):
+        golden_gemm(plan_gemm(cfg, "w4a8", W.shape, A.shape), W - 1, A)
+
+
 def test_dot_product_twin():
     w = RNG.integers(0, 256, (100, 16)).astype(np.uint8)
     a = RNG.integers(0, 256, (100, 16)).astype(np.uint8)
     s8 = lambda x: x.astype(np.int64) - 256 * (x >= 128)
     assert np.array_equal(dot_product(w, a, "int8"), (s8(w) * s8(a)).sum(axis=1))
+    a2 = RNG.integers(0, 256, (100, 32)).astype(np.uint8)   # W4A8: two INT8 activations per weight lane
+    s4 = lambda x: (x & 15).astype(np.int64) - 16 * ((x & 15) >= 8)
+    w4 = np.stack([s4(w), s4(w >> 4)], axis=-1).reshape(100, 32)
+    assert np.array_equal(dot_product(w, a2, "w4a8"), (w4 * s8(a2)).sum(axis=1))
 
 
 def test_plan_rejects_too_long_k():

@@ -1,6 +1,7 @@
 """The host link (hw/host_link.py) in cocotb on both simulators, driven by the host driver through a
 simulated UART: INFO/STATUS, GEMMs end to end against the golden model, and link fuzzing, for an INT core
-(with and without the operand stage) and an LNS core."""
+(with and without the operand stage), a core with W4A8 (3-bit mode, 2V-lane activation beats) and an LNS
+core."""
 
 import pytest
 
@@ -13,7 +14,8 @@ from qmac.tb.runner import SIMULATORS
 LINK = {"divisor": 4, "clock_hz": 100_000_000, "max_payload": 64, "queue_depth": 16, "receive_depth": 16}
 
 
-@pytest.mark.parametrize("name,stream_stages", [("tiny", False), ("tiny", True), ("tiny-lns8", False)])
+@pytest.mark.parametrize("name,stream_stages", [("tiny", False), ("tiny", True), ("tiny-lns8", False),
+                                                  ("tiny-w4a8", False)])
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_host_link_cocotb(request, sim, name, stream_stages, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{name}-{stream_stages}"))

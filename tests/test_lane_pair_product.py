@@ -5,17 +5,23 @@ platform) in Icarus Verilog with a behavioural model of the SB_MAC16 written her
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.sim import Simulator
 
 from qmac.hw.boards import ICEBreaker
 from qmac.hw.spec.config import ConfigError
+from qmac.hw.spec.formats import mode_flags
 from qmac.hw.lanes.lane_pair_product import LanePairProduct, sb_mac16_parameters
 from qmac.sim.lane_product import lane_product
 from qmac.sim.ops import NumpyOps
 from qmac.sim.packing import signed_fields
 
-MODES = [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"), (("int8",), "int8"), (("int4",), "int4")]
+MODES = [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"), (("int8",), "int8"), (("int4",), "int4"),
+         (("w4a8",), "w4a8"), (("int8", "int4", "w4a8"), "w4a8"), (("int8", "int4", "w4a8"), "int8"),
+         (("int4", "w4a8"), "int4")]
+#: W4A8 lanes take two activation bytes: lane 0 sweeps a0 with a1 fixed at this byte, lane 1 sweeps a1 with a0
+#: fixed; the other modes read the low byte only, so there both lanes sweep it.
+FIXED = (0x80, 0x7F)
 COPIES = 8  # pairs side by side in the Amaranth sweep
 
 # The combinational paths of SB_MAC16 (Lattice iCE Technology Library, "SB_MAC16"; Lattice TN1295, DSP
@@ -62,9 +68,19 @@ endmodule
 
 
 def _expected(mode):
-    """Golden lane results for lane 0 = (w, a) and lane 1 = (~w, a ^ 0x5A), each of shape (256, 256)."""
+    """Golden lane results for lane 0 = (w, a) and lane 1 = (~w, a ^ 0x5A), each of shape (256, 256); in W4A8
+    mode lane 0's activations are (a, FIXED[0]) and lane 1's (FIXED[1], a ^ 0x5A)."""
     w, a = (x.astype(np.uint8) for x in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
-    return lane_product(w, a, mode), lane_product(~w, a ^ 0x5A, mode)
+    a1 = a ^ 0x5A
+    if mode == "w4a8":
+        return (lane_product(w, np.stack([a, np.full_like(a, FIXED[0])], axis=-1), mode),
+                lane_product(~w, np.stack([np.full_like(a, FIXED[1]), a1], axis=-1), mode))
+    return lane_product(w, a, mode), lane_product(~w, a1, mode)
+
+
+def _wide(modes):
+    """Whether the lanes take two activation bytes (W4A8 built)."""
+    return "w4a8" in modes
 
 
 def _amaranth_sweep(modes, mode):
@@ -75,9 +91,13 @@ def _amaranth_sweep(modes, mode):
     for i, pair in enumerate(pairs):
         m.submodules[f"p{i}"] = pair
         a = a_hi * COPIES + i
-        m.d.comb += [pair.w[0].eq(w), pair.a[0].eq(a), pair.w[1].eq(~w), pair.a[1].eq(a ^ 0x5A)]
-        if len(modes) > 1:
-            m.d.comb += pair.int4.eq(mode == "int4")
+        a0, a1 = a[:8], (a ^ 0x5A)[:8]
+        if _wide(modes):
+            a0 = Cat(a0, Const(FIXED[0], 8))
+            a1 = Cat(Const(FIXED[1], 8), a1) if mode == "w4a8" else Cat(a1, Const(FIXED[1], 8))
+        m.d.comb += [pair.w[0].eq(w), pair.a[0].eq(a0), pair.w[1].eq(~w), pair.a[1].eq(a1)]
+        for flag in mode_flags(modes):
+            m.d.comb += getattr(pair, flag).eq(mode == flag)
     word = Signal(2 * bits * COPIES)
     m.d.comb += word.eq(Cat(Cat(pair.p[0], pair.p[1]) for pair in pairs))
     out = np.zeros((2, 256, 256), dtype=np.int64)
@@ -109,13 +129,15 @@ def _icarus_sweep(modes, mode, icarus_bench):
     src = verilog.convert(dut, name="pair", platform=ICEBreaker(), emit_src=False)
     assert "SB_MAC16" in src
     bits = dut.format.bits
-    int4 = f".int4({int(mode == 'int4')}), " if len(modes) > 1 else ""
+    flags = "".join(f".{f}({int(mode == f)}), " for f in mode_flags(modes))
+    lane1 = f"a ^ 8'h5a, 8'd{FIXED[1]}" if mode == "w4a8" else f"8'd{FIXED[1]}, a ^ 8'h5a"
+    acts = f"{{{lane1}, 8'd{FIXED[0]}, a}}" if _wide(modes) else "{a ^ 8'h5a, a}"
     bench = f"""
 module bench;
   reg [7:0] w, a;
   wire [{2 * bits - 1}:0] p;
   integer i, f;
-  pair dut({int4}.w({{~w, w}}), .a({{a ^ 8'h5a, a}}), .p(p));
+  pair dut({flags}.w({{~w, w}}), .a({acts}), .p(p));
   initial begin
     f = $fopen("out.txt", "w");
     for (i = 0; i < 65536; i = i + 1) begin
@@ -138,6 +160,8 @@ def test_every_byte_pair_sb_mac16(modes, mode, icarus_bench):
     # The extremes, spelled out (lane 0): -128 * -128, -128 * 127; nibbles -8 * -8 twice; mixed signs.
     if mode == "int8":
         assert got[0, 0x80, 0x80] == 16384 and got[0, 0x80, 0x7F] == -16256
+    elif mode == "w4a8":   # a1 = -128 (FIXED[0]): -8 * -128 twice; -8 * 127 + -8 * -128
+        assert got[0, 0x88, 0x80] == 2048 and got[0, 0x88, 0x7F] == 8
     else:
         assert got[0, 0x88, 0x88] == 128 and got[0, 0x88, 0x77] == -112 and got[0, 0x8F, 0x71] == -57
 

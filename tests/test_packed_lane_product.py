@@ -129,3 +129,9 @@ def test_latency_and_width():
 def test_bad_modes():
     with pytest.raises(ConfigError, match="lane modes must be a non-empty tuple of distinct names from int8, int4"):
         PackedLaneProduct(("int2",))
+
+
+def test_w4a8_refused():
+    with pytest.raises(ConfigError, match=r"^PackedLaneProduct modes must be a subset of int8, int4 \(it cannot compute "
+                                          r"w4a8\), not \('int8', 'w4a8'\)$"):
+        PackedLaneProduct(("int8", "w4a8"))

@@ -140,6 +140,9 @@ def test_bad_parameters():
     with pytest.raises(ConfigError, match=r"^sparse select modes must be a non-empty tuple of distinct names "
                                           r"from int8, int4, not \('int2',\)$"):
         Sparse24Select(4, ("int2",))
+    with pytest.raises(ConfigError, match=r"^sparse select modes must be a non-empty tuple of distinct names "
+                                          r"from int8, int4, not \('int8', 'w4a8'\)$"):
+        Sparse24Select(4, ("int8", "w4a8"))
     with pytest.raises(ConfigError, match=r"^dot-product lanes must be one of .*, not 6$"):
         SparseDotProduct(6, ("int8",))  # the DotProduct's check
 

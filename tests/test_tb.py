@@ -1,5 +1,5 @@
 """The cocotb regression (tb/cocotb_core.py) on the emitted Verilog, on both simulators, for a compact
-matrix of configs that covers every mode (INT8, INT4, LNS8, LNS4), dual-mode lanes, DSP lanes (their portable
+matrix of configs that covers every mode (INT8, INT4, W4A8, LNS8, LNS4), dual-mode lanes, DSP lanes (their portable
 form), odd array shapes, scales of every kind, 2:4 sparsity, the output stage and saturating accumulators."""
 
 import pytest
@@ -23,6 +23,11 @@ CONFIGS = {
                                   scale_lanes=2),
     "vsq-pow2-int8-sat": CoreConfig(rows=2, cols=3, lanes=4, modes=("int8",), max_k=256, scale_bits=3,
                                     scale_kind="pow2", scale_lanes=2, acc_bits=34),
+    "w4a8-dual": PRESETS["tiny-w4a8"],
+    "sb_mac16-int4-w4a8-2x3": CoreConfig(rows=2, cols=3, lanes=4, modes=("int4", "w4a8"), max_k=256,
+                                         multiplier="sb_mac16"),
+    "w4a8-vsq-out": CoreConfig(rows=3, cols=2, lanes=4, modes=("w4a8",), max_k=256, scale_bits=4, scale_lanes=2,
+                               output_stage=True, multiplier="logic_pipelined"),
     "lns8-3x2-v4-logout": CoreConfig(rows=3, cols=2, lanes=4, modes=("lns8",), max_k=256, log_output=True),
     "lns4-vsq-count-floor": CoreConfig(rows=2, cols=3, lanes=4, modes=("lns4",), max_k=256, scale_bits=3,
                                        scale_kind="log", scale_lanes=2, bucket_organisation="count", q_floor=-2,

@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import MODE_CODES, ConfigError, CoreConfig
+from qmac.hw.spec.formats import mode_flags
 from qmac.hw.array.datapaths import hardware
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.array.mac_array import MacArray
@@ -17,12 +18,13 @@ COUNTER_BITS = 48
 
 
 def control_signature(config):
-    """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value), ``sparse`` (2:4 compressed
+    """Control inputs, seen from the host: ``mode`` (a ``MODE_CODES`` value; 2 bits, 3 with W4A8 built,
+    whose code is 4), ``sparse`` (2:4 compressed
     weights) and ``k_beats_m1`` are sampled at each tile's first beat; ``clear`` (one cycle) zeroes the
     counters and sticky flags; with ``log_output``, ``log_shift`` (signed, units of ``2**-F``) is the
     exponent subtracted from each result before it is encoded (hold it while results are produced)."""
     ports = {
-        "mode": Out(2),
+        "mode": Out(config.ctrl_mode_bits),
         "sparse": Out(1),
         "k_beats_m1": Out(config.k_bits),
         "clear": Out(1),
@@ -133,16 +135,17 @@ class Core(wiring.Component):
         # ``(x ^ k).any()`` rather than ``x == k``: Yosys writes ``x == 0`` as ``!x``, which Verilator
         # flags (WIDTHTRUNC).
         supported = Cat((self.ctrl.mode ^ MODE_CODES[name]).any() == 0 for name in cfg.modes).any()
-        if cfg.dual:
-            m.d.comb += array.int4.eq(~(self.ctrl.mode ^ MODE_CODES["int4"]).any())
+        for flag in mode_flags(cfg.modes):
+            m.d.comb += getattr(array, flag).eq(~(self.ctrl.mode ^ MODE_CODES[flag]).any())
         if cfg.sparse:
             m.d.comb += array.sparse.eq(self.ctrl.sparse)
         else:
             supported = supported & ~self.ctrl.sparse
 
         per_beat = {name: cfg.macs_per_cycle(name) for name in cfg.modes}
-        step = (Mux(array.fire_int4, per_beat["int4"], per_beat["int8"]) if cfg.dual
-                else per_beat[cfg.modes[0]])
+        step = per_beat[cfg.modes[0]]   # the first built mode unless a flag says otherwise
+        for name in mode_flags(cfg.modes):
+            step = Mux(getattr(array, f"fire_{name}"), per_beat[name], step)
         if cfg.sparse:
             step = Mux(array.fire_sparse, step * 2, step)
 

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError, CoreConfig
+from qmac.hw.spec.formats import mode_flags
 from qmac.hw.local_register import LocalRegister
 from qmac.hw.array.mac_unit import MacUnit, winograd_correction_delay
 from qmac.hw.spec.layouts import accumulator_shape, operand_layout, result_layout
@@ -50,7 +51,10 @@ class MacArray(wiring.Component):
         Result rows of the units' accumulators (:func:`~qmac.hw.spec.layouts.accumulator_shape`: an LNS
         array sends each unit's fraction-bucket accumulators).
     int4 : In(1)
-        Present only with both INT modes built.
+        Present only with INT4 built beside another INT mode.
+    w4a8 : In(1)
+        Present only with W4A8 built beside another mode (:func:`~qmac.hw.spec.formats.mode_flags`: with
+        ``int4``, all flags low selects the first built mode); sampled and held as ``int4``.
     sparse : In(1)
         Present only in sparse builds: the tile's weights are 2:4 compressed (it only changes what
         ``fire_sparse`` reports: the datapath always selects activations by the indices, and a dense tile
@@ -64,6 +68,8 @@ class MacArray(wiring.Component):
         The beat taken is the first of its tile.
     fire_int4 : Out(1)
         The beat taken is an INT4 beat.
+    fire_w4a8 : Out(1)
+        Present only with W4A8 built: the beat taken is a W4A8 beat.
     clipped : Out(1)
         An accumulator saturated this cycle.
     busy : Out(1)
@@ -96,8 +102,10 @@ class MacArray(wiring.Component):
             "clipped": Out(1),
             "busy": Out(1),
         }
-        if config.dual:
-            ports["int4"] = In(1)
+        for flag in mode_flags(config.modes):
+            ports[flag] = In(1)
+        if "w4a8" in config.modes:
+            ports["fire_w4a8"] = Out(1)
         if config.sparse:
             ports["sparse"] = In(1)
             ports["fire_sparse"] = Out(1)
@@ -126,14 +134,22 @@ class MacArray(wiring.Component):
         later_last = Signal()   # beat == tile_k_m1, valid when not first_in
         last_in = Mux(first_in, ~self.k_beats_m1.any(), later_last)
         mode_ready = 1
-        if cfg.dual:
+        if "w4a8" in cfg.modes:
+            # As int4 below, a register per mode flag; modes maps each built mode to "it runs".
+            mode_q = {f: Signal(name=f) for f in mode_flags(cfg.modes)}
+            mode_ready = ~first_in | Cat(q == getattr(self, f) for f, q in mode_q.items()).all()
+            modes = {**mode_q, cfg.modes[0]: ~Cat(*mode_q.values()).any() if mode_q else 1}
+            int4 = modes.get("int4", 0)
+        elif cfg.dual:
             # The INT4 select fans out to every lane, so the lanes see a register, not the int4 port: between
             # tiles it follows int4 one cycle late, and a tile's first beat waits until it has caught up (one
             # cycle after int4 changes). A tile thus still runs in the mode int4 has at its first beat.
             int4 = Signal()
             mode_ready = ~first_in | (int4 == self.int4)
+            mode_q = {"int4": int4}
         else:
             int4 = int(cfg.modes == ("int4",))
+            mode_q = {}
         if cfg.sparse:
             tile_sparse = Signal()
             sparse = Mux(first_in, self.sparse, tile_sparse)
@@ -151,6 +167,8 @@ class MacArray(wiring.Component):
             self.fire_first.eq(fire & first_in),
             self.fire_int4.eq(fire & int4),
         ]
+        if "w4a8" in cfg.modes:
+            m.d.comb += self.fire_w4a8.eq(fire & modes["w4a8"])
         if cfg.sparse:
             m.d.comb += self.fire_sparse.eq(fire & sparse)
         with m.If(fire):
@@ -159,9 +177,9 @@ class MacArray(wiring.Component):
                 m.d.sync += tile_k_m1.eq(self.k_beats_m1)
                 if cfg.sparse:
                     m.d.sync += tile_sparse.eq(self.sparse)
-        if cfg.dual:
+        if mode_q:
             with m.If(first_in & ~fire | fire & last_in):   # the next beat is a tile's first
-                m.d.sync += int4.eq(self.int4)
+                m.d.sync += [q.eq(getattr(self, f)) for f, q in mode_q.items()]
 
         # Beat flags travel beside the partial sums: valid, first, last.
         flags = [(fire, first_in, last_in)]
@@ -202,8 +220,7 @@ class MacArray(wiring.Component):
                        "first": unit_flags.q[1], "last": unit_flags.q[2], "shift": shift,
                        "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}
-                if cfg.dual:
-                    ins["int4"] = int4
+                ins.update(mode_q)
                 if cfg.scale_bits:
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
                 if cfg.sparse:

@@ -5,6 +5,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError, CoreConfig
+from qmac.hw.spec.formats import mode_flags
 from qmac.hw.spec.layouts import accumulator_shape
 from qmac.hw.array.datapaths import hardware
 from qmac.hw.lanes.winograd_pair_product import winograd_correction_format
@@ -15,15 +16,15 @@ __all__ = ["MacUnit", "mac_unit_signature", "winograd_correction_delay"]
 def mac_unit_signature(config):
     """Ports of :class:`MacUnit` for ``config`` (also the port list of its emitted Verilog module)."""
     acc = accumulator_shape(config)
-    a_lanes = 2 * config.lanes if config.sparse else config.lanes
+    a_lanes = config.activation_lanes
     ports = {
         "w": In(data.ArrayLayout(8, config.lanes)), "a": In(data.ArrayLayout(8, a_lanes)),
         "acc_en": In(1), "first": In(1), "last": In(1), "shift": In(1),
         "shadow_in": In(acc), "shadow_sat_in": In(1),
         "shadow": Out(acc), "shadow_sat": Out(1), "clipped": Out(1),
     }
-    if config.dual:
-        ports["int4"] = In(1)
+    for flag in mode_flags(config.modes):
+        ports[flag] = In(1)
     if config.scale_bits:
         scales = data.ArrayLayout(config.scale_bits, config.scale_groups)
         ports["sw"] = In(scales)
@@ -68,9 +69,11 @@ class MacUnit(wiring.Component):
 
     Members
     -------
-    w, a : In(ArrayLayout(8, V))
-    int4 : In(1)
-        Present only with both INT modes built.
+    w : In(ArrayLayout(8, V))
+    a : In(ArrayLayout(8, activation_lanes))
+        V lanes, or 2V in sparse and W4A8 builds (W4A8: weight lane ``i`` meets lanes ``2i``, ``2i + 1``).
+    int4, w4a8 : In(1)
+        Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present with that mode built beside others.
     sw, sa : In(ArrayLayout(unsigned(S), G))
         Present only with scale units: the weight and activation vectors' scale fields, one per group.
     ca, cw : In(ArrayLayout(signed, G))

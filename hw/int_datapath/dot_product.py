@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.checks import GROUP_LANES, ConfigError
-from qmac.hw.spec.formats import IntFormat, lane_range
+from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range, mode_flags
 from qmac.hw.spec.multipliers import MULTIPLIERS
 from qmac.hw.lanes import LANE_UNITS
 from qmac.hw.lanes.lane_pair_product import LanePairProduct
@@ -18,7 +18,7 @@ __all__ = ["DotProduct"]
 
 class DotProduct(wiring.Component):
     """``sum`` = the exact sum over V lanes of the lane product :class:`LaneProduct` defines (INT8:
-    ``sum w_i*a_i`` over V elements; INT4: over 2V elements), computed by the ``multiplier``'s lanes:
+    ``sum w_i*a_i`` over V elements; INT4 and W4A8: over 2V elements), computed by the ``multiplier``'s lanes:
     :class:`LaneProduct` (``"logic"``), :class:`PipelinedLaneProduct` (``"logic_pipelined"``),
     :class:`LanePairProduct` (``"sb_mac16"``, two lanes per SB_MAC16;
     an odd last lane uses half of one), :class:`PackedLaneProduct` (``"mult18"``, one MULT18X18D each) or
@@ -56,10 +56,13 @@ class DotProduct(wiring.Component):
 
     Members
     -------
-    w, a : In(ArrayLayout(8, V))
-        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a``.
-    int4 : In(1)
-        Present only with both modes built; sampled with the operands.
+    w : In(ArrayLayout(8, V))
+    a : In(ArrayLayout(8, V)), or In(ArrayLayout(8, 2V)) with W4A8 built
+        Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a`` (with W4A8 built, lanes ``2i`` and
+        ``2i + 1``: the lane's two INT8 activations; INT8 and INT4 then read lane ``2i``).
+    int4, w4a8 : In(1)
+        Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present with that mode built beside others;
+        sampled with the operands.
     ca, cw : In(signed)
         Present only with a multiplier that has ``corrections`` (``"mult18_fip"``): the corrections of the operands of :attr:`correction_delay`
         cycles earlier, format :attr:`correction_format`.
@@ -78,6 +81,9 @@ class DotProduct(wiring.Component):
         if lanes < kind.min_group_lanes:
             raise ConfigError(f"dot-product lanes must be at least {kind.min_group_lanes} with the {multiplier} "
                               f"multiplier, not {lanes!r}")
+        if "w4a8" in modes and not kind.w4a8:
+            raise ConfigError(f"multiplier must be one of {', '.join(n for n, k in MULTIPLIERS.items() if k.w4a8)} "
+                              f"with mode w4a8, not {multiplier!r}")
         self._units = [LANE_UNITS[kind](modes) for _ in range(-(-lanes // kind.lanes_per_block))]
         self._lane = self._units[0]
         self._multiplier = multiplier
@@ -86,14 +92,15 @@ class DotProduct(wiring.Component):
         self._levels_per_stage = tree_levels_per_stage
         lo, hi = lane_range(modes)
         self._format = IntFormat.for_range(lanes * lo, lanes * hi)
-        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes)),
+        self._a_lanes = max(ELEMENT_FORMATS[m].activation_lanes for m in modes)
+        ports = {"w": In(data.ArrayLayout(8, lanes)), "a": In(data.ArrayLayout(8, lanes * self._a_lanes)),
                  "sum": Out(signed(self._format.bits))}
         if kind.corrections:
             self._correction_format = winograd_correction_format(lanes, modes)
             ports["ca"] = In(signed(self._correction_format.bits))
             ports["cw"] = In(signed(self._correction_format.bits))
-        if len(modes) > 1:
-            ports["int4"] = In(1)
+        for flag in mode_flags(modes):
+            ports[flag] = In(1)
         super().__init__(ports)
 
     @property
@@ -123,13 +130,18 @@ class DotProduct(wiring.Component):
     def latency(self):
         return 1 + self._kind.stages + math.ceil(int(math.log2(self._lanes)) / self._levels_per_stage)
 
+    def _activations(self, i):
+        """The activation lane(s) weight lane ``i`` meets: lane ``i``, or with W4A8 built lanes ``2i``, ``2i + 1``."""
+        k = self._a_lanes
+        return self.a[i] if k == 1 else Cat(self.a[k * i + j] for j in range(k))
+
     def elaborate(self, platform):
         m = Module()
         products = []
         for i, unit in enumerate(self._units):
             m.submodules[f"lane{i}"] = unit
-            if len(self._lane.modes) > 1:
-                m.d.comb += unit.int4.eq(self.int4)
+            for flag in mode_flags(self._lane.modes):
+                m.d.comb += getattr(unit, flag).eq(getattr(self, flag))
             if isinstance(unit, WinogradPairProduct):
                 m.d.comb += [unit.w.eq(Cat(self.w[2 * i], self.w[2 * i + 1])),
                              unit.a.eq(Cat(self.a[2 * i], self.a[2 * i + 1]))]
@@ -137,10 +149,10 @@ class DotProduct(wiring.Component):
             elif isinstance(unit, LanePairProduct):
                 for j in range(2):
                     if 2 * i + j < self._lanes:   # else the half stays zero and unused
-                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self.a[2 * i + j])]
+                        m.d.comb += [unit.w[j].eq(self.w[2 * i + j]), unit.a[j].eq(self._activations(2 * i + j))]
                         products.append(unit.p[j])
             else:
-                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self.a[i])]
+                m.d.comb += [unit.w.eq(self.w[i]), unit.a.eq(self._activations(i))]
                 products.append(unit.p)
         bits = self._format.bits   # every partial sum modulo 2**bits (see the class docstring)
         level = []

@@ -4,6 +4,7 @@ saturating."""
 from amaranth.hdl import Cat, Mux
 from amaranth.lib import data
 
+from qmac.hw.spec.formats import mode_flags
 from qmac.hw.int_datapath.dot_product import DotProduct
 from qmac.hw.int_datapath.sparse24_select import Sparse24Select
 from qmac.hw.int_datapath.vector_scale import VectorScale
@@ -42,6 +43,7 @@ class IntBeatSum:
         """The (scaled) partial sum of the beat that entered ``dot_latency`` cycles ago."""
         cfg = self._config
         L = cfg.group_lanes
+        k = 1 if self._select is not None else cfg.activation_lanes // cfg.lanes   # activation lanes per lane
         a = unit.a
         if self._select is not None:
             m.submodules.select = sel = self._select
@@ -52,9 +54,9 @@ class IntBeatSum:
         for g, dot in enumerate(self._dots):
             m.submodules[f"dot{g}"] = dot
             m.d.comb += [dot.w.eq(Cat(unit.w[g * L + i] for i in range(L))),
-                         dot.a.eq(Cat(a[g * L + i] for i in range(L)))]
-            if cfg.dual:
-                m.d.comb += dot.int4.eq(unit.int4)
+                         dot.a.eq(Cat(a[g * L * k + i] for i in range(L * k)))]
+            for flag in mode_flags(cfg.modes):
+                m.d.comb += getattr(dot, flag).eq(getattr(unit, flag))
             if cfg.multiplier_class.corrections:
                 m.d.comb += [dot.ca.eq(unit.ca[g]), dot.cw.eq(unit.cw[g])]
         if self._scale is None:

@@ -63,9 +63,11 @@ class Sparse24Select(wiring.Component):
     def __init__(self, lanes, modes):
         if not is_int(lanes) or lanes < 2 or lanes % 2:
             raise ConfigError(f"sparse select lanes must be a positive even integer, not {lanes!r}")
-        if not modes_valid(modes):
+        # W4A8 is not selectable: its beat already takes 2V activation lanes (CoreConfig refuses sparse W4A8).
+        dense = [name for name, fmt in ELEMENT_FORMATS.items() if fmt.activation_lanes == 1]
+        if not modes_valid(modes) or not set(modes) <= set(dense):
             raise ConfigError(f"sparse select modes must be a non-empty tuple of distinct names from "
-                              f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
+                              f"{', '.join(dense)}, not {modes!r}")
         self._lanes = lanes
         self._modes = modes
         ports = {"a": In(data.ArrayLayout(8, 2 * lanes)), "meta": In(data.ArrayLayout(2, 2 * lanes)),

@@ -1,10 +1,11 @@
 """Two 8-bit operand lanes' products on one iCE40 SB_MAC16 in dual 8x8 mode: per lane an INT8 product, or the
-sum of the lane's two INT4 products (one from the DSP, one from a 4x4 logic multiplier added in the DSP)."""
+sum of the lane's two INT4 products (one from the DSP, one from a 4x4 logic multiplier added in the DSP; W4A8:
+INT4 x INT8, a 4x8 logic multiplier)."""
 
 from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, signed
 from amaranth.vendor import SiliconBluePlatform
 
-from qmac.hw.spec.formats import INT4, INT8
+from qmac.hw.spec.formats import INT4, INT8, W4A8
 from qmac.hw.lanes.lane_product import LaneProduct
 
 __all__ = ["LanePairProduct", "sb_mac16_parameters"]
@@ -21,7 +22,7 @@ def sb_mac16_parameters(modes):
     As the iCE40 DSP primitive is described by Lattice's iCE Technology Library and Yosys's simulation
     model of it (``techlibs/ice40/cells_sim.v``), where output select 3 is the 16x16 product's half, not
     the 8x8 product."""
-    add = INT4.name in modes
+    add = INT4.name in modes or W4A8.name in modes
     params = {"NEG_TRIGGER": Const(0, 1), "A_REG": Const(0, 1), "B_REG": Const(0, 1), "C_REG": Const(0, 1),
               "D_REG": Const(0, 1), "TOP_8x8_MULT_REG": Const(0, 1), "BOT_8x8_MULT_REG": Const(0, 1),
               "PIPELINE_16x16_MULT_REG1": Const(0, 1), "PIPELINE_16x16_MULT_REG2": Const(0, 1),
@@ -44,10 +45,14 @@ class LanePairProduct(LaneProduct):
 
         INT8 mode:  A_j = a,     B_j = w,     addend = 0            half = w*a
         INT4 mode:  A_j = a1,    B_j = w1,    addend = w0*a0        half = w1*a1 + w0*a0
+        W4A8 mode:  A_j = a1,    B_j = w1,    addend = w0*a0        half = w1*a1 + w0*a0
 
     where ``a1, w1`` (bits 4-7, sign-extended to 8 bits) meet in the DSP and the 4x4 product ``w0*a0``
-    (bits 0-3) is formed in logic and added by the DSP's adder (``C`` or ``D``). ``p[j]`` is the half read
-    as signed, exact in both modes (an INT8 product fits 16 bits, an INT4 lane sum 9).
+    (bits 0-3) is formed in logic and added by the DSP's adder (``C`` or ``D``). In W4A8 mode ``a0`` and
+    ``a1`` are the lane's two INT8 activations (``a[0:8]``, ``a[8:16]``) and the logic product is 4x8 (one
+    4x8 multiplier serves INT4 and W4A8, its 8-bit input the INT4 nibble sign-extended or the INT8 byte).
+    ``p[j]`` is the half read as signed, exact in every mode (an INT8 product fits 16 bits, an INT4 lane sum
+    9, a W4A8 lane sum 13).
 
     On an iCE40 platform (:class:`amaranth.vendor.SiliconBluePlatform`) this is an
     ``Instance("SB_MAC16")`` configured by :func:`sb_mac16_parameters`: Yosys infers only the DSP's 16x16
@@ -56,14 +61,15 @@ class LanePairProduct(LaneProduct):
     Parameters
     ----------
     modes : tuple of str
-        Non-empty subset of ``("int8", "int4")``.
+        Non-empty subset of ``("int8", "int4", "w4a8")``.
 
     Members
     -------
-    w, a : In(ArrayLayout(8, 2))
-        Operand lanes.
-    int4 : In(1)
-        Present only when both modes are built: 1 selects INT4.
+    w : In(ArrayLayout(8, 2))
+    a : In(ArrayLayout(8, 2)), or In(ArrayLayout(16, 2)) with W4A8 built
+        Operand lanes, as :class:`~qmac.hw.lanes.lane_product.LaneProduct`'s.
+    int4, w4a8 : In(1)
+        Mode flags, as :class:`~qmac.hw.lanes.lane_product.LaneProduct`'s.
     p : Out(ArrayLayout(signed, 2))
         The lane results, each of the narrowest signed width holding every mode's range.
     """
@@ -72,21 +78,31 @@ class LanePairProduct(LaneProduct):
 
     def elaborate(self, platform):
         m = Module()
-        int4 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name)
-        add = INT4.name in self._modes
+        if W4A8.name in self._modes:
+            int4, w4a8 = self.flag(INT4.name), self.flag(W4A8.name)
+        else:
+            int4, w4a8 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name), None
+        add = INT4.name in self._modes or w4a8 is not None
         # The DSP's inputs, lane 0 in the bottom half (A[7:0], B[7:0], D), lane 1 in the top (A[15:8], B[15:8], C).
         ports = {"A": Signal(16), "B": Signal(16), "C": Signal(16), "D": Signal(16)}
         for j, addend in enumerate(("D", "C")):
             w, a = self.w[j], self.a[j]
             half = slice(8 * j, 8 * j + 8)
             mul_a, mul_b = Signal(signed(8), name=f"mul_a{j}"), Signal(signed(8), name=f"mul_b{j}")
-            if INT8.name in self._modes:
+            if w4a8 is not None:   # W4A8 beside other modes, or alone: the flags pick
+                m.d.comb += [mul_a.eq(Mux(w4a8, a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8].as_signed()))),
+                             mul_b.eq(Mux(int4 | w4a8, w[4:8].as_signed(), w.as_signed()))]
+            elif INT8.name in self._modes:
                 m.d.comb += [mul_a.eq(Mux(int4, a[4:8].as_signed(), a.as_signed())),
                              mul_b.eq(Mux(int4, w[4:8].as_signed(), w.as_signed()))]
             else:
                 m.d.comb += [mul_a.eq(a[4:8].as_signed()), mul_b.eq(w[4:8].as_signed())]
             m.d.comb += [ports["A"][half].eq(mul_a), ports["B"][half].eq(mul_b)]
-            if add:
+            if w4a8 is not None:
+                low = Signal(signed(12), name=f"w0a0_{j}")   # the 4x8 product, in [-1016, 1024]
+                a0 = Mux(w4a8, a[0:8].as_signed(), a[0:4].as_signed())
+                m.d.comb += [low.eq(w[0:4].as_signed() * a0), ports[addend].eq(Mux(int4 | w4a8, low, 0))]
+            elif add:
                 low = Signal(signed(8), name=f"w0a0_{j}")   # the 4x4 product, in [-56, 64]
                 m.d.comb += [low.eq(w[0:4].as_signed() * a[0:4].as_signed()),
                              ports[addend].eq(Mux(int4, low, 0))]

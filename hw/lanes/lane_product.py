@@ -1,11 +1,12 @@
-"""One 8-bit operand lane's product: an INT8 product, or the sum of the lane's two INT4 products."""
+"""One 8-bit operand lane's product: an INT8 product, or the sum of the lane's two INT4 products (W4A8: of its
+two INT4 weights with two INT8 activations)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError
-from qmac.hw.spec.formats import ELEMENT_FORMATS, INT4, IntFormat, lane_range, modes_valid
+from qmac.hw.spec.formats import ELEMENT_FORMATS, INT4, W4A8, IntFormat, lane_range, mode_flags, modes_valid
 from qmac.hw.ops import adder_tree
 
 __all__ = ["LaneProduct", "lane_format"]
@@ -26,6 +27,8 @@ class LaneProduct(wiring.Component):
     INT8 mode: ``p = w * a`` with ``w, a`` the lanes read as INT8 (exact, in [-16256, 16384]).
     INT4 mode: ``p = w0*a0 + w1*a1`` where element ``j`` of a lane is bits ``[4j, 4j+4)`` read as INT4
     (exact, in [-112, 128]).
+    W4A8 mode: ``p = w0*a0 + w1*a1`` with ``w0, w1`` the INT4 elements of ``w`` and ``a0 = a[0:8]``,
+    ``a1 = a[8:16]`` INT8 (exact, in [-2032, 2048]); ``a`` is then two bytes wide.
 
     The multiplier is one shift-and-add array of eight rows, each row the 8-bit two's complement value
     ``r_i = w[i] ? x_i : 0`` weighted ``2**i``. In INT8 mode every ``x_i`` is ``a`` (INT8); in INT4 mode
@@ -41,21 +44,36 @@ class LaneProduct(wiring.Component):
     sums, then their sum plus the mode's constant (:class:`~qmac.hw.lanes.pipelined_lane_product.PipelinedLaneProduct`
     registers the two halves).
 
-    With a single mode built in, ``int4`` is a constant: the multiplexers, row 3's XOR and the output
-    shift fold away, leaving the INT8 or the INT4 array above. A dual-mode lane costs the multiplicand
-    multiplexers, row 3's XOR and carry-in bit and the output multiplexer more than an INT8 lane.
+    W4A8 mode keeps INT4 mode's split (rows 0-3 from ``w0``, rows 4-7 from ``w1``, row 3 subtracted) with
+    INT8 multiplicands: ``a0`` for rows 0-3 (INT8 mode's multiplicand, ``a[0:8]``) and ``a1`` for rows 4-7.
+    The rows 4-7 sum is then ``16 * w1*a1`` (plus its rows' offsets), a multiple of 16: the lane adds it
+    divided by 16 (its bits from 4 up, wiring only), ``p`` = rows 0-3 + (rows 4-7) / 16 + the mode's
+    constant ``-128*15 - 128*15 + 2**3 + 2**7 / 16`` (rows' offsets, row 3's and row 7's +1s), modulo
+    ``2**16``. A build with W4A8 keeps the rows 4-7 sum as that quotient (INT8 and INT4 modes shift it
+    back by 4), also in the register of :class:`PipelinedLaneProduct`. The partial products are those of
+    one 8x8 array: a W4A8-only lane is an INT8 lane with row 3 subtracted and the upper half re-aligned.
+
+    With a single mode built in, the mode flags are constants: the multiplexers, row 3's XOR and the
+    output shift fold away, leaving the INT8, the INT4 or the W4A8 array above. A dual-mode lane costs
+    the multiplicand multiplexers, row 3's XOR and carry-in bit and the output multiplexer more than an
+    INT8 lane; W4A8 beside other modes adds a third multiplicand for rows 4-7 and the re-alignment
+    multiplexer.
 
     Parameters
     ----------
     modes : tuple of str
-        Non-empty subset of ``("int8", "int4")``.
+        Non-empty subset of ``("int8", "int4", "w4a8")``.
 
     Members
     -------
-    w, a : In(8)
-        Operand lanes.
-    int4 : In(1)
-        Present only when both modes are built: 1 selects INT4.
+    w : In(8)
+        Weight lane.
+    a : In(8), or In(16) with W4A8 built
+        Activation lane(s): W4A8's two INT8 activations, ``a0`` in the low byte; the other modes read
+        the low byte.
+    int4, w4a8 : In(1)
+        Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present when that mode is built beside
+        others: 1 selects it; all low selects the first built mode.
     p : Out(signed)
         The lane result, of the narrowest signed width holding every mode's range.
     """
@@ -64,16 +82,23 @@ class LaneProduct(wiring.Component):
     LANES = 1
     #: Register stages inside the shift-and-add array (a subclass sets 1: :class:`PipelinedLaneProduct`).
     STAGES = 0
+    #: Whether the lane computes W4A8 (a subclass whose multiplier cannot sets False and refuses the mode).
+    W4A8 = True
 
     def __init__(self, modes):
         self._format = lane_format(modes)
+        if W4A8.name in modes and not self.W4A8:
+            raise ConfigError(f"{type(self).__name__} modes must be a subset of int8, int4 (it cannot compute w4a8), "
+                              f"not {modes!r}")
         self._modes = modes
         lane, result = unsigned(8), signed(self._format.bits)
+        a_lane = unsigned(8 * max(ELEMENT_FORMATS[m].activation_lanes for m in modes))
         if self.LANES > 1:
             lane, result = data.ArrayLayout(lane, self.LANES), data.ArrayLayout(result, self.LANES)
-        ports = {"w": In(lane), "a": In(lane), "p": Out(result)}
-        if len(modes) > 1:
-            ports["int4"] = In(1)
+            a_lane = data.ArrayLayout(a_lane, self.LANES)
+        ports = {"w": In(lane), "a": In(a_lane), "p": Out(result)}
+        for flag in mode_flags(modes):
+            ports[flag] = In(1)
         super().__init__(ports)
 
     @property
@@ -85,19 +110,36 @@ class LaneProduct(wiring.Component):
         """Format of ``p`` (of each lane's ``p[j]`` when ``LANES > 1``)."""
         return self._format
 
+    def flag(self, mode):
+        """1 while ``mode`` runs: its flag port, a constant when it is the only mode or not built, or for the
+        first of several modes, no other flag high."""
+        flags = mode_flags(self._modes)
+        if mode in flags:
+            return getattr(self, mode)
+        if mode not in self._modes or len(self._modes) == 1:
+            return Const(mode in self._modes)
+        return ~Cat(getattr(self, f) for f in flags).any()
+
     def elaborate(self, platform):
         m = Module()
-        int4 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name)
+        if W4A8.name in self._modes:
+            int4, w4a8 = self.flag(INT4.name), self.flag(W4A8.name)
+        else:
+            int4, w4a8 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name), None
         a = self.a
         # Multiplicands of rows 0-3 (a, or 16*a0) and 4-7 (a, or a1) as 8-bit two's complement patterns.
         # Signals, so that the Verilog names each once instead of repeating it in every row.
         low = Signal(8)
         high = Signal(8)
-        m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
-                     high.eq(Mux(int4, a[4:8].as_signed(), a.as_signed()))]
+        if w4a8 is None:
+            m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
+                         high.eq(Mux(int4, a[4:8].as_signed(), a.as_signed()))]
+        else:
+            m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
+                         high.eq(Mux(w4a8, a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8].as_signed())))]
         rows = [Mux(self.w[i], low if i < 4 else high, 0) for i in range(8)]
-        # -r = ~r + 1 for row 7 (always) and row 3 (INT4 mode); the sum starts with their +1s.
-        rows[3] = rows[3] ^ int4.replicate(8)
+        # -r = ~r + 1 for row 7 (always) and row 3 (INT4 and W4A8 modes); the sum starts with their +1s.
+        rows[3] = rows[3] ^ (int4 if w4a8 is None else int4 | w4a8).replicate(8)
         rows[7] = ~rows[7]
         # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s and the +1s fold into one
         # constant per mode (row 3's +1 weighs 2**3), a constant in the final sum, not a fifth term in a half.
@@ -105,6 +147,8 @@ class LaneProduct(wiring.Component):
         terms = [(row ^ 0x80) << i for i, row in enumerate(rows)]
         # Rows 0-3 and rows 4-7 as two balanced sums, registered when STAGES = 1.
         halves = [adder_tree(terms[:4]), adder_tree(terms[4:])]
+        if w4a8 is not None:   # rows 4-7 sum / 16 (its low bits are zero): W4A8 adds it as it is
+            halves[1] = halves[1][4:]
         if self.STAGES:
             regs = [Signal(16, name=f"half{j}", reset_less=True) for j in range(2)]
             m.d.sync += [regs[0].eq(halves[0]), regs[1].eq(halves[1])]
@@ -113,7 +157,14 @@ class LaneProduct(wiring.Component):
                 int4_q = Signal(name="int4_q", reset_less=True)
                 m.d.sync += int4_q.eq(int4)
                 int4 = int4_q
+                if w4a8 is not None:
+                    w4a8_q = Signal(name="w4a8_q", reset_less=True)
+                    m.d.sync += w4a8_q.eq(w4a8)
+                    w4a8 = w4a8_q
         constant = Mux(int4, (offset + (1 << 3)) % (1 << 16), offset % (1 << 16))
+        if w4a8 is not None:
+            halves[1] = Mux(w4a8, halves[1], halves[1] << 4)
+            constant = Mux(w4a8, (-128 * 15 * 2 + (1 << 3) + (1 << 3)) % (1 << 16), constant)
         p16 = Signal(signed(16))
         m.d.comb += [p16.eq(halves[0] + halves[1] + constant),
                      self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]

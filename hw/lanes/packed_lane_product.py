@@ -46,6 +46,9 @@ class PackedLaneProduct(LaneProduct):
     the operands (and ``int4``) of :attr:`latency` cycles earlier.
     """
 
+    #: Two INT4 x INT8 products do not pack into one 18x18 multiplication (docs/fpga.md).
+    W4A8 = False
+
     @property
     def latency(self):
         """Register stages from the operands to ``p``."""

@@ -89,12 +89,12 @@ class CommandEngine(wiring.Component):
             "i": In(stream.Signature(SYMBOL_LAYOUT)),
             "o": Out(stream.Signature(PACKET_BYTE_LAYOUT)),
             "w": Out(stream.Signature(Shape.cast(operand_layout(config, config.rows)).width)),
-            "a": Out(stream.Signature(Shape.cast(operand_layout(config, config.cols)).width)),
+            "a": Out(stream.Signature(Shape.cast(operand_layout(config, config.cols, activations=True)).width)),
             "y": In(stream.Signature(Shape.cast(result_layout(config)).width)),
             "w_level": In(range(w_depth + 1)),
             "a_level": In(range(a_depth + 1)),
             "y_level": In(range(y_depth + 1)),
-            "mode": Out(2),
+            "mode": Out(config.ctrl_mode_bits),
             "k_beats_m1": Out(config.k_bits),
             "hold": Out(1),
             "clear": Out(1),
@@ -200,7 +200,7 @@ class CommandEngine(wiring.Component):
                     m.d.sync += verdict.eq(Status.OK)
                 m.d.sync += [known.eq(1), length_ok.eq(length == 0),
                              rows.eq(Mux(read.max_rows < self.y_level, read.max_rows, self.y_level)),
-                             values_ok.eq((control.mode <= 3) & (control.k_beats_m1 >> cfg.k_bits == 0)
+                             values_ok.eq((control.mode <= (1 << cfg.ctrl_mode_bits) - 1) & (control.k_beats_m1 >> cfg.k_bits == 0)
                                           & ((control.flags & ~CONTROL_HOLD & 0xFF) == 0))]
                 with m.Switch(cmd):
                     with m.Case(Command.CONTROL):

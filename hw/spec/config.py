@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 from qmac.hw.spec.checks import (GROUP_LANES, LANES, MAX_SCALE_BITS, ConfigError, check_key, check_key_bool,
                                  check_key_int, is_int)
-from qmac.hw.spec.datapath import DATAPATHS, ORGANISATIONS, code_range, mode_format
+from qmac.hw.spec.datapath import DATAPATHS, ORGANISATIONS, code_range, mode_format, operand_mode
 from qmac.hw.spec.formats import ROUNDINGS, SCALE_KINDS, IntFormat, ScaleFormat, lane_range
 from qmac.hw.spec.multipliers import MULTIPLIERS
 
 __all__ = ["ConfigError", "CoreConfig", "PRESETS", "MODE_CODES", "MODES", "MULTIPLIERS", "ORGANISATIONS", "preset",
-           "load_config", "mode_bits", "per_lane", "code_range", "MAX_CONFIG_BYTES"]
+           "load_config", "mode_bits", "per_lane", "code_range", "operand_mode", "MAX_CONFIG_BYTES"]
 
 #: Encoding of the ``ctrl.mode`` port.
-MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3}
+MODE_CODES = {"int8": 0, "int4": 1, "lns8": 2, "lns4": 3, "w4a8": 4}
 #: Every datapath mode, in canonical order: the integer modes, then the log (LNS) modes.
 MODES = tuple(m for cls in DATAPATHS for m in cls.modes)
 #: Largest config file :func:`load_config` reads.
@@ -55,9 +55,12 @@ class CoreConfig:
         V, 8-bit operand lanes per dot-product unit: 4, 8, 16, 32 or 64. An INT8 lane holds one element,
         an INT4 lane two.
     modes : tuple of str
-        Precision modes built in: any non-empty subset of ``("int8", "int4")``, or one log mode,
+        Precision modes built in: any non-empty subset of ``("int8", "int4", "w4a8")``, or one log mode,
         ``("lns8",)`` or ``("lns4",)``. With both INT modes, every lane is a dual-mode lane (one INT8
-        product, or two INT4 products, per cycle), selected at run time. A log mode builds the LNS
+        product, or two INT4 products, per cycle), selected at run time. ``"w4a8"`` (INT4 weights x INT8
+        activations): a weight lane's two INT4 weights meet two INT8 activations, so activation vectors
+        carry 2V lanes (:attr:`activation_lanes`); not with ``sparse``, nor with the ECP5 multipliers
+        (a :class:`~qmac.hw.spec.multipliers.Multiplier` with ``w4a8``). A log mode builds the LNS
         datapath (docs/lns.md): an LNS8 lane holds one code, an LNS4 lane two.
     max_k : int
         Longest reduction, in elements, of one tile in the mode with the fewest elements per beat (INT8
@@ -202,6 +205,14 @@ class CoreConfig:
             check_key("multiplier", self.multiplier, False,
                       f"{', '.join(n for n, m in MULTIPLIERS.items() if m.sparse)} ({mult.not_sparse})",
                       "is not allowed with sparse = true")
+        for mode in self.modes:
+            reason = self.datapath.sparse_reason_of(mode)
+            check_key("sparse", self.sparse, not (self.sparse and reason), f"false ({reason})",
+                      f"is not allowed with mode {mode!r}")
+        if "w4a8" in self.modes:
+            check_key("multiplier", self.multiplier, mult.w4a8,
+                      f"{', '.join(n for n, m in MULTIPLIERS.items() if m.w4a8)} ({mult.not_w4a8})",
+                      "is not allowed with mode 'w4a8'")
         check_key("multiplier", self.multiplier, self.group_lanes >= mult.min_group_lanes,
                   f"scale_lanes >= {mult.min_group_lanes} ({mult.group_reason})",
                   f"is not allowed with scale_lanes = {self.group_lanes}")
@@ -287,6 +298,18 @@ class CoreConfig:
     def elements_per_beat(self, mode):
         """Elements of one operand vector consumed per cycle in ``mode``."""
         return self.lanes * per_lane(mode)
+
+    @property
+    def activation_lanes(self):
+        """Byte lanes of one activation vector per beat: ``2V`` in sparse builds and with ``"w4a8"`` (a weight
+        lane's two INT8 activations at bytes ``2i``, ``2i + 1``; INT8 and INT4 tiles then use the even bytes),
+        else V."""
+        return self.datapath.activation_lanes
+
+    @property
+    def ctrl_mode_bits(self):
+        """Width of ``ctrl.mode``: 2, or 3 with ``"w4a8"`` (code 4)."""
+        return max(2, max(MODE_CODES[m] for m in self.modes).bit_length())
 
     @property
     def min_elements_per_beat(self):
@@ -388,6 +411,7 @@ PRESETS = {
     "tiny-sparse": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4"), max_k=1024, sparse=True),
     "tiny-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("int8", "int4"), max_k=1024, scale_bits=8,
                            scale_lanes=4),
+    "tiny-w4a8": CoreConfig(rows=2, cols=2, lanes=4, modes=("int8", "int4", "w4a8"), max_k=1024),
     "lns8": CoreConfig(modes=("lns8",)),
     "tiny-lns8": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=1024),
     "tiny-lns4-vsq": CoreConfig(rows=2, cols=2, lanes=8, modes=("lns4",), max_k=1024, scale_bits=4,

@@ -28,7 +28,7 @@ from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, LogSum
 from qmac.hw.spec.multipliers import MULTIPLIERS
 
 __all__ = ["Datapath", "IntDatapath", "LogDatapath", "DATAPATHS", "ORGANISATIONS", "DEFAULT_P_BITS",
-           "datapath_of", "mode_format", "code_range"]
+           "datapath_of", "mode_format", "code_range", "operand_mode"]
 
 #: Organisations of an LNS unit's bucket adders (:class:`qmac.hw.log_datapath.log_dot_product.LogDotProduct`).
 ORGANISATIONS = ("tree", "count")
@@ -72,9 +72,20 @@ class Datapath:
         return f"a non-empty subset of {names}" if cls.mixable else f"one of {names}"
 
     @classmethod
-    def code_range(cls, mode):
-        """``(lo, hi)`` of the codes of ``mode``."""
+    def code_range(cls, mode, activations=False):
+        """``(lo, hi)`` of the weight (with ``activations``: activation) codes of ``mode``."""
         raise NotImplementedError
+
+    @classmethod
+    def operand_mode(cls, mode, activations=False):
+        """The mode whose codes and lane packing the weights (with ``activations``: the activations) of
+        ``mode`` use: ``mode`` itself."""
+        return mode
+
+    @classmethod
+    def sparse_reason_of(cls, mode):
+        """``None`` if ``mode`` runs 2:4 sparse, else why not: :attr:`sparse_reason`."""
+        return cls.sparse_reason
 
     # -- checks (called by CoreConfig.__post_init__, in this order) ---------------------------------
 
@@ -98,6 +109,11 @@ class Datapath:
 
     def check_size(self):
         """Checks of the sizes ``max_k`` implies, after ``max_k`` itself is checked."""
+
+    @property
+    def activation_lanes(self):
+        """Byte lanes of one activation vector per beat: V."""
+        return self.config.lanes
 
     #: What to change when the exact accumulators pass 64 bits.
     max_k_hint = "lower max_k or scale_bits"
@@ -149,9 +165,30 @@ class IntDatapath(Datapath):
     scale_kinds = ("int", "pow2")
 
     @classmethod
-    def code_range(cls, mode):
-        """Two's complement codes."""
-        return cls.modes[mode].code.min, cls.modes[mode].code.max
+    def code_range(cls, mode, activations=False):
+        """Two's complement codes (W4A8: INT4 weights, INT8 activations)."""
+        code = cls.modes[mode].activation_code if activations else cls.modes[mode].code
+        return code.min, code.max
+
+    @classmethod
+    def operand_mode(cls, mode, activations=False):
+        """``"int8"`` for W4A8's activations, else ``mode``."""
+        return cls.modes[mode].operands[1].name if activations else mode
+
+    @classmethod
+    def sparse_reason_of(cls, mode):
+        """A mode with wider activations (W4A8) has none: its beat already takes 2V activation lanes."""
+        if cls.modes[mode].activation_lanes > 1:
+            return "a W4A8 beat already takes 2V activation lanes; 2:4 selection would need 4V"
+        return None
+
+    @property
+    def activation_lanes(self):
+        """2V with ``sparse``, else V times the most activation lanes a mode's weight lane meets (W4A8: 2)."""
+        cfg = self.config
+        if cfg.sparse:
+            return 2 * cfg.lanes
+        return cfg.lanes * max(self.modes[m].activation_lanes for m in cfg.modes)
 
     @property
     def beat_range(self):
@@ -193,8 +230,8 @@ class LogDatapath(Datapath):
     max_k_hint = "lower max_k, scale_bits or p_bits, or set q_floor"
 
     @classmethod
-    def code_range(cls, mode):
-        """Unsigned codes."""
+    def code_range(cls, mode, activations=False):
+        """Unsigned codes, the same for both operands."""
         return 0, (1 << cls.modes[mode].bits) - 1
 
     def check_keys(self):
@@ -328,6 +365,13 @@ def mode_format(mode):
     return datapath_of(mode).modes[mode]
 
 
-def code_range(mode):
-    """``(lo, hi)`` of the codes of ``mode``: two's complement for INT, unsigned LNS codes."""
-    return datapath_of(mode).code_range(mode)
+def code_range(mode, activations=False):
+    """``(lo, hi)`` of the weight (with ``activations``: activation) codes of ``mode``: two's complement for
+    INT (W4A8: INT4 weights, INT8 activations), unsigned LNS codes."""
+    return datapath_of(mode).code_range(mode, activations)
+
+
+def operand_mode(mode, activations=False):
+    """The mode whose codes and lane packing the weights (with ``activations``: the activations) of ``mode``
+    use: ``"int8"`` for W4A8's activations, else ``mode`` itself."""
+    return datapath_of(mode).operand_mode(mode, activations)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from qmac.hw.spec.checks import MAX_SCALE_BITS, is_int
 
-__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "ELEMENT_FORMATS", "modes_valid", "lane_range",
+__all__ = ["IntFormat", "ROUNDINGS", "ElementFormat", "INT8", "INT4", "W4A8", "ELEMENT_FORMATS", "modes_valid",
+           "mode_flags", "lane_range",
            "ScaleFormat",
            "SCALE_KINDS"]
 
@@ -113,32 +114,60 @@ class IntFormat:
 class ElementFormat:
     """An integer element format of the MAC datapath and its packing into 8-bit operand lanes.
 
-    A lane is one byte of an operand bus. It holds ``8 // bits`` elements; element ``j`` of a lane
-    occupies bits ``[j*bits, (j+1)*bits)`` (first element in the least significant bits).
+    A weight lane is one byte of the weight bus. It holds ``8 // bits`` weight elements; element ``j`` of a
+    lane occupies bits ``[j*bits, (j+1)*bits)`` (first element in the least significant bits). Activations
+    are ``activation_bits`` wide, packed the same way: with ``activation_bits == bits`` (INT8, INT4) an
+    activation lane holds the elements that meet the weight lane's; with wider activations (W4A8) the
+    ``per_lane`` activations of one weight lane fill :attr:`activation_lanes` consecutive bytes.
 
     Parameters
     ----------
     name : str
-        Mode name used by configs and the CLI (``"int8"``, ``"int4"``).
+        Mode name used by configs and the CLI (``"int8"``, ``"int4"``, ``"w4a8"``).
     bits : int
-        Element width, 4 or 8.
+        Weight element width, 4 or 8.
+    activation_bits : int or None
+        Activation element width, 4 or 8, at least ``bits``; ``None`` (default) means ``bits``.
     """
     name: str
     bits: int
+    activation_bits: int | None = None
 
     def __post_init__(self):
         if self.bits not in (4, 8):
             raise ValueError(f"element width must be 4 or 8, not {self.bits!r}")
+        if self.activation_bits is not None and self.activation_bits not in range(self.bits, 9, 4):
+            raise ValueError(f"activation element width must be 4 or 8 and at least {self.bits}, "
+                             f"not {self.activation_bits!r}")
 
     @property
     def code(self):
-        """Two's-complement code format: INT8 in [-128, 127], INT4 in [-8, 7]."""
+        """Two's-complement weight code format: INT8 in [-128, 127], INT4 (and W4A8 weights) in [-8, 7]."""
         return IntFormat(self.bits)
 
     @property
+    def activation_code(self):
+        """Two's-complement activation code format (W4A8: INT8)."""
+        return IntFormat(self.activation_bits or self.bits)
+
+    @property
+    def operands(self):
+        """``(weight format, activation format)``, each a plain INT format (both ``self`` but for W4A8,
+        which gives ``(INT4, INT8)``): what the host quantizers and packers of each operand use."""
+        a = self.activation_bits or self.bits
+        if a == self.bits:
+            return self, self
+        return ElementFormat(f"int{self.bits}", self.bits), ElementFormat(f"int{a}", a)
+
+    @property
     def per_lane(self):
-        """Elements per 8-bit lane."""
+        """Weight elements per 8-bit weight lane (the MACs of one lane per cycle)."""
         return 8 // self.bits
+
+    @property
+    def activation_lanes(self):
+        """8-bit activation lanes that meet one weight lane: 1, or 2 for W4A8 (two INT8 activations)."""
+        return self.per_lane * (self.activation_bits or self.bits) // 8
 
     @property
     def qmax(self):
@@ -148,13 +177,15 @@ class ElementFormat:
     @property
     def product(self):
         """Exact range of one element product ``w * a``: ``(min, max)``."""
-        c = self.code
-        return c.min * c.max, c.min * c.min
+        w, a = self.code, self.activation_code
+        return min(w.min * a.max, w.max * a.min), w.min * a.min
 
 
 INT8 = ElementFormat("int8", 8)
 INT4 = ElementFormat("int4", 4)
-ELEMENT_FORMATS = {f.name: f for f in (INT8, INT4)}
+#: INT4 weights x INT8 activations: a weight lane's two INT4 weights meet two INT8 activations.
+W4A8 = ElementFormat("w4a8", 4, 8)
+ELEMENT_FORMATS = {f.name: f for f in (INT8, INT4, W4A8)}
 
 
 def modes_valid(modes):
@@ -163,9 +194,16 @@ def modes_valid(modes):
             and all(m in ELEMENT_FORMATS for m in modes))
 
 
+def mode_flags(modes):
+    """Mode-select inputs of a unit built with ``modes``: one 1-bit flag per built mode but the first (in
+    :data:`ELEMENT_FORMATS` order), high while that mode runs; all low selects the first mode. Both INT modes:
+    ``("int4",)``; INT8, INT4 and W4A8: ``("int4", "w4a8")``; one mode: none."""
+    return tuple(m for m in ELEMENT_FORMATS if m in modes)[1:]
+
+
 def lane_range(modes):
     """Exact range ``(lo, hi)`` of one lane's result over the given modes: an INT8 product, or the sum of a
-    lane's two INT4 products."""
+    lane's two INT4 products (W4A8: of two INT4 x INT8 products)."""
     fmts = [ELEMENT_FORMATS[m] for m in modes]
     return (min(f.per_lane * f.product[0] for f in fmts), max(f.per_lane * f.product[1] for f in fmts))
 

@@ -22,12 +22,13 @@ def accumulator_shape(config):
 
 
 def operand_layout(config, vectors, activations=False):
-    """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (``2V`` for the
-    activations of a sparse build; vector ``i``, lane ``j`` at bits ``[8*(i*lanes + j), +8)``), then with
+    """Payload of an operand stream: ``data``, ``vectors`` vectors of ``V`` byte lanes (for activations
+    :attr:`~qmac.hw.spec.config.CoreConfig.activation_lanes`: ``2V`` in sparse and W4A8 builds; vector ``i``,
+    lane ``j`` at bits ``[8*(i*lanes + j), +8)``), then with
     scale units ``scale``, G fields of S bits per vector (vector ``i``, group ``g`` at ``S*(i*G + g)``
     above ``data``; signed for log scales), then for the weights of a sparse build ``meta``, ``2V`` 2-bit
     indices per vector (vector ``i``, kept element ``e`` at ``2*(i*2V + e)`` above ``scale``)."""
-    lanes = 2 * config.lanes if config.sparse and activations else config.lanes
+    lanes = config.activation_lanes if activations else config.lanes
     fields = {"data": data.ArrayLayout(data.ArrayLayout(8, lanes), vectors)}
     if config.scale_bits:
         lo, hi = config.scale_format.field_range   # unsigned S bits, or signed S bits for log scales

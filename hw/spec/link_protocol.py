@@ -125,7 +125,7 @@ def beat_bytes(config, command):
     """Bytes of one operand beat of ``LOAD_W`` (R vectors) or ``LOAD_A`` (C vectors): the stream payload
     (:func:`qmac.hw.spec.layouts.operand_layout`) rounded up to whole bytes, least significant byte first."""
     vectors = {Command.LOAD_W: config.rows, Command.LOAD_A: config.cols}[command]
-    return payload_format(operand_layout(config, vectors)).bytes
+    return payload_format(operand_layout(config, vectors, activations=command == Command.LOAD_A)).bytes
 
 
 def row_bytes(config):

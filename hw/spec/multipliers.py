@@ -25,6 +25,9 @@ class Multiplier:
     #: Fewest lanes per scale group (per dot-product unit); :attr:`group_reason` says why.
     min_group_lanes = 1
     group_reason = None
+    #: Its lanes compute W4A8 (two INT4 x INT8 products per lane); else :attr:`not_w4a8` says why not.
+    w4a8 = True
+    not_w4a8 = None
     #: The dot products subtract per-vector corrections (Winograd's fast inner product) that the array
     #: computes once per operand vector, one per row and per column, and feeds every unit (ports ``ca``, ``cw``).
     corrections = False
@@ -54,6 +57,8 @@ class Mult18(Multiplier):
     the packed operands registered, then the :class:`~qmac.hw.lanes.mult18.Mult18`'s four stages)."""
     name = "mult18"
     stages = 5
+    w4a8 = False
+    not_w4a8 = "an 18x18 multiplier cannot pack two INT4 x INT8 products without overlap"
 
 
 class Mult18Fip(Multiplier):
@@ -70,6 +75,8 @@ class Mult18Fip(Multiplier):
     min_group_lanes = 2
     group_reason = "Winograd's terms pair the lanes of a scale group"
     corrections = True
+    w4a8 = False
+    not_w4a8 = Mult18.not_w4a8
 
 
 #: ``multiplier`` name -> its class, in the order the docs list them.

@@ -25,7 +25,8 @@ def add_parser(subparsers):
     p.add_argument("--weights", required=True, metavar="W.npy", help="N x K: integer codes, or floats")
     p.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
     p.add_argument("--format", default="int8", choices=list(MODES),
-                   help="int8/int4, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
+                   help="int8/int4, w4a8 (INT4 weights x INT8 activations; added to the config's modes if needed), "
+                        "or lns8/lns4 (the log datapath; the config is switched to it if needed)")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
     p.add_argument("--stall", type=number(0.0, 1.0, hi_open=True), metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat, in [0, 1) (default 0)")
@@ -116,7 +117,8 @@ def run(args):
         W, A = as_floats(W), as_floats(A)
         check_finite_product(files, W, A)
     else:
-        W, A = (as_codes(flag, path, x, code_range(mode)) for (flag, path), x in zip(files, (W, A)))
+        W, A = (as_codes(flag, path, x, code_range(mode, activations=flag == "--activations"))
+                for (flag, path), x in zip(files, (W, A)))
     k = W.shape[1]
     if args.vector is not None and args.vector > k:
         raise UsageError("--vector", args.vector, f"allowed: at most K = {k}, the reduction length of the inputs")
@@ -124,8 +126,8 @@ def run(args):
         cfg = core_for_mode(cfg, mode, k)
     except ConfigError as e:
         raise UsageError("--format", mode, str(e)) from None
-    if args.sparse and datapath.sparse_reason:
-        sparse = [m for cls in DATAPATHS if not cls.sparse_reason for m in cls.modes]
+    if args.sparse and datapath.sparse_reason_of(mode):
+        sparse = [m for cls in DATAPATHS for m in cls.modes if not cls.sparse_reason_of(m)]
         raise UsageError("--sparse", args.sparse, f"is not supported with --format {mode}; "
                          f"allowed: the {' and '.join(sparse)} formats")
     if args.scale == "vector":

@@ -62,13 +62,14 @@ def run(args):
         if mode not in config.modes:
             raise UsageError("--format", mode, f"is not built into the board's core; allowed: "
                              f"{', '.join(config.modes)}")
-        lo, hi = code_range(mode)
+        (lo, hi), (a_lo, a_hi) = code_range(mode), code_range(mode, activations=True)
         if args.weights is None:
             n, k, m = args.shape or (16, 64, 16)
             rng = np.random.default_rng(args.seed or 0)
-            W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+            W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(a_lo, a_hi + 1, (k, m))
         else:
-            W, A = (as_codes(flag, path, x, (lo, hi)) for flag, path, x in operands)
+            W, A = (as_codes(flag, path, x, code_range(mode, activations=flag == "--activations"))
+                    for flag, path, x in operands)
         result = driver.gemm(mode, W, A)
     except LinkError as e:
         return fail(f"host link: {e}")
