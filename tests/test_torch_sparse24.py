@@ -135,3 +135,103 @@ def test_golden_sparse_gemm_from_pytorch_layout():
     A = rng.integers(-128, 128, (64, 7))
     res = run_gemm(PRESETS["tiny-sparse"], "int8", decompress(sp), A, sparse=True)
     assert (res["Y"] == W @ A).all()
+
+
+def _gemm(capsys, *args):
+    import json
+    from qmac.cli import main
+    assert main(["gemm", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _torch_npz(path, W, **change):
+    """``W`` exported by PyTorch's own conversion (the transliteration above) into ``qmac gemm``'s .npz."""
+    values, meta = torch_from_dense_cutlass(W.astype(np.int8))
+    arrays = {"values": values, "meta": meta, "shape": np.array(W.shape)} | change
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+
+
+@pytest.mark.parametrize("engine", ["golden", "verilator"])
+def test_gemm_runs_pytorch_npz_exactly(request, tmp_path, capsys, monkeypatch, tb_build_root, engine):
+    """``qmac gemm --weights W.npz``: our exporter's (values, meta) (equal to PyTorch's, above) saved as .npz and
+    run sparse on the golden model and the compiled Verilator core: ``Y == W_dense @ A`` exactly, every fill
+    case of PyTorch's encoder present."""
+    request.node.add_marker(pytest.mark.xdist_group("cli-sparse"))
+    monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
+    rng = np.random.default_rng(19)
+    W = _sparse_int8(rng, 16, 128, empty=0.5)
+    W[0, :4] = [-128, 0, 0, 127]
+    values, meta = to_torch(W)
+    np.savez(tmp_path / "W.npz", values=values, meta=meta, shape=np.array([16, 128]))
+    A = rng.integers(-128, 128, (128, 5)).astype(np.int8)
+    np.save(tmp_path / "A.npy", A)
+    args = ["--preset", "tiny-sparse", "--weights", str(tmp_path / "W.npz"), "--activations",
+            str(tmp_path / "A.npy"), "--engine", engine, "--out", str(tmp_path / "Y.npy")]
+    r = _gemm(capsys, *args, *(["--stall", "0.2"] if engine != "golden" else []))
+    assert r["sparse"] == "2:4" and r["pruned"] is False
+    assert r["bit_exact"] is (None if engine == "golden" else True)
+    Y = np.load(tmp_path / "Y.npy")
+    assert Y.dtype == np.int64 and np.array_equal(Y, W.astype(np.int64) @ A.astype(np.int64))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"values": None, "meta": None, "shape": None, "X": np.ones(2)}, "has no 'values'; allowed:"),
+    ({"meta": None}, "has no 'meta'; allowed: an .npz with values (int8, N x K/2) and meta (int32, N x K/32) as "
+     "PyTorch's sparse_semi_structured_from_dense_cutlass returns them, and shape = [N, K]"),
+    ({"shape": None}, "has no 'shape'; allowed:"),
+    ({"extra": np.zeros(1)}, "has unknown keys ['extra']; allowed:"),
+    ({"values": np.zeros((16, 32), np.int16)}, "values holds int16 elements; allowed:"),
+    ({"meta": np.zeros((16, 2), np.uint32)}, "meta holds uint32 elements; allowed:"),
+    ({"shape": np.array([16.0, 64.0])}, "shape is float64 of shape (2,); allowed:"),
+    ({"shape": np.array([16, 64, 1])}, "shape is int64 of shape (3,); allowed:"),
+    ({"shape": np.array([16, 96])}, "shape is [16, 96]; allowed: N a positive multiple of 16 and K of 64 "
+     "(PyTorch's int8 semi-structured layout)"),
+    ({"shape": np.array([8, 64])}, "shape is [8, 64]; allowed: N a positive multiple of 16 and K of 64"),
+    ({"shape": np.array([16, 128])}, "values has shape (16, 32); allowed: (16, 64) for shape [16, 128]"),
+    ({"meta": np.zeros((16, 1), np.int32)}, "meta has shape (16, 1); allowed: (16, 2) for shape [16, 64]"),
+    ({"meta": np.full((16, 2), 0x55555555, np.int32)},
+     "meta: malformed 2:4 metadata: row 0 group 0 has equal indices (1, 1); allowed: nibbles of two ascending "
+     "positions in 0..3, in PyTorch's reordered layout"),
+    ({"meta": np.full((16, 2), 0x11111111, np.int32)}, "meta: malformed 2:4 metadata: row 0 group 0 has "
+     "descending indices (1, 0)"),
+])
+def test_gemm_refuses_bad_pytorch_npz(tmp_path, capsys, change, message):
+    from qmac.cli import main
+    W = _sparse_int8(np.random.default_rng(1), 16, 64)
+    _torch_npz(tmp_path / "W.npz", W, **change)
+    np.save(tmp_path / "A.npy", np.ones((64, 2), np.int8))
+    out = tmp_path / "Y.npy"
+    assert main(["gemm", "--weights", str(tmp_path / "W.npz"), "--activations", str(tmp_path / "A.npy"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qmac: error: --weights: {str(tmp_path / 'W.npz')!r}: {message}") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,a,message", [
+    (["--format", "int4"], np.ones((64, 2), np.int8),
+     "--format: 'int4': allowed with --weights W.npz: int8 (PyTorch's int8 semi-structured layout)"),
+    ([], np.ones((64, 2)), "--activations: '{A}': holds float64 elements; allowed with --weights W.npz: integer "
+     "INT8 codes"),
+    (["--scale", "mx"], np.ones((64, 2), np.int8),
+     "--scale: 'mx': applies only to float inputs or --weights W.npy; --weights W.npz holds INT8 codes"),
+    ([], np.ones((32, 2), np.int8), "--activations: '{A}': has shape (32, 2); allowed: 64 rows, the K of "
+     "--weights (16, 64)"),
+])
+def test_gemm_pytorch_npz_refuses_flags_that_do_not_fit(tmp_path, capsys, args, a, message):
+    from qmac.cli import main
+    _torch_npz(tmp_path / "W.npz", _sparse_int8(np.random.default_rng(2), 16, 64))
+    np.save(tmp_path / "A.npy", a)
+    assert main(["gemm", "--weights", str(tmp_path / "W.npz"), "--activations", str(tmp_path / "A.npy"),
+                 *args]) == 2
+    assert capsys.readouterr().err == f"qmac: error: {message.format(A=tmp_path / 'A.npy')}\n"
+
+
+def test_gemm_refuses_npy_named_npz(tmp_path, capsys):
+    from qmac.cli import main
+    with open(tmp_path / "W.npz", "wb") as f:
+        np.save(f, np.ones((16, 64), np.int8))
+    np.save(tmp_path / "A.npy", np.ones((64, 2), np.int8))
+    assert main(["gemm", "--weights", str(tmp_path / "W.npz"), "--activations", str(tmp_path / "A.npy")]) == 2
+    assert capsys.readouterr().err.startswith(f"qmac: error: --weights: {str(tmp_path / 'W.npz')!r}: is not an "
+                                              ".npz archive; allowed: an .npz with values")

@@ -12,8 +12,8 @@ from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_fo
 
 from .common import (UsageError, add_config_args, config_from_args, print_report, saturation_status,
                      stdout_to_stderr)
-from .inputs import (as_codes, as_floats, check_finite_product, e8m0_exponents, integer, load_array, number,
-                     output_file, write_atomically)
+from .inputs import (as_codes, as_floats, check_finite_product, e8m0_exponents, integer, load_array,
+                     load_torch_sparse24, number, output_file, write_atomically)
 from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
@@ -22,7 +22,9 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers):
     p = subparsers.add_parser("gemm", help="compute Y = W @ A on the golden model or the emitted RTL")
     add_config_args(p)
-    p.add_argument("--weights", required=True, metavar="W.npy", help="N x K: integer codes, or floats")
+    p.add_argument("--weights", required=True, metavar="W.npy",
+                   help="N x K: integer codes, or floats; or W.npz: PyTorch's 2:4 semi-structured int8 tensor "
+                        "(values, meta, shape), run as --sparse 2:4 --format int8 with integer activations")
     p.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
     p.add_argument("--format", default="int8", choices=list(MODES),
                    help="int8/int4, w4a8 (INT4 weights x INT8 activations; added to the config's modes if needed), "
@@ -84,6 +86,21 @@ def _check_flags(args, is_float, kinds):
                              "(uint8), one per 32 K elements")
 
 
+def _check_torch_sparse(args, A):
+    """``--weights W.npz`` (PyTorch's 2:4 int8 tensor) is INT8 2:4 codes: it implies ``--sparse 2:4`` and takes
+    integer activation codes and no quantization flags."""
+    if A.dtype.kind != "i" and A.dtype.kind != "u":
+        raise UsageError("--activations", args.activations, f"holds {A.dtype} elements; allowed with --weights "
+                         "W.npz: integer INT8 codes")
+    if args.format != "int8":
+        raise UsageError("--format", args.format, "allowed with --weights W.npz: int8 (PyTorch's int8 "
+                         "semi-structured layout)")
+    if args.scale != "per-tensor":
+        raise UsageError("--scale", args.scale, "applies only to float inputs or --weights W.npy; "
+                         "--weights W.npz holds INT8 codes")
+    args.sparse = "2:4"
+
+
 def _mx_operands(args, W, A):
     """Precomputed MXINT8 operands: codes ``W``, ``A`` and the E8M0 exponent files, checked, as
     :class:`~qmac.sim.mx.MxWindowed` tensors."""
@@ -102,7 +119,11 @@ def run(args):
     output_file("--out", args.out, (".npy",))
     cfg = config_from_args(args)
     files = (("--weights", args.weights), ("--activations", args.activations))
-    W, A = (load_array(flag, path) for flag, path in files)
+    if args.weights.lower().endswith(".npz"):
+        W, A = load_torch_sparse24(*files[0]), load_array(*files[1])
+        _check_torch_sparse(args, A)
+    else:
+        W, A = (load_array(flag, path) for flag, path in files)
     if W.shape[1] != A.shape[0]:
         raise UsageError("--activations", args.activations, f"has shape {A.shape}; allowed: {W.shape[1]} rows, "
                          f"the K of --weights {W.shape}")

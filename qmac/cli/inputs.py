@@ -10,13 +10,14 @@ import math
 import os
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .common import UsageError
 
-__all__ = ["integer", "number", "load_array", "as_codes", "as_floats", "check_finite_product", "e8m0_exponents",
+__all__ = ["integer", "number", "load_array", "load_torch_sparse24", "as_codes", "as_floats", "check_finite_product", "e8m0_exponents",
            "output_file", "output_dir", "write_atomically"]
 
 #: Float input elements whose magnitudes stay below this keep ``W @ A`` finite in float64 for any K we accept:
@@ -108,6 +109,65 @@ def load_array(flag, path, kinds=("int", "float")):
                     else f"{v!r} (beyond float64)")
             raise UsageError(flag, path, f"holds {what} at {list(where)}; allowed: finite floats")
     return x
+
+
+#: What ``qmac gemm --weights W.npz`` accepts, for messages.
+_TORCH_NPZ = ("allowed: an .npz with values (int8, N x K/2) and meta (int32, N x K/32) as PyTorch's "
+              "sparse_semi_structured_from_dense_cutlass returns them, and shape = [N, K]")
+
+
+def load_torch_sparse24(flag, path):
+    """The dense N x K int64 weights of an ``.npz`` holding PyTorch's semi-structured (2:4) int8 tensor, checked.
+
+    The archive holds ``values`` (int8, N x K/2), ``meta`` (int32, N x K/32), both exactly as
+    ``torch.sparse._semi_structured_conversions.sparse_semi_structured_from_dense_cutlass`` returns them, and
+    ``shape`` (integers ``[N, K]``; N a positive multiple of 16, K of 64: PyTorch's int8 layout). Decoded by
+    :func:`qmac.sim.torch_sparse24.from_torch` (PyTorch's positions, fill included) and decompressed. Extra keys
+    are refused by name (they would be silently ignored otherwise).
+    """
+    from qmac.sim.sparse24 import decompress
+    from qmac.sim.torch_sparse24 import from_torch
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise UsageError(flag, path, f"is not an .npz archive; {_TORCH_NPZ}")
+            with z:
+                keys = set(z.files)
+                for key in ("values", "meta", "shape"):
+                    if key not in keys:
+                        raise UsageError(flag, path, f"has no {key!r}; {_TORCH_NPZ}")
+                if keys - {"values", "meta", "shape"}:
+                    raise UsageError(flag, path, f"has unknown keys {sorted(keys - {'values', 'meta', 'shape'})}; "
+                                     f"{_TORCH_NPZ}")
+                values, meta, shape = z["values"], z["meta"], z["shape"]
+    except FileNotFoundError:
+        raise UsageError(flag, path, f"no such file; {_TORCH_NPZ}") from None
+    except IsADirectoryError:
+        raise UsageError(flag, path, f"is a folder; {_TORCH_NPZ}") from None
+    except OSError as e:
+        raise UsageError(flag, path, f"cannot be read ({e.strerror or e}); {_TORCH_NPZ}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(flag, path, f"is not a readable .npz ({str(e).splitlines()[0] if str(e) else 'empty'}); "
+                         f"{_TORCH_NPZ}") from None
+    for key, x, dtype in (("values", values, np.int8), ("meta", meta, np.int32)):
+        if x.dtype != dtype:
+            raise UsageError(flag, path, f"{key} holds {x.dtype} elements; {_TORCH_NPZ}")
+    if shape.dtype.kind not in "iu" or shape.shape != (2,):
+        raise UsageError(flag, path, f"shape is {shape.dtype} of shape {shape.shape}; {_TORCH_NPZ}")
+    n, k = (int(d) for d in shape)
+    if n < 16 or n % 16 or k < 64 or k % 64:
+        raise UsageError(flag, path, f"shape is [{n}, {k}]; allowed: N a positive multiple of 16 and K of 64 "
+                         "(PyTorch's int8 semi-structured layout)")
+    for key, x, want in (("values", values, (n, k // 2)), ("meta", meta, (n, k // 32))):
+        if x.shape != want:
+            raise UsageError(flag, path, f"{key} has shape {x.shape}; allowed: {want} for shape [{n}, {k}]")
+    try:
+        return decompress(from_torch(values, meta, (n, k))).astype(np.int64)
+    except ValueError as e:
+        raise UsageError(flag, path, f"meta: {e}; allowed: nibbles of two ascending positions in 0..3, in "
+                         "PyTorch's reordered layout") from None
 
 
 def as_codes(flag, path, x, code_range):
