@@ -8,7 +8,7 @@ import numpy as np
 from qmac.hw.spec.requantize import MODES
 from qmac.sim.requantize import quantize_multiplier, requantize, tflite_shift_field
 
-__all__ = ["TFLiteFullyConnected", "read_fully_connected"]
+__all__ = ["TFLiteFullyConnected", "read_fully_connected", "find_operator", "int8_layer"]
 
 # Modes whose parameters come from a TFLite model, and the runtime kernel each reproduces.
 _KERNELS = ("gemmlowp", "tflite_optimized", "tflite_reference")
@@ -112,16 +112,36 @@ def read_fully_connected(model, index=0):
     """
     from ai_edge_litert import schema_py_generated as schema
 
+    m, graph, op = find_operator(model, "FULLY_CONNECTED", index)
+    t_w = graph.tensors[op.inputs[1]]
+    if len(t_w.shape) != 2:
+        raise ValueError("filter must be a constant 2-D tensor")
+    return int8_layer(schema, m, graph, op, TFLiteFullyConnected, {})
+
+
+def find_operator(model, name, index):
+    """``(model, subgraph, operator)``: the ``index``-th operator ``name`` (a ``BuiltinOperator`` name) of the
+    first subgraph of the flatbuffer ``model``, unpacked with ``ai-edge-litert``'s schema module; its fused
+    activation must be NONE."""
+    from ai_edge_litert import schema_py_generated as schema
+
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     graph = m.subgraphs[0]
     codes = [c.builtinCode if c.builtinCode else c.deprecatedBuiltinCode for c in m.operatorCodes]
-    ops = [op for op in graph.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED]
+    ops = [op for op in graph.operators if codes[op.opcodeIndex] == getattr(schema.BuiltinOperator, name)]
     if not 0 <= index < len(ops):
-        raise ValueError(f"FULLY_CONNECTED index must be within [0, {len(ops) - 1}], not {index}")
+        raise ValueError(f"{name} index must be within [0, {len(ops) - 1}], not {index}")
     op = ops[index]
     activation = op.builtinOptions.fusedActivationFunction if op.builtinOptions else 0
     if activation != schema.ActivationFunctionType.NONE:
         raise ValueError(f"fused activation must be NONE, not {activation}")
+    return m, graph, op
+
+
+def int8_layer(schema, m, graph, op, cls, extra):
+    """``cls(**fields, **extra)``: the int8 tensors of ``op`` (input 0, constant filter 1 with output channels
+    first, optional int32 bias 2, output 0) as :class:`TFLiteFullyConnected`'s fields, the filter flattened to
+    N x K in its own (row-major) order."""
     t_in, t_w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     t_b = graph.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
     t_out = graph.tensors[op.outputs[0]]
@@ -129,10 +149,10 @@ def read_fully_connected(model, index=0):
         if t.type != schema.TensorType.INT8:
             raise ValueError(f"{name} tensor type must be INT8, not {t.type}")
     w_buf = m.buffers[t_w.buffer].data
-    if w_buf is None or len(t_w.shape) != 2:
-        raise ValueError("filter must be a constant 2-D tensor")
-    n, k = (int(d) for d in t_w.shape)
-    weights = np.frombuffer(bytes(bytearray(w_buf)), dtype=np.int8).reshape(n, k).astype(np.int64)
+    if w_buf is None:
+        raise ValueError("filter must be a constant tensor")
+    n = int(t_w.shape[0])
+    weights = np.frombuffer(bytes(bytearray(w_buf)), dtype=np.int8).reshape(n, -1).astype(np.int64)
     if any(t_w.quantization.zeroPoint):
         raise ValueError("filter zero points must be 0")
     bias = np.zeros(n, dtype=np.int64)
@@ -141,9 +161,10 @@ def read_fully_connected(model, index=0):
             raise ValueError(f"bias tensor type must be INT32, not {t_b.type}")
         bias = np.frombuffer(bytes(bytearray(m.buffers[t_b.buffer].data)), dtype="<i4").astype(np.int64)
     w_scales = np.asarray(t_w.quantization.scale, dtype=np.float32)
-    return TFLiteFullyConnected(
+    return cls(
         weights=weights, bias=bias,
         input_zero_point=int(t_in.quantization.zeroPoint[0]), output_zero_point=int(t_out.quantization.zeroPoint[0]),
         input_scale=float(np.float32(t_in.quantization.scale[0])),
         output_scale=float(np.float32(t_out.quantization.scale[0])),
-        filter_scales=np.broadcast_to(w_scales.astype(np.float64), (n,)).copy(), per_channel=w_scales.size > 1)
+        filter_scales=np.broadcast_to(w_scales.astype(np.float64), (n,)).copy(), per_channel=w_scales.size > 1,
+        **extra)
