@@ -14,7 +14,7 @@ from qmac.hw.spec.config import ConfigError, per_lane
 from qmac.hw.spec.datapath import datapath_of
 from qmac.hw.spec.multipliers import MULTIPLIERS
 from qmac.sim.datapaths import GOLDEN, golden
-from qmac.sim.mx import MX_BLOCK, mx_window, quantize_mxint8
+from qmac.sim.mx import MX_BLOCK, MX_ELEMENTS, mx_window, quantize_mx
 from qmac.sim.quantize import MAX_SCALE_BITS
 
 __all__ = ["Scheme", "with_changes", "core_for_mode", "core_for_sparse", "core_for_scales", "prune_weights",
@@ -29,10 +29,12 @@ class Scheme:
     Members
     -------
     format : str
-        Datapath mode: ``int8``, ``int4``, ``lns8`` or ``lns4``.
+        Datapath mode: ``int8``, ``int4``, ``w4a8``, ``lns8`` or ``lns4``; with ``scale = "mx"`` the MX element
+        format instead (:data:`qmac.sim.mx.MX_ELEMENTS`: ``int8`` MXINT8, ``int4`` MXINT4-style, ``fp4`` MXFP4),
+        whose lanes' mode is :attr:`mode`.
     scale : str
-        ``per-tensor``, ``per-channel`` (INT only), ``vector``, or ``mx`` (OCP MXINT8, int8 only: 32-element blocks
-        with E8M0 scales, :func:`qmac.sim.mx.quantize_mxint8`, run through 4-bit pow2 scales by
+        ``per-tensor``, ``per-channel`` (INT only), ``vector``, or ``mx`` (OCP MX: 32-element blocks with E8M0
+        scales, :func:`qmac.sim.mx.quantize_mx`, run through 4-bit pow2 scales by
         :func:`qmac.sim.mx.mx_window`).
     vector : int
         Elements per vector with ``scale="vector"``.
@@ -58,6 +60,27 @@ class Scheme:
     clip: str = "max"
     sparse: bool = False
     scale_rounding: str = "nearest"
+
+    @property
+    def mx_element(self):
+        """The :class:`~qmac.sim.mx.MxElement` of ``format`` with ``scale = "mx"``, else ``None``.
+
+        Raises
+        ------
+        ConfigError
+            ``scale = "mx"`` with a format that is no MX element format.
+        """
+        if self.scale != "mx":
+            return None
+        if self.format not in MX_ELEMENTS:
+            raise ConfigError(f"--scale mx is not supported with --format {self.format}; allowed: "
+                              f"{', '.join(f'{k} ({e.name})' for k, e in MX_ELEMENTS.items())}")
+        return MX_ELEMENTS[self.format]
+
+    @property
+    def mode(self):
+        """The core mode that runs this scheme: :attr:`format`, or the MX element's lane mode (MXFP4: int8)."""
+        return self.mx_element.lane_mode if self.scale == "mx" else self.format
 
     @property
     def vector_length(self):
@@ -145,11 +168,13 @@ def core_for_scales(cfg, scheme, k, notify=_note):
     4-bit pow2 fields each covering a divisor of 32 INT8 elements (a block's field is repeated over its groups);
     a core without such units gets ``scale_lanes = min(lanes, 32)``: one field per block where the lanes allow."""
     if scheme.scale == "mx":
-        bits, group = scheme.bits, cfg.group_elements("int8")
+        bits, mode = scheme.bits, scheme.mode
+        group = cfg.group_elements(mode)
         if cfg.scale_bits == bits and cfg.scale_kind == "pow2" and MX_BLOCK % group == 0:
             return cfg
-        lanes = {} if cfg.scale_bits and MX_BLOCK % group == 0 else {"scale_lanes": min(cfg.lanes, MX_BLOCK)}
-        return with_changes(cfg, f"--scale mx needs {bits}-bit pow2 scales over at most {MX_BLOCK} int8 elements",
+        lanes = {} if cfg.scale_bits and MX_BLOCK % group == 0 else \
+            {"scale_lanes": min(cfg.lanes, MX_BLOCK // per_lane(mode))}
+        return with_changes(cfg, f"--scale mx needs {bits}-bit pow2 scales over at most {MX_BLOCK} {mode} elements",
                             notify, scale_bits=bits, scale_kind="pow2", **lanes, k=k)
     if scheme.scale != "vector":
         return cfg
@@ -179,9 +204,7 @@ def prune_weights(W, A):
 
 def _quantize(cfg, scheme, x, axis):
     if scheme.scale == "mx":
-        if scheme.format != "int8":
-            raise ConfigError(f"--scale mx is not supported with --format {scheme.format}; allowed: int8 (MXINT8)")
-        return mx_window(quantize_mxint8(x, axis), scheme.bits)
+        return mx_window(quantize_mx(x, axis, scheme.mx_element), scheme.bits)
     host = golden(cfg)
     if scheme.scale not in host.schemes:
         raise ConfigError(f"--scale {scheme.scale} is not supported with --format {scheme.format}; "
@@ -220,7 +243,7 @@ def quantized_operands(cfg, scheme, qw, qa):
     from qmac.sim.gemm import core_scales, plan_gemm
     w_scales = a_scales = None
     if scheme.scale in ("vector", "mx"):
-        plan = plan_gemm(cfg, scheme.format, qw.codes.shape, qa.codes.shape, scheme.sparse)
+        plan = plan_gemm(cfg, scheme.mode, qw.codes.shape, qa.codes.shape, scheme.sparse)
         w_scales, a_scales = core_scales(qw, plan), core_scales(qa, plan)
     return QuantizedOperands(qw.codes, qa.codes, w_scales, a_scales, qw, qa)
 
@@ -276,7 +299,7 @@ def prepare_operands(cfg, scheme, W, A, notify=_note):
     floats quantized. Raises :class:`~qmac.hw.spec.config.ConfigError` (a ValueError) when the scheme does not
     fit, ValueError for codes out of the mode's range."""
     from qmac.hw.spec.config import code_range
-    mode = scheme.format
+    mode = scheme.mode
     k = W.shape[1]
     cfg = core_for_mode(cfg, mode, k, notify)
     report = {}

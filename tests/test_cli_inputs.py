@@ -58,7 +58,8 @@ CASES = [
     (G + ["--weights", "3d.npy", "--activations", "A.npy"], "--weights: '3d.npy': has shape (1, 3, 8)..."),
     (G + ["--weights", "e.npy", "--activations", "A.npy"], "--weights: 'e.npy': has shape (0, 8)..."),
     (G + ["--weights", "W.npz", "--activations", "A.npy"],
-     "--weights: 'W.npz': is an .npz archive; allowed: one array in a .npy file (numpy.save)"),
+     "--weights: 'W.npz': has no 'values'; allowed: an .npz with values (int8, N x K/2) and meta (int32, N x K/32) "
+     "as PyTorch's sparse_semi_structured_from_dense_cutlass returns them, and shape = [N, K]"),
     (G + ["--weights", "empty.npy", "--activations", "A.npy"],
      "--weights: 'empty.npy': is empty; allowed: a .npy file (numpy.save)"),
     (G + ["--weights", "/dev/null", "--activations", "A.npy"], "--weights: '/dev/null': is empty..."),
@@ -121,7 +122,7 @@ CASES = [
     (["generate", "--config", "out", "--out", "out/gen"], "--config: 'out': cannot be read: Is a directory"),
     # argparse's own complaints, as one line
     (["gemm"], "--weights, --activations: (missing): required by 'qmac gemm'"),
-    (G + WA + ["--format", "int3"], "--format: 'int3': allowed: int8, int4, w4a8, lns8, lns4"),
+    (G + WA + ["--format", "int3"], "--format: 'int3': allowed: int8, int4, w4a8, lns8, lns4, fp4"),
     (G + WA + ["--vector"], "--vector: (missing): allowed: one value"),
     (G + WA + ["--bogus"], "--bogus: unrecognized: allowed: the options 'qmac COMMAND --help' lists"),
     (["frob"], "COMMAND: 'frob': allowed: generate, gemm, eval, model, synth, energy, explore, presets, bitstream, run, test"),

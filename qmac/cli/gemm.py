@@ -7,6 +7,7 @@ import numpy as np
 from qmac.hw.spec.config import MODES, ConfigError, code_range
 from qmac.hw.spec.datapath import DATAPATHS, datapath_of
 from qmac.sim.datapaths import GOLDEN
+from qmac.sim.mx import MX_ELEMENTS
 from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_for_sparse, prune_weights,
                                  quantize_activations, quantize_weights, quantized_operands, to_float)
 
@@ -26,16 +27,19 @@ def add_parser(subparsers):
                    help="N x K: integer codes, or floats; or W.npz: PyTorch's 2:4 semi-structured int8 tensor "
                         "(values, meta, shape), run as --sparse 2:4 --format int8 with integer activations")
     p.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
-    p.add_argument("--format", default="int8", choices=list(MODES),
+    p.add_argument("--format", default="int8", choices=list(MODES) + ["fp4"],
                    help="int8/int4, w4a8 (INT4 weights x INT8 activations; added to the config's modes if needed), "
-                        "or lns8/lns4 (the log datapath; the config is switched to it if needed)")
+                        "or lns8/lns4 (the log datapath; the config is switched to it if needed); with --scale mx "
+                        "the element format: int8 (MXINT8), int4 (MXINT4-style, INT4 lanes), fp4 (MXFP4 E2M1, "
+                        "on INT8 lanes)")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
     p.add_argument("--stall", type=number(0.0, 1.0, hi_open=True), metavar="P",
                    help="RTL engines: probability of a valid gap / ready drop per beat, in [0, 1) (default 0)")
     p.add_argument("--seed", type=integer(0, MAX_SEED), help="RTL engines: seed of the stalls (default 0)")
     add_quantization_args(p, mx=True)
     p.add_argument("--weight-scales", metavar="WS.npy",
-                   help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), N x ceil(K/32)")
+                   help="--scale mx with integer codes (fp4: uint8 E2M1 codes 0..15): E8M0 biased exponents "
+                        "(uint8, 0..254), N x ceil(K/32)")
     p.add_argument("--activation-scales", metavar="AS.npy",
                    help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), ceil(K/32) x M")
     p.add_argument("--out", metavar="Y.npy",
@@ -76,8 +80,6 @@ def _check_flags(args, is_float, kinds):
     if mx and args.clip is not None:
         raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
                          "(OCP MX v1.0)")
-    if mx and args.format != "int8":
-        raise UsageError("--format", args.format, "allowed with --scale mx: int8 (MXINT8 elements)")
     if mx and args.sparse:
         raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MXINT8")
     for flag, value in (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales)):
@@ -101,8 +103,29 @@ def _check_torch_sparse(args, A):
     args.sparse = "2:4"
 
 
-def _mx_operands(args, W, A):
-    """Precomputed MXINT8 operands: codes ``W``, ``A`` and the E8M0 exponent files, checked, as
+def _mx_element(args):
+    """The MX element format of ``--scale mx --format``, ``None`` without ``--scale mx``; ``fp4`` only with it."""
+    if args.scale != "mx":
+        if args.format == "fp4":
+            raise UsageError("--format", args.format, "applies only to --scale mx (MXFP4: E2M1 elements on INT8 "
+                             "lanes)")
+        return None
+    if args.format not in MX_ELEMENTS:
+        raise UsageError("--format", args.format, "allowed with --scale mx: " +
+                         ", ".join(f"{k} ({e.name})" for k, e in MX_ELEMENTS.items()))
+    return MX_ELEMENTS[args.format]
+
+
+def _mx_codes(flag, path, x, element):
+    """Precomputed MX element codes: two's complement in the element's range, or E2M1 codes (uint8, 0..15)."""
+    if element.e2m1 and x.dtype != np.uint8:
+        raise UsageError(flag, path, f"holds {x.dtype} elements; allowed: uint8 E2M1 codes 0..15 (bit 3 sign, "
+                         "bits 2..1 exponent, bit 0 mantissa)")
+    return as_codes(flag, path, x, element.code_range)
+
+
+def _mx_operands(args, W, A, element):
+    """Precomputed MX operands: element codes ``W``, ``A`` and the E8M0 exponent files, checked, as
     :class:`~qmac.sim.mx.MxWindowed` tensors."""
     from qmac.sim.mx import MX_BLOCK, mx_tensor, mx_window
     blocks = -(-W.shape[1] // MX_BLOCK)
@@ -110,7 +133,7 @@ def _mx_operands(args, W, A):
     flags = (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales))
     ws, as_ = (e8m0_exponents(flag, path, load_array(flag, path, ("int",)), shape)
                for (flag, path), shape in zip(flags, shapes))
-    return mx_window(mx_tensor(W, ws, 1)), mx_window(mx_tensor(A, as_, 0))
+    return mx_window(mx_tensor(W, ws, 1, element)), mx_window(mx_tensor(A, as_, 0, element))
 
 
 def run(args):
@@ -127,7 +150,8 @@ def run(args):
     if W.shape[1] != A.shape[0]:
         raise UsageError("--activations", args.activations, f"has shape {A.shape}; allowed: {W.shape[1]} rows, "
                          f"the K of --weights {W.shape}")
-    mode = args.format
+    element = _mx_element(args)
+    mode = element.lane_mode if element else args.format
     is_float = W.dtype.kind == "f" or A.dtype.kind == "f"
     datapath, host = datapath_of(mode), GOLDEN[datapath_of(mode)]
     _check_flags(args, is_float, datapath.scale_kinds)
@@ -137,6 +161,8 @@ def run(args):
     if is_float:
         W, A = as_floats(W), as_floats(A)
         check_finite_product(files, W, A)
+    elif element:
+        W, A = (_mx_codes(flag, path, x, element) for (flag, path), x in zip(files, (W, A)))
     else:
         W, A = (as_codes(flag, path, x, code_range(mode, activations=flag == "--activations"))
                 for (flag, path), x in zip(files, (W, A)))
@@ -163,10 +189,10 @@ def run(args):
         cfg = core_for_sparse(cfg)
     mx = args.scale == "mx"
     if is_float or mx:
-        scheme = Scheme(mode, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse),
+        scheme = Scheme(args.format, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse),
                         args.scale_rounding or "nearest")
         if not is_float:
-            qw, qa = _mx_operands(args, W, A)
+            qw, qa = _mx_operands(args, W, A, element)
         else:
             try:
                 qw, qa = quantize_weights(cfg, scheme, W), quantize_activations(cfg, scheme, A)
@@ -200,6 +226,7 @@ def run(args):
     report.update(cfg.datapath.result_fields())
     if mx:
         report.update(_mx_report(res["Y"], res["saturated"], ops, notes))
+        report["format"] = args.format
     if is_float or mx:
         Y = to_float(cfg, ops, Y)
         report["scale"] = args.scale
@@ -234,7 +261,7 @@ def _mx_report(Y, saturated, ops, notes):
     if wide:
         notes.append(f"mx_outputs_rounded: {wide} results pass 2**53 in magnitude and may be rounded (once, to "
                      "nearest even) in float64")
-    return {"mx_block": ops.qw.vector, "mx_blocks_out_of_window": rounded,
+    return {"mx_element": ops.qw.element.name, "mx_block": ops.qw.vector, "mx_blocks_out_of_window": rounded,
             "mx_blocks_shifted": ops.qw.shifted_blocks + ops.qa.shifted_blocks, "mx_outputs_rounded": wide,
             "mx_exact": not rounded and not wide and not saturated}
 
