@@ -122,8 +122,8 @@ class MxTensor:
     exponents: np.ndarray
     axis: int
     length: int
-    element: MxElement = MXINT8
-    elements: np.ndarray = None
+    element: MxElement
+    elements: np.ndarray
 
     def dequantize(self):
         """The values ``P * 2**(E - 127 - s)`` as float64 (exact: every one is a float64 normal number),

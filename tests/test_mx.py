@@ -435,3 +435,10 @@ def test_gemm_mxfp4_refuses_bad_codes(tmp_path, capsys, monkeypatch, W, message)
                  "--out", "Y.npy"]) == 2
     assert capsys.readouterr().err == f"qmac: error: {message}\n"
     assert not (tmp_path / "Y.npy").exists()
+
+
+def test_quantize_mx_refuses_an_unknown_element():
+    with pytest.raises(TypeError, match=r"^element must be an MxElement \(MXINT8, MXINT4, MXFP4\), not 'fp4'$"):
+        quantize_mx(np.ones((1, 4)), 1, "fp4")
+    with pytest.raises(TypeError, match=r"^element must be an MxElement"):
+        mx_tensor(np.ones((1, 4), dtype=np.int8), np.ones((1, 1), dtype=np.uint8), 1, None)

@@ -24,8 +24,9 @@ def add_parser(subparsers):
     p = subparsers.add_parser("gemm", help="compute Y = W @ A on the golden model or the emitted RTL")
     add_config_args(p)
     p.add_argument("--weights", required=True, metavar="W.npy",
-                   help="N x K: integer codes, or floats; or W.npz: PyTorch's 2:4 semi-structured int8 tensor "
-                        "(values, meta, shape), run as --sparse 2:4 --format int8 with integer activations")
+                   help="N x K: integer codes (--scale mx --format fp4: uint8 E2M1 codes 0..15), or floats; or "
+                        "W.npz: PyTorch's 2:4 semi-structured int8 tensor (values, meta, shape), run as --sparse 2:4 "
+                        "--format int8 with integer activations")
     p.add_argument("--activations", required=True, metavar="A.npy", help="K x M: integer codes, or floats")
     p.add_argument("--format", default="int8", choices=list(MODES) + ["fp4"],
                    help="int8/int4, w4a8 (INT4 weights x INT8 activations; added to the config's modes if needed), "
@@ -38,8 +39,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=integer(0, MAX_SEED), help="RTL engines: seed of the stalls (default 0)")
     add_quantization_args(p, mx=True)
     p.add_argument("--weight-scales", metavar="WS.npy",
-                   help="--scale mx with integer codes (fp4: uint8 E2M1 codes 0..15): E8M0 biased exponents "
-                        "(uint8, 0..254), N x ceil(K/32)")
+                   help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), N x ceil(K/32)")
     p.add_argument("--activation-scales", metavar="AS.npy",
                    help="--scale mx with integer codes: E8M0 biased exponents (uint8, 0..254), ceil(K/32) x M")
     p.add_argument("--out", metavar="Y.npy",
@@ -81,7 +81,7 @@ def _check_flags(args, is_float, kinds):
         raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
                          "(OCP MX v1.0)")
     if mx and args.sparse:
-        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MXINT8")
+        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MX blocks")
     for flag, value in (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales)):
         if mx and not is_float and value is None:
             raise UsageError(flag, value, "is required with --scale mx and integer codes: E8M0 biased exponents "
@@ -91,7 +91,7 @@ def _check_flags(args, is_float, kinds):
 def _check_torch_sparse(args, A):
     """``--weights W.npz`` (PyTorch's 2:4 int8 tensor) is INT8 2:4 codes: it implies ``--sparse 2:4`` and takes
     integer activation codes and no quantization flags."""
-    if A.dtype.kind != "i" and A.dtype.kind != "u":
+    if A.dtype.kind not in "iu":
         raise UsageError("--activations", args.activations, f"holds {A.dtype} elements; allowed with --weights "
                          "W.npz: integer INT8 codes")
     if args.format != "int8":
@@ -189,8 +189,8 @@ def run(args):
         cfg = core_for_sparse(cfg)
     mx = args.scale == "mx"
     if is_float or mx:
-        scheme = Scheme(args.format, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip, bool(args.sparse),
-                        args.scale_rounding or "nearest")
+        scheme = Scheme(args.format, args.scale, args.vector, args.scale_bits, args.scale_kind, args.clip,
+                        bool(args.sparse), args.scale_rounding or "nearest")
         if not is_float:
             qw, qa = _mx_operands(args, W, A, element)
         else:

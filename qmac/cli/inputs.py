@@ -17,8 +17,8 @@ import numpy as np
 
 from .common import UsageError
 
-__all__ = ["integer", "number", "load_array", "load_torch_sparse24", "as_codes", "as_floats", "check_finite_product", "e8m0_exponents",
-           "output_file", "output_dir", "write_atomically"]
+__all__ = ["integer", "number", "load_array", "load_torch_sparse24", "as_codes", "as_floats", "check_finite_product",
+           "e8m0_exponents", "output_file", "output_dir", "write_atomically"]
 
 #: Float input elements whose magnitudes stay below this keep ``W @ A`` finite in float64 for any K we accept:
 #: :func:`check_finite_product` checks ``max|W| * max|A| * K`` against it (a quarter of the largest float64, so
