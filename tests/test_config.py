@@ -188,7 +188,7 @@ def test_integer_keys_take_integers(changes, message):
     (b"rows = " + b"[" * 20 + b"]" * 20 + b"\n", "nests arrays or tables too deeply; allowed: at most 8 levels"),
     (b"rows = " + b"9" * 5000 + b"\n", "holds an integer of thousands of digits; allowed: integers of at most 64 "
                                       "bits"),
-    (b"rows = " + b"9" * 100 + b"\n", "holds an integer of 333 bits; allowed: integers of at most 64 bits"),
+    (b"rows = " + b"9" * 100 + b"\n", "holds an integer of 333 bits in key 'rows'; allowed: integers of at most 64 bits"),
     (b"# " + b"x" * (1 << 20) + b"\nrows = 4\n", "is larger than 1048576 bytes; allowed: a config of a few keys"),
 ])
 def test_load_config_rejects_hostile_files(tmp_path, content, message):

@@ -477,6 +477,7 @@ def load_config(path):
     if depth > _MAX_DEPTH:
         raise ConfigError(f"{where} nests arrays or tables too deeply; allowed: at most {_MAX_DEPTH} levels")
     if bits > _MAX_INT_BITS:
-        raise ConfigError(f"{where} holds an integer of {bits} bits; allowed: integers of at most "
-                          f"{_MAX_INT_BITS} bits")
+        key = next(k for k, v in values.items() if _deepest(v)[1] == bits)
+        raise ConfigError(f"{where} holds an integer of {bits} bits in key {key!r}; allowed: integers of at "
+                          f"most {_MAX_INT_BITS} bits")
     return CoreConfig.from_dict(values)
