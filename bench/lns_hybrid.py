@@ -86,7 +86,7 @@ def area_rows(variants, lanes, max_k, rows_per_column, timeout):
                + ("" if frac is None else f"_f{frac}") + (f"_s{scale_bits}" if scale_bits else ""))
         unit = transistors(MacUnit(config), f"mac_unit_{tag}", timeout)
         combine = bits = None
-        if config.lns:
+        if config.log_format is not None:
             combine = transistors(LogCombine(config.replace(rows=rows_per_column)), f"log_combine_{tag}", timeout)
             bits = (config.bucket_format.bits, config.acc_format.bits)
         out.append((mode, b, pm, q_floor, config.log_format, scale_bits, unit, combine, bits))
