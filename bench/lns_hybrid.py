@@ -9,7 +9,7 @@ Two tables:
   ``stat -tech cmos`` (:func:`qmac.toolchain.synth.synth_generic`, cached in ``build/synth-cache/``).
 - **sqnr:** W (N x K) and A (K x M) of i.i.d. unit-variance data, quantized along K (``quantize_log``,
   clip ``mse``, per tensor or with S-bit log scales per vector of V) and multiplied by the golden model of
-  the LNS datapath (:func:`qmac.sim.log_dot_product.bucket_sums`, ``combine``) for each (b, Pm); the SQNR
+  the LNS datapath (``gemm_buckets`` or ``bucket_sums``, ``combine``) for each (b, Pm, q_floor); the SQNR
   (dB) of that result against the float64 ``W @ A``. The INT8 and INT4 rows are the quantizers'
   float products (``bench/lns_sqnr.py``).
 
@@ -45,16 +45,22 @@ AREA_VARIANTS = ["int8", "int4", "lns8", "lns8:2:6", "lns8:1:6", "lns8:0:6", "ln
                  "lns4", "lns4:1:4", "lns4:0:4"]
 #: Quantizer settings of the SQNR table: (scheme label, (vector, scale_bits) or ()).
 PER_TENSOR, SCALES_16_4 = ("per-tensor", ()), ("log scales V=16 S=4", (VECTOR, 4))
-F4_SCHEMES = [("log scales V=16 S=6", (16, 6)), ("log scales V=8 S=6", (8, 6)), ("log scales V=16 S=8", (16, 8))]
+#: The F = 4 rows with S-bit log scales: (scheme label, (vector, scale_bits), [(b, Pm, q_floor)]).
+F4_SCHEMES = [("log scales V=16 S=6", (16, 6), [(None, 0, None), (0, 6, None), (0, 8, None), (0, 6, -4)]
+               + [(0, 8, q) for q in (-6, -4, -2, 0)]),
+              ("log scales V=8 S=6", (8, 6), [(None, 0, None), (0, 8, None), (0, 8, -4)]),
+              ("log scales V=16 S=8", (16, 8), [(None, 0, None), (0, 8, None)])]
 #: (label, format, schemes, [(b, Pm, q_floor)]) of the SQNR table; b = None is the exact scheme.
 SQNR_VARIANTS = [("LNS8", LNS8, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None)] + [(b, pm, None) for b in (2, 1, 0) for pm in (3, 4, 6)]
                   + [(0, pm, q) for pm in (4, 6) for q in (-8, 0)]),
                  ("LNS8 F=4", LNS8_F4, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None), (0, 5, None), (0, 6, None), (0, 8, None), (0, 8, -4)]),
-                 ("LNS8 F=4", LNS8_F4, F4_SCHEMES,
-                  [(None, 0, None), (0, 6, None), (0, 8, None), (0, 6, -4)] + [(0, 8, q) for q in (-6, -4, -2, 0)]),
-                 ("LNS4", LNS4, [PER_TENSOR, SCALES_16_4], [(None, 0, None), (1, 3, None), (0, 3, None), (0, 4, None)]),
+                 *(("LNS8 F=4", LNS8_F4, [scheme[:2]], scheme[2]) for scheme in F4_SCHEMES),
+                 ("LNS8 F=5", LogFormat(8, 5), [("log scales V=16 S=8", (16, 8)), ("log scales V=4 S=8", (4, 8))],
+                  [(0, 10, None)]),
+                 ("LNS4", LNS4, [PER_TENSOR, SCALES_16_4],
+                  [(None, 0, None), (1, 3, None), (0, 3, None), (0, 4, None)]),
                  ("LNS4 F=1", LogFormat(4, 1), [PER_TENSOR, SCALES_16_4], [(None, 0, None), (0, 2, None), (0, 4, None)])]
 
 
@@ -112,10 +118,11 @@ def area_table(rows, lanes, rows_per_column, int8, int4):
 
 def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
     """The LNS core's result for the quantized operands ``w`` (N x K) and ``a`` (K x M), as float64: the
-    golden terms of a LogSum with ``b``, ``pm`` and ``q_floor`` over K products (the per-product model,
-    :func:`qmac.sim.log_dot_product.bucket_sums`, ``rows`` rows of W at a time: with ``F = 4`` and a
-    ``q_floor`` it is much faster than ``gemm_buckets``' exact windows), combined and scaled. The LogSum
-    spans the S-bit scale fields, as the core's does."""
+    golden buckets of a LogSum with ``b``, ``pm`` and ``q_floor`` over K products, combined and scaled. The
+    LogSum spans the S-bit scale fields, as the core's does. Without ``q_floor`` the buckets come from
+    :func:`~qmac.sim.log_dot_product.gemm_buckets`; with one from the per-product model
+    (:func:`~qmac.sim.log_dot_product.bucket_sums`, ``rows`` rows of W at a time), which is faster there:
+    ``gemm_buckets`` splits along the floor into many exact windows (both give the same buckets, tested)."""
     fmt = w.fmt
     w_exp = None if w.scales is None else np.repeat(w.scales, w.vector, axis=1)
     a_exp = None if a.scales is None else np.repeat(a.scales, a.vector, axis=0)
@@ -123,16 +130,19 @@ def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
     if w.scales is not None:
         lo, hi = -(1 << w.scale_bits), (1 << w.scale_bits) - 2
     spec = LogSum(fmt, w.codes.shape[1], 1, lo, hi, q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
-    acc = np.concatenate([model.bucket_sums(spec, w.codes[i:i + rows, None, :], a.codes.T[None],
-                                            None if w_exp is None else w_exp[i:i + rows, None, :] + a_exp.T[None])
-                          for i in range(0, w.codes.shape[0], rows)])
+    if q_floor is None:
+        acc = model.gemm_buckets(spec, w.codes, a.codes, w_exp, a_exp)
+    else:
+        acc = np.concatenate([model.bucket_sums(spec, w.codes[i:i + rows, None, :], a.codes.T[None],
+                                                None if w_exp is None else w_exp[i:i + rows, None, :] + a_exp.T[None])
+                              for i in range(0, w.codes.shape[0], rows)])
     y = model.value(spec, model.combine(spec, acc))
     return y * 2.0 ** ((w.offset + a.offset) / fmt.buckets)
 
 
 def sqnr_rows(W, A, only=None):
-    """``[(format, scheme, b, Pm, q_floor, SQNR)]``: the INT rows, then the LNS rows (with ``only``, just
-    those of that label and scheme, e.g. ``"LNS8 F=4/log scales V=16 S=6"``, or of that label)."""
+    """``[(format, scheme, b, Pm, q_floor, SQNR)]``: the INT rows, then the LNS rows (with ``only``, a list,
+    just those whose label or ``label/scheme`` is in it, e.g. ``"LNS8 F=4/log scales V=16 S=6"``)."""
     Y = W @ A
     rows = [("INT8", "per-channel", "", "", "", sqnr_db(Y, vsq_gemm(
         *(quantize(x, INT8, "per-channel", axis, clip="mse") for x, axis in ((W, 1), (A, 0))))))]
@@ -141,7 +151,7 @@ def sqnr_rows(W, A, only=None):
             *(quantize_vsq(x, fmt, VECTOR, 4, axis, "channel", "mse") for x, axis in ((W, 1), (A, 0)))))))
     for label, fmt, schemes, variants in SQNR_VARIANTS:
         for scheme, args in schemes:
-            if only is not None and only not in (label, f"{label}/{scheme}"):
+            if only and label not in only and f"{label}/{scheme}" not in only:
                 continue
             w, a = quantize_log(W, fmt, 1, *args, clip="mse"), quantize_log(A, fmt, 0, *args, clip="mse")
             rows += [(label, scheme, "F" if b is None else b, "" if b is None else pm, "" if q is None else q,
@@ -163,8 +173,8 @@ def main():
                         help=f"mode or mode:b:Pm[:q_floor] (default: {' '.join(AREA_VARIANTS)})")
     parser.add_argument("--int-lanes", type=float, nargs=2, metavar=("INT8", "INT4"),
                         help="per-lane transistors of the INT8 and INT4 MacUnits, when not measured here")
-    parser.add_argument("--only", help="sqnr: only the LNS rows of this format label, or label/scheme "
-                                       "(e.g. 'LNS8 F=4/log scales V=16 S=6')")
+    parser.add_argument("--only", nargs="+", help="sqnr: only the LNS rows of these format labels or "
+                                                  "label/scheme (e.g. 'LNS8 F=4/log scales V=16 S=6')")
     args = parser.parse_args()
     if args.table == "area":
         rows = area_rows([parse_variant(v) for v in args.variants], args.lanes, args.max_k, args.rows_per_column,
