@@ -48,15 +48,19 @@ PER_TENSOR, SCALES_16_4 = ("per-tensor", ()), ("log scales V=16 S=4", (VECTOR, 4
 #: The F = 4 rows with S-bit log scales: (scheme label, (vector, scale_bits), [(b, Pm, q_floor)]).
 F4_SCHEMES = [("log scales V=16 S=6", (16, 6), [(None, 0, None), (0, 6, None), (0, 8, None), (0, 6, -4)]
                + [(0, 8, q) for q in (-6, -4, -2, 0)]),
-              ("log scales V=8 S=6", (8, 6), [(None, 0, None), (0, 8, None), (0, 8, -4)]),
-              ("log scales V=16 S=8", (16, 8), [(None, 0, None), (0, 8, None)])]
+              ("log scales V=8 S=6", (8, 6), [(None, 0, None), (0, 8, None), (0, 8, -4)])]
+#: Further F = 4 rows, run on their own (``--only``): the floors that keep Student-t(3) (S = 6: -6;
+#: S = 8, whose scales lift the top product by 12 octaves: 6; without a floor its sums pass 64 bits).
+F4_FLOORS = [("log scales V=16 S=6, q_floor", (16, 6), [(0, 6, -6), (0, 8, -7)]),
+             ("log scales V=8 S=6, q_floor", (8, 6), [(0, 8, -6)]),
+             ("log scales V=16 S=8, q_floor", (16, 8), [(None, 0, 6), (0, 8, 6), (0, 8, 4)])]
 #: (label, format, schemes, [(b, Pm, q_floor)]) of the SQNR table; b = None is the exact scheme.
 SQNR_VARIANTS = [("LNS8", LNS8, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None)] + [(b, pm, None) for b in (2, 1, 0) for pm in (3, 4, 6)]
                   + [(0, pm, q) for pm in (4, 6) for q in (-8, 0)]),
                  ("LNS8 F=4", LNS8_F4, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None), (0, 5, None), (0, 6, None), (0, 8, None), (0, 8, -4)]),
-                 *(("LNS8 F=4", LNS8_F4, [scheme[:2]], scheme[2]) for scheme in F4_SCHEMES),
+                 *(("LNS8 F=4", LNS8_F4, [scheme[:2]], scheme[2]) for scheme in F4_SCHEMES + F4_FLOORS),
                  ("LNS8 F=5", LogFormat(8, 5), [("log scales V=16 S=8", (16, 8)), ("log scales V=4 S=8", (4, 8))],
                   [(0, 10, None)]),
                  ("LNS4", LNS4, [PER_TENSOR, SCALES_16_4],
@@ -130,6 +134,9 @@ def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
     if w.scales is not None:
         lo, hi = -(1 << w.scale_bits), (1 << w.scale_bits) - 2
     spec = LogSum(fmt, w.codes.shape[1], 1, lo, hi, q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
+    if spec.result_format.bits > 64:
+        raise ValueError(f"b = {b}, Pm = {pm}, q_floor = {q_floor}: {spec.result_format.bits}-bit results, "
+                         f"no core has them (at most 64 bits)")
     if q_floor is None:
         acc = model.gemm_buckets(spec, w.codes, a.codes, w_exp, a_exp)
     else:
