@@ -18,7 +18,7 @@ from qmac.sim.quantize import quantize, quantize_vsq, sqnr_db, vsq_gemm
 
 VECTOR = 16
 INT_FORMATS = (("INT8", INT8), ("INT4", INT4))
-LOG_FORMATS = (("LNS8", LNS8), ("LNS4", LNS4), ("LNS4 F=1", LogFormat(4, 1)))
+LOG_FORMATS = (("LNS8", LNS8), ("LNS8 F=4", LogFormat(8, 4)), ("LNS4", LNS4), ("LNS4 F=1", LogFormat(4, 1)))
 
 
 def int_quantizers():
@@ -40,7 +40,7 @@ def log_quantizers():
         for clip in ("max", "mse"):
             yield (name, "per-tensor", "-", "-", clip,
                    lambda x, axis, fmt=fmt, clip=clip: quantize_log(x, fmt, axis, clip=clip))
-        for bits in (4, 8):
+        for bits in (4, 6, 8):
             for clip in ("max", "mse"):
                 yield (name, "log scales", VECTOR, bits, clip,
                        lambda x, axis, fmt=fmt, bits=bits, clip=clip: quantize_log(x, fmt, axis, VECTOR, bits, clip))

@@ -11,7 +11,7 @@ import numpy as np
 from qmac.sim.log_format import decode
 from qmac.sim.ops import NumpyOps
 
-__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets", "fold"]
+__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets"]
 
 
 def products(spec, w, a, scale=None):
@@ -86,17 +86,6 @@ def error_bound(spec, w, a, scale=None):
     return bound
 
 
-def fold(spec, fine):
-    """Hybrid buckets from the exact scheme's ``2**F`` buckets ``fine`` (same ``q_min``), over the last axis:
-    ``A_h = sum_l M_l * fine[..., h * 2**(F - b) + l]`` (int64; each product's ``2**q'`` in fine bucket
-    ``r = h * 2**(F - b) + l`` is ``M_l * 2**q'`` in bucket ``h``). The identity for the exact scheme."""
-    fine = np.asarray(fine, np.int64)
-    if not spec.low_bits:
-        return fine
-    parts = fine.reshape(fine.shape[:-1] + (spec.buckets, 1 << spec.low_bits))
-    return (parts * np.asarray(spec.mantissas, np.int64)).sum(axis=-1)
-
-
 def _exact_windows(w, a, q_min, span):
     """Pairs of integer-exponent intervals ``((w_lo, w_hi), (a_lo, a_hi))`` that tile the part of the
     rectangle ``w x a`` with ``q_w + q_a >= q_min`` (the kept products), each pair spanning at most ``span``
@@ -131,14 +120,17 @@ def _weight_matrix(fmt, W, x_w, window):
     return np.where(r[:, None, :] == np.arange(fmt.buckets)[:, None], value[:, None, :], 0.0).reshape(len(W), -1)
 
 
-def _activation_matrix(fmt, A, x_a, window):
-    """``(2**F K, 2**F M)``: block ``(c, r)`` holds ``(-1)**s_a * 2**(u - a_lo)`` of every non-zero
-    activation with ``(c + x_a) mod 2**F = r`` and ``u = (c + x_a) >> F`` in ``window = (a_lo, a_hi)``,
-    0 elsewhere."""
+def _activation_matrix(spec, A, x_a, window):
+    """``(2**F K, 2**b M)``: block ``(c, h)`` holds ``(-1)**s_a * M_l * 2**(u - a_lo)`` of every non-zero
+    activation whose product with a weight of fraction ``c`` has the fraction ``(c + x_a) mod 2**F =
+    h * 2**(F - b) + l`` and ``u = (c + x_a) >> F`` in ``window = (a_lo, a_hi)``, 0 elsewhere (``M_l`` =
+    :attr:`LogSum.mantissas`; 1 in the exact scheme, where ``b = F``)."""
+    fmt = spec.fmt
     u, r = fmt.split(x_a + np.arange(fmt.buckets)[:, None, None], NumpyOps)      # (2**F, K, M)
     lo, hi = window
-    value = _powers(fmt.sign(A), u - lo, ~fmt.is_zero(A) & (u >= lo) & (u <= hi))
-    in_bucket = r[:, :, None, :] == np.arange(fmt.buckets)[:, None]               # (2**F, K, 2**F, M)
+    mantissa = np.asarray(spec.mantissas, np.float64)[r & ((1 << spec.low_bits) - 1)]
+    value = mantissa * _powers(fmt.sign(A), u - lo, ~fmt.is_zero(A) & (u >= lo) & (u <= hi))
+    in_bucket = (r >> spec.low_bits)[:, :, None, :] == np.arange(spec.buckets)[:, None]   # (2**F, K, 2**b, M)
     return np.where(in_bucket, value[:, :, None, :], 0.0).reshape(fmt.buckets * len(A), -1)
 
 
@@ -146,57 +138,57 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     """Bucket accumulators of ``W @ A`` in the log domain: ``(N, M, LogSum.buckets)`` int64, equal to
     ``bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None, :, :])``.
 
-    The ``2**F`` exact-scheme buckets are computed as below; a hybrid ``spec`` then folds them
-    (:func:`fold`).
-
     ``W`` (N x K) and ``A`` (K x M) are codes; ``w_exp`` (N x K) and ``a_exp`` (K x M) optional exponents
     added to every product that element takes part in (the per-vector scales, spread over K). The bucket
     sums must fit in int64, as they do for every :class:`~qmac.hw.log_sum.LogSum` of a core.
 
     Computed with float64 matrix products that are exact. A non-zero weight has the exponent
     ``x_w = e_w + w_exp = 2**F * q_w + r_w``, a non-zero activation ``x_a = e_a + a_exp``; their product
-    has ``t = x_w + x_a``, so with ``u = (r_w + x_a) >> F`` and ``r = (r_w + x_a) mod 2**F`` it adds
-    ``(-1)**s * 2**(q_w + u - q_min)`` to bucket ``r`` when ``q_w + u >= q_min``. So one matrix product
-    gives every bucket: the weights spread over ``2**F`` copies of K (copy ``c`` holds those with
-    ``r_w = c``; :func:`_weight_matrix`, ``N x 2**F K``) times the activations shifted by every ``c``
-    (row block ``c``, column block ``r = (c + x_a) mod 2**F`` holds ``(-1)**s_a * 2**u``;
-    :func:`_activation_matrix`, ``2**F K x 2**F M``).
+    has ``t = x_w + x_a``, so with ``u = (r_w + x_a) >> F`` and ``r = (r_w + x_a) mod 2**F = h * 2**(F - b) + l``
+    it adds ``(-1)**s * M_l * 2**(q_w + u - q_min)`` to bucket ``h`` when ``q_w + u >= q_min`` (the exact
+    scheme: ``b = F``, ``h = r``, ``M_l = 1``). So one matrix product gives every bucket: the weights spread
+    over ``2**F`` copies of K (copy ``c`` holds those with ``r_w = c``; :func:`_weight_matrix`,
+    ``N x 2**F K``) times the activations shifted by every ``c`` (row block ``c``, column block ``h`` of
+    ``(c + x_a) mod 2**F`` holds ``(-1)**s_a * M_l * 2**u``; :func:`_activation_matrix`,
+    ``2**F K x 2**b M``). A hybrid sum with ``b = 0`` thus costs ``2**F`` times the MACs of the GEMM, the
+    exact scheme ``4**F`` times.
 
     Exactness: :func:`_exact_windows` splits the exponents into windows ``q_w in [w_lo, w_hi]``,
     ``u in [a_lo, a_hi]``, each holding only kept products (``w_lo + a_lo >= q_min``) and spanning
-    ``(w_hi - w_lo) + (a_hi - a_lo) <= 53 - K.bit_length()`` octaves, and the matrices of a window hold
-    ``2**(q_w - w_lo)`` and ``2**(u - a_lo)``. Every product of two entries is then an integer in
-    ``[1, 2**span]`` or 0, and an output has at most K non-zero products (one copy ``c`` per ``k``), so
-    every partial sum, in whatever order the BLAS adds them, is an integer below ``2**53`` in magnitude:
+    ``(w_hi - w_lo) + (a_hi - a_lo) <= span = 53 - (K * max M_l).bit_length()`` octaves, and the matrices of
+    a window hold ``2**(q_w - w_lo)`` and ``M_l * 2**(u - a_lo)``. Every product of two entries is then an
+    integer of magnitude at most ``max M_l * 2**span`` or 0, and an output has at most K non-zero products
+    (one copy ``c`` per ``k``), so every partial sum, in whatever order the BLAS adds them, is an integer
+    below ``K * max M_l * 2**span <= 2**53`` in magnitude:
     exact in float64. Its int64 value shifted left by ``w_lo + a_lo - q_min`` is the window's exact share
     of the buckets. Without ``q_floor`` there is one window when the exponents allow it: LNS8 and LNS4,
     with or without 4-bit log scales, for K below ``2**12``.
 
     ``block`` bounds the elements of each float64 matrix: N and M are worked through in tiles of
-    ``max(1, block // (2**F K))`` rows and ``max(1, block // (4**F K))`` columns.
+    ``max(1, block // (2**F K))`` rows and ``max(1, block // (2**F 2**b K))`` columns.
     """
     fmt = spec.fmt
     W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
     (n, k), m = W.shape, A.shape[1]
     x_w = fmt.exponent(W) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
     x_a = fmt.exponent(A) + (0 if a_exp is None else np.asarray(a_exp, np.int64))
-    out = np.zeros((n, m, fmt.buckets), np.int64)
+    out = np.zeros((n, m, spec.buckets), np.int64)
     x_w_nz, x_a_nz = x_w[~fmt.is_zero(W)], x_a[~fmt.is_zero(A)]
     if not x_w_nz.size or not x_a_nz.size:
-        return fold(spec, out)
+        return out
     # q_w = x_w >> F; u = (r_w + x_a) >> F runs from min(x_a) >> F to (max(x_a) + 2**F - 1) >> F.
     w_range = tuple(int(q) for q in fmt.split(np.array([x_w_nz.min(), x_w_nz.max()]), NumpyOps)[0])
     a_range = tuple(int(u) for u in fmt.split(np.array([x_a_nz.min(), x_a_nz.max() + fmt.buckets - 1]),
                                               NumpyOps)[0])
-    windows = _exact_windows(w_range, a_range, spec.q_min, 53 - k.bit_length())
-    rows, cols = max(1, block // (fmt.buckets * k)), max(1, block // (fmt.buckets * fmt.buckets * k))
+    windows = _exact_windows(w_range, a_range, spec.q_min, 53 - (k * max(spec.mantissas)).bit_length())
+    rows, cols = max(1, block // (fmt.buckets * k)), max(1, block // (fmt.buckets * spec.buckets * k))
     for m0 in range(0, m, cols):
         ms = slice(m0, min(m, m0 + cols))
         for w_window, a_window in windows:
-            a = _activation_matrix(fmt, A[:, ms], x_a[:, ms], a_window)
+            a = _activation_matrix(spec, A[:, ms], x_a[:, ms], a_window)
             for n0 in range(0, n, rows):
                 ns = slice(n0, min(n, n0 + rows))
-                s = _weight_matrix(fmt, W[ns], x_w[ns], w_window) @ a        # (rows, 2**F * cols), bucket-major
-                s = s.astype(np.int64).reshape(ns.stop - n0, fmt.buckets, -1).transpose(0, 2, 1)
+                s = _weight_matrix(fmt, W[ns], x_w[ns], w_window) @ a        # (rows, 2**b * cols), bucket-major
+                s = s.astype(np.int64).reshape(ns.stop - n0, spec.buckets, -1).transpose(0, 2, 1)
                 out[ns, ms] += s << (w_window[0] + a_window[0] - spec.q_min)
-    return fold(spec, out)
+    return out

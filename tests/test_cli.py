@@ -31,7 +31,7 @@ def test_generate_without_arguments(tmp_path, monkeypatch):
     ("lanes = 6\n", "qmac: error: config key 'lanes': 6 is not allowed; allowed: 4, 8, 16, 32, 64\n"),
     ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
                     "acc_bits, tree_levels_per_stage, scale_bits, scale_kind, scale_lanes, output_stage, "
-                    "output_rounding, sparse, p_bits, q_floor, bucket_organisation, bucket_fraction_bits, "
+                    "output_rounding, sparse, frac_bits, p_bits, q_floor, bucket_organisation, bucket_fraction_bits, "
                     "mantissa_bits, log_output, multiplier\n"),
     ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
                          "allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4\n"),
@@ -156,6 +156,25 @@ def test_lns_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_
     for engine in ("icarus", "verilator"):
         r = _gemm(tmp_path, capsys, *files, *extra, "--engine", engine, "--stall", "0.2")
         assert r["bit_exact"] is True and r["sqnr_db"] == golden["sqnr_db"]
+
+
+def test_lns8_with_frac_bits_4_from_a_config_file(tmp_path, capsys):
+    """A config with ``frac_bits = 4`` and 6-bit log scales: the host quantizer picks F = 4 codes (and the
+    summary the F = 4 result exponent), and on heavy tails it beats the F = 3 preset by more than 5 dB."""
+    (tmp_path / "f4.toml").write_text('rows = 2\ncols = 2\nlanes = 4\nmodes = ["lns8"]\nmax_k = 1024\nfrac_bits = 4\n'
+                                      'scale_bits = 6\nscale_kind = "log"\nbucket_fraction_bits = 0\n'
+                                      'mantissa_bits = 8\nq_floor = -6\n')
+    rng = np.random.default_rng(9)
+    np.save(tmp_path / "W.npy", rng.standard_t(3, size=(16, 256)))
+    np.save(tmp_path / "A.npy", rng.standard_t(3, size=(256, 8)))
+    files = ["--weights", str(tmp_path / "W.npy"), "--activations", str(tmp_path / "A.npy"), "--format", "lns8"]
+    assert main(["gemm", "--json", *files, "--config", str(tmp_path / "f4.toml"), "--scale", "vector", "--vector", "4",
+                 "--scale-bits", "6"]) == 0
+    f4 = json.loads(capsys.readouterr().out)
+    f3 = _gemm(tmp_path, capsys, *files, "--preset", "tiny-lns8")
+    # q_min = -6, P = 12, Pm = 8: results weigh 2**-26.
+    assert f4["result_exponent"] == -26 and f4["scale_bits"] == 6
+    assert f4["sqnr_db"] > f3["sqnr_db"] + 5
 
 
 def test_lns_gemm_rejects_what_the_log_datapath_lacks(tmp_path, capsys):

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from qmac.hw.spec.config import PRESETS, ConfigError, CoreConfig, load_config, preset
+from qmac.hw.spec.log_format import LogFormat
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -33,7 +34,7 @@ def test_unknown_key_and_toml(tmp_path):
     f.write_text('rows = 4\ncolumns = 4\n')
     with pytest.raises(ConfigError, match=r"^config key 'columns' is unknown; allowed keys: rows, cols, lanes, "
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
-                                          r"scale_lanes, output_stage, output_rounding, sparse, p_bits, q_floor, "
+                                          r"scale_lanes, output_stage, output_rounding, sparse, frac_bits, p_bits, q_floor, "
                                           r"bucket_organisation, bucket_fraction_bits, mantissa_bits, log_output, "
                                           r"multiplier$"):
         load_config(f)
@@ -48,7 +49,8 @@ def test_unknown_key_and_toml(tmp_path):
 
 def test_toml_round_trip(tmp_path):
     hybrid = PRESETS["tiny-lns8"].replace(bucket_fraction_bits=0, mantissa_bits=6)
-    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid]:
+    f4 = hybrid.replace(frac_bits=4, scale_bits=6, scale_kind="log", q_floor=-4)
+    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid, f4]:
         f = tmp_path / "c.toml"
         f.write_text(cfg.to_toml())
         assert load_config(f) == cfg
@@ -97,6 +99,12 @@ def test_multiplier():
                                   "['lns8'] or ['lns4']"),
     ({"modes": ("lns4",), "bucket_fraction_bits": 3},
      "config key 'bucket_fraction_bits': 3 is out of range; allowed: integers 0..2"),
+    ({"frac_bits": 4}, "config key 'frac_bits': 4 needs a log mode; allowed: only with modes ['lns8'] or ['lns4']"),
+    ({"modes": ("lns8",), "frac_bits": 7}, "config key 'frac_bits': 7 is out of range; allowed: integers 0..6"),
+    ({"modes": ("lns4",), "frac_bits": 3}, "config key 'frac_bits': 3 is out of range; allowed: integers 0..2"),
+    ({"modes": ("lns8",), "frac_bits": 4.0}, "config key 'frac_bits': 4.0 is not an integer; allowed: integers 0..6"),
+    ({"modes": ("lns8",), "frac_bits": 4, "bucket_fraction_bits": 5},
+     "config key 'bucket_fraction_bits': 5 is out of range; allowed: integers 0..4"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 1},
      "config key 'bucket_fraction_bits': 1 needs mantissa_bits; allowed: mantissa_bits 1..16 with it"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 17},
@@ -157,6 +165,15 @@ def test_lns_widths_by_hand():
     h = c.replace(bucket_fraction_bits=1, mantissa_bits=5)
     assert h.log_sum.mantissas[3] == 41 and h.bucket_format.bits == 48 and h.log_sum.result_exponent == -33
     assert h.log_sum.buckets == 2 and h.log_sum.constants == (4096, 5793)
+    # LNS8 with F = 4 (frac_bits), 6-bit log scales in sixteenths, b = 0, Pm = 8, q_floor = -4: exponents
+    # -63..63 in sixteenths and sw + sa in [-64, 62], so t <= 126 + 62 = 188 and t' <= 188 + 64 = 252 = 15*16 + 12.
+    # One bucket; its largest term is M_l * 2**15 at l = 12: M_12 = round(2**(8 + 12/16)) = round(430.54) = 431,
+    # and l = 15 (t' = 15 * 16 - 1 = 239, q' = 14) gives round(2**(8 + 15/16)) * 2**14 = 490 * 2**14, smaller.
+    # A tile: 1024 products of 431 * 2**15 < 2**34: 35 bits signed. Results: C_0 = 2**12, so 47 bits, 2**(-4-12-8).
+    f = c.replace(frac_bits=4, scale_bits=6, scale_kind="log", bucket_fraction_bits=0, mantissa_bits=8, q_floor=-4)
+    assert f.log_format == LogFormat(8, 4) and f.log_sum.offset_max == 252 and f.log_sum.mantissas[12] == 431
+    assert f.bucket_format.bits == 35 and f.acc_format.bits == 47 and f.log_sum.result_exponent == -24
+    assert f.to_dict()["frac_bits"] == 4 and "frac_bits" not in c.to_dict()
 
 
 @pytest.mark.parametrize("changes,message", [

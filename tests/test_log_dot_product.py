@@ -19,6 +19,9 @@ from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import decode
 from qmac.sim.ops import NumpyOps
 
+#: LNS8 with F = 4 (3 integer bits): the ``frac_bits = 4`` variant of the lns8 mode.
+LNS8_F4 = LogFormat(8, 4)
+
 
 # -- parameters and widths ----------------------------------------------------------------------------
 
@@ -240,6 +243,8 @@ _HYBRID_UNITS = [
     ("lns8-v16-b0-m4-floor", lambda: LogDotProduct(16, LNS8, q_floor=-9, bucket_fraction_bits=0, mantissa_bits=4)),
     ("lns4-v16-b1-m3-scaled", lambda: LogDotProduct(16, LNS4, scale_bits=4, bucket_fraction_bits=1, mantissa_bits=3)),
     ("lns4-v4-b0-m1", lambda: LogDotProduct(4, LNS4, bucket_fraction_bits=0, mantissa_bits=1)),
+    ("lns8f4-v8-b0-m8-groups-floor", lambda: LogDotProduct(8, LNS8_F4, scale_bits=6, scale_groups=2, q_floor=-4,
+                                                          bucket_fraction_bits=0, mantissa_bits=8)),
 ]
 
 
@@ -388,6 +393,7 @@ def test_error_stays_within_the_bound(fmt, p_bits, scale, q_floor):
 @pytest.mark.parametrize("fmt, b, pm, p_bits, scale, q_floor", [
     (LNS8, 2, 6, 12, 0, None), (LNS8, 1, 5, 12, 0, None), (LNS8, 0, 4, 12, 0, None), (LNS8, 0, 8, 16, 4, None),
     (LNS8, 1, 6, 12, 0, -6), (LNS4, 1, 3, 10, 3, None), (LNS4, 0, 2, 8, 0, None), (LogFormat(9, 4), 1, 7, 14, 0, None),
+    (LNS8_F4, 0, 8, 12, 6, None), (LNS8_F4, 0, 6, 12, 6, -4),
 ])
 def test_hybrid_error_stays_within_the_bound(fmt, b, pm, p_bits, scale, q_floor):
     s_lo, s_hi = (-(1 << (scale - 1)), (1 << (scale - 1)) - 1) if scale else (0, 0)
@@ -454,6 +460,7 @@ def _gemm_operands(fmt, n, k, m, exp_range, rng):
     (LNS8, (7, 50, 6), None, -9, 2, 3),
     (LNS4, (5, 333, 8), (-8, 7), None, 1, 4),
     (LNS4, (11, 64, 3), None, None, 0, 2),
+    (LNS8_F4, (6, 96, 7), (-32, 31), -4, 0, 8),
 ])
 def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor, b, pm):
     n, k, m = shape

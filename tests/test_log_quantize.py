@@ -9,7 +9,9 @@ from qmac.sim.log_format import decode, thresholds
 from qmac.sim.log_quantize import LogTensor, log_gemm_reference, quantize_log
 from qmac.sim.quantize import sqnr_db
 
-FORMATS = (LNS8, LNS4, LogFormat(4, 1))
+#: LNS8 with F = 4 (the ``frac_bits = 4`` variant of the lns8 mode): steps of 2**(1/16) over 7.9 octaves.
+LNS8_F4 = LogFormat(8, 4)
+FORMATS = (LNS8, LNS4, LogFormat(4, 1), LNS8_F4)
 
 
 def _exponents(t):
@@ -149,6 +151,23 @@ def test_mse_clip_never_loses_to_max(fmt, vector, scale_bits, dist):
     error = {clip: np.sum((quantize_log(x, fmt, 1, vector, scale_bits, clip).dequantize() - x) ** 2)
              for clip in ("max", "mse")}
     assert error["mse"] <= error["max"] * (1 + 1e-12)
+
+
+def test_lns8_f4_needs_vector_scales_on_heavy_tails():
+    # Log rounding errs by a relative amount uniform in [2**(-1/(2 * 2**F)), 2**(1/(2 * 2**F))]: an element
+    # SQNR of -10 log10((ln 2 / 2**F)**2 / 12), 32.04 dB at F = 3 and 38.06 dB at F = 4, whatever the data,
+    # as long as the format's range holds it. F = 4 spans 7.9 octaves: per tensor a Student-t(3) tensor's
+    # outliers push most samples towards the bottom, 6-bit scales (4 octaves in sixteenths) per vector of 16
+    # recentre every vector and reach the limit.
+    limit = {f.frac_bits: -10 * np.log10((np.log(2) / f.buckets) ** 2 / 12) for f in (LNS8, LNS8_F4)}
+    assert round(limit[3], 2) == 32.04 and round(limit[4], 2) == 38.06
+    for dist in ("gaussian", "laplacian", "student-t3"):
+        x = synthetic(dist, (64, 1024), seed=12)
+        f3 = sqnr_db(x, quantize_log(x, LNS8, 1, clip="mse").dequantize())
+        f4 = sqnr_db(x, quantize_log(x, LNS8_F4, 1, 16, 6, "mse").dequantize())
+        assert limit[3] - 0.3 < f3 < limit[3] + 0.3 and limit[4] - 0.3 < f4 < limit[4] + 0.3, dist
+    tensor = sqnr_db(x, quantize_log(x, LNS8_F4, 1, clip="mse").dequantize())
+    assert tensor < limit[4] - 8
 
 
 def test_mse_clip_helps_narrow_formats():

@@ -1,5 +1,5 @@
 """The cocotb regression (tb/cocotb_core.py) on the emitted Verilog, on both simulators, for a compact
-matrix of configs that covers every mode (INT8, INT4, W4A8, LNS8, LNS4), dual-mode lanes, DSP lanes (their portable
+matrix of configs that covers every mode (INT8, INT4, W4A8, LNS8 with F = 3 and 4, LNS4), dual-mode lanes, DSP lanes (their portable
 form), odd array shapes, scales of every kind, 2:4 sparsity, the output stage and saturating accumulators."""
 
 import pytest
@@ -34,6 +34,9 @@ CONFIGS = {
                                        p_bits=9),
     "lns8-hybrid-b1-vsq": CoreConfig(rows=2, cols=3, lanes=4, modes=("lns8",), max_k=256, scale_bits=2,
                                      scale_kind="log", scale_lanes=2, bucket_fraction_bits=1, mantissa_bits=5),
+    "lns8f4-b0-vsq-floor": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=256, frac_bits=4, scale_bits=6,
+                                      scale_kind="log", scale_lanes=2, bucket_fraction_bits=0, mantissa_bits=8,
+                                      q_floor=-4),
 }
 
 

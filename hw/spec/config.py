@@ -92,6 +92,11 @@ class CoreConfig:
         Build 2:4 structured-sparse operand selection: activation vectors get 2V lanes and weight vectors
         2-bit indices; a tile with ``ctrl.sparse`` set takes V kept weights per vector per beat against 2V
         lanes of dense activations (twice the dense MACs per cycle). See docs/sparse24.md.
+    frac_bits : int or None
+        LNS only: ``F``, fractional bits of the mode's log exponent, 0 to ``min(bits - 2, 8)``; ``None``
+        (default) keeps the mode's own (LNS8: 3, LNS4: 2). The code keeps its width: LNS8 with
+        ``frac_bits = 4`` steps by ``2**(1/16)`` over ``2**(±63/16)`` (7.9 octaves), with 3 integer bits, and
+        log scales (``scale_kind = "log"``) count in the same units ``2**-F``. See docs/lns.md.
     p_bits : int or None
         LNS only: P, fractional bits of the combine constants ``C_r = round(2**(P + r/2**F))``, 1..48
         (default 12: the combine errs by at most ``2**-13`` of the sum of the product magnitudes).
@@ -138,6 +143,7 @@ class CoreConfig:
     output_stage: bool = False
     output_rounding: str = "half_even"
     sparse: bool = False
+    frac_bits: int | None = None
     p_bits: int | None = None
     q_floor: int | None = None
     bucket_organisation: str | None = None
@@ -246,7 +252,7 @@ class CoreConfig:
             del d["output_stage"], d["output_rounding"]
         if not self.sparse:
             del d["sparse"]
-        for key in ("p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits"):
+        for key in ("frac_bits", "p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits"):
             if d[key] is None:
                 del d[key]
         if not self.log_output:

@@ -23,7 +23,7 @@ from qmac.hw.spec.checks import ConfigError, check_key, check_key_int
 from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.spec.log_encode import LogEncodeArithmetic
-from qmac.hw.spec.log_format import LOG_FORMATS, MAX_P_BITS
+from qmac.hw.spec.log_format import LOG_FORMATS, MAX_P_BITS, LogFormat
 from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, LogSum
 from qmac.hw.spec.multipliers import MULTIPLIERS
 
@@ -221,7 +221,8 @@ class LogDatapath(Datapath):
     modes = LOG_FORMATS
     mixable = False
     what = "a log mode"
-    keys = ("p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits", "log_output")
+    keys = ("frac_bits", "p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits",
+            "log_output")
     scale_kinds = ("log",)
     multipliers = ("logic",)
     multiplier_reason = "an LNS product is an exponent addition, no multiplier"
@@ -236,6 +237,9 @@ class LogDatapath(Datapath):
 
     def check_keys(self):
         cfg = self.config
+        if cfg.frac_bits is not None:
+            bits = self.modes[cfg.modes[0]].bits
+            check_key_int("frac_bits", cfg.frac_bits, 0, LogFormat.max_frac_bits(bits))
         if cfg.p_bits is not None:
             check_key_int("p_bits", cfg.p_bits, 1, MAX_P_BITS)
         check_key("bucket_organisation", cfg.bucket_organisation,
@@ -265,8 +269,9 @@ class LogDatapath(Datapath):
 
     @property
     def log_format(self):
-        """The :class:`~qmac.hw.spec.log_format.LogFormat` of the build's mode."""
-        return self.modes[self.config.modes[0]]
+        """The :class:`~qmac.hw.spec.log_format.LogFormat` of the build's mode, with ``frac_bits`` when set."""
+        fmt = self.modes[self.config.modes[0]]
+        return fmt if self.config.frac_bits is None else LogFormat(fmt.bits, self.config.frac_bits)
 
     @property
     def p_bits(self):

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from math import isqrt
 from qmac.hw.spec.checks import is_int
 
-__all__ = ["LogFormat", "LNS8", "LNS4", "LOG_FORMATS"]
+__all__ = ["LogFormat", "LNS8", "LNS4", "LOG_FORMATS", "MAX_FRAC_BITS"]
 
 #: Largest ``frac_bits``: 2**8 fraction accumulators is already far past any useful unit.
-_MAX_FRAC_BITS = 8
+MAX_FRAC_BITS = 8
 #: Largest ``p_bits`` of the fraction constants.
 MAX_P_BITS = 48
 
@@ -46,11 +46,16 @@ class LogFormat:
     def __post_init__(self):
         if not is_int(self.bits) or not 3 <= self.bits <= 16:
             raise ValueError(f"log format width must be an integer from 3 to 16, not {self.bits!r}")
-        hi = min(self.bits - 2, _MAX_FRAC_BITS)
+        hi = self.max_frac_bits(self.bits)
         if (not is_int(self.frac_bits)
                 or not 0 <= self.frac_bits <= hi):
             raise ValueError(f"frac_bits of a {self.bits}-bit log format must be an integer from 0 to {hi}, "
                              f"not {self.frac_bits!r}")
+
+    @staticmethod
+    def max_frac_bits(bits):
+        """The largest ``frac_bits`` of a ``bits``-bit format: ``min(bits - 2, 8)`` (at least one integer bit)."""
+        return min(bits - 2, MAX_FRAC_BITS)
 
     @property
     def field_bits(self):
