@@ -1,6 +1,7 @@
 """Utilization and simulation speed: GEMMs streamed through the emitted core on Icarus and Verilator.
 
-    .venv/bin/python bench/utilization.py [--preset default] [--modes int8,int4,w4a8] [--sims icarus,verilator]
+    .venv/bin/python bench/utilization.py [--preset default] [--modes int8,int4,w4a8] [--shadow-banks 2]
+        [--sims icarus,verilator] [--shapes 64x2048x64,...]
 
 Prints a markdown table: GEMM shape, mode, beats (ideal cycles), measured busy cycles, utilization,
 simulated beats per wall-clock second, and whether the result was bit-exact.
@@ -19,14 +20,18 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--preset", default="default")
     p.add_argument("--modes", help="comma-separated modes replacing the preset's (e.g. int8,int4,w4a8)")
+    p.add_argument("--shadow-banks", type=int, help="shadow_banks replacing the preset's (1 or 2)")
     p.add_argument("--sims", default="icarus,verilator")
     p.add_argument("--shapes", default="64x2048x64,64x256x64,64x128x64,64x64x64")
     args = p.parse_args()
     cfg = preset(args.preset)
     if args.modes:
         cfg = cfg.replace(modes=tuple(args.modes.split(",")))
+    if args.shadow_banks is not None:
+        cfg = cfg.replace(shadow_banks=args.shadow_banks)
     rng = np.random.default_rng(0)
-    print(f"preset {args.preset}: {cfg.rows}x{cfg.cols} array, V={cfg.lanes}, modes {'/'.join(cfg.modes)}\n")
+    print(f"preset {args.preset}: {cfg.rows}x{cfg.cols} array, V={cfg.lanes}, modes {'/'.join(cfg.modes)}, "
+          f"{cfg.shadow_banks} shadow bank(s): tiles of {cfg.streaming_tile_beats} beats or more stream\n")
     print("| simulator | mode | N x K x M | K / V | ideal cycles | measured cycles | utilization | beats/s | bit-exact |")
     print("|---|---|---|---|---|---|---|---|---|")
     for sim in args.sims.split(","):

@@ -289,15 +289,15 @@ async def extreme_values(dut):
 
 @cocotb.test()
 async def back_to_back_tiles(dut):
-    """Tiles streamed without pause: one-beat tiles (each waits until the previous tile has left the
-    shadow bank), tiles of ``dot_latency + rows + 1`` beats, the shortest that never wait (draining fully
-    overlaps computing), and tiles one beat shorter, which must wait."""
+    """Tiles streamed without pause: one-beat tiles (each waits until a shadow bank is free for it),
+    tiles of :attr:`~qmac.hw.spec.config.CoreConfig.streaming_tile_beats` beats, the shortest that never
+    wait (draining fully overlaps computing), and tiles one beat shorter, which must wait."""
     tb = await _start(dut)
     rng = np.random.default_rng(7)
     cfg = CONFIG
     mode = cfg.modes[0]
     E = cfg.elements_per_beat(mode)
-    no_wait = cfg.dot_latency + cfg.rows + 1
+    no_wait = cfg.streaming_tile_beats
     for k_beats in (1, no_wait - 1, no_wait):
         n, m = 3 * cfg.rows, 2 * cfg.cols
         W, A = _codes(rng, mode, (n, k_beats * E)), _codes(rng, mode, (k_beats * E, m), activations=True)

@@ -32,7 +32,7 @@ def test_generate_without_arguments(tmp_path, monkeypatch):
     ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
                     "acc_bits, tree_levels_per_stage, scale_bits, scale_kind, scale_lanes, output_stage, "
                     "output_rounding, sparse, frac_bits, p_bits, q_floor, bucket_organisation, bucket_fraction_bits, "
-                    "mantissa_bits, log_output, multiplier\n"),
+                    "mantissa_bits, log_output, multiplier, shadow_banks\n"),
     ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
                          "allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4\n"),
 ])

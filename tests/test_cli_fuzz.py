@@ -58,7 +58,7 @@ def _wrong_type(key):
     if key in BOOL_KEYS:
         return st.one_of(st.integers(-3, 3), strings, floats)
     return st.one_of(strings, floats, st.lists(st.integers(0, 4), max_size=3),
-                     st.integers(min_value=2 ** 40, max_value=2 ** 63 - 1), st.integers(max_value=-(2 ** 40)))
+                     st.integers(min_value=2 ** 40, max_value=2 ** 63 - 1), st.integers(-(2 ** 63), -(2 ** 40)))
 
 
 @st.composite

@@ -21,6 +21,8 @@ from qmac.hw.spec.log_format import LogFormat
     ({"acc_bits": 19}, "config key 'acc_bits': 19 is out of range; allowed: integers 20..32"),
     ({"acc_bits": 40}, "config key 'acc_bits': 40 is out of range; allowed: integers 20..32"),
     ({"tree_levels_per_stage": 0}, "config key 'tree_levels_per_stage': 0 is out of range; allowed: integers 1..8"),
+    ({"shadow_banks": 3}, "config key 'shadow_banks': 3 is out of range; allowed: integers 1..2"),
+    ({"shadow_banks": 0}, "config key 'shadow_banks': 0 is out of range; allowed: integers 1..2"),
 ])
 def test_bad_values(changes, message):
     with pytest.raises(ConfigError) as e:
@@ -36,7 +38,7 @@ def test_unknown_key_and_toml(tmp_path):
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
                                           r"scale_lanes, output_stage, output_rounding, sparse, frac_bits, p_bits, q_floor, "
                                           r"bucket_organisation, bucket_fraction_bits, mantissa_bits, log_output, "
-                                          r"multiplier$"):
+                                          r"multiplier, shadow_banks$"):
         load_config(f)
     f.write_text('rows = [4\n')
     with pytest.raises(ConfigError, match=r"is not valid TOML"):
@@ -50,7 +52,8 @@ def test_unknown_key_and_toml(tmp_path):
 def test_toml_round_trip(tmp_path):
     hybrid = PRESETS["tiny-lns8"].replace(bucket_fraction_bits=0, mantissa_bits=6)
     f4 = hybrid.replace(frac_bits=4, scale_bits=6, scale_kind="log", q_floor=-4)
-    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid, f4]:
+    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid, f4,
+                                         PRESETS["tiny"].replace(shadow_banks=2)]:
         f = tmp_path / "c.toml"
         f.write_text(cfg.to_toml())
         assert load_config(f) == cfg
@@ -67,6 +70,17 @@ def test_derived_widths_by_hand():
     w = PRESETS["int4-wide"]  # INT4 only: 2 elements per lane, per lane at most 2*64
     assert w.elements_per_beat("int4") == 64 and w.lane_range == (-112, 128)
     assert w.dot_latency == 1 + 3  # log2(32) = 5 levels, 2 per stage
+
+
+def test_streaming_tile_beats_by_hand():
+    """One bank: dot_latency + rows + 1. Two: a tile may land while one drains, but rows leave one per cycle."""
+    d = PRESETS["default"]   # dot_latency 3, 8 rows
+    assert d.dot_latency == 3 and d.streaming_tile_beats == 12
+    assert "shadow_banks" not in d.to_dict()
+    two = d.replace(shadow_banks=2)
+    assert two.streaming_tile_beats == 8 and two.to_dict()["shadow_banks"] == 2   # max(8, ceil(12 / 2))
+    assert two.replace(rows=2).streaming_tile_beats == 3                            # max(2, ceil(6 / 2))
+    assert two.replace(rows=5).streaming_tile_beats == 5                            # max(5, ceil(9 / 2))
 
 
 def test_modes_are_canonical():

@@ -159,3 +159,13 @@ def test_result_rows_from_manifest(name, mode, sparse):
         man = _manifest(cfg)["payloads"]["requant"]
         assert payload_format(PARAMS).pack_words(params) == \
             [_pack(man, {k: v[r] for k, v in params.items()}) for r in range(len(params["shift"]))]
+
+
+def test_latency_facts():
+    """The manifest states when tiles stream: ``dot_latency + rows + 1`` beats with one shadow bank; with two on
+    the 2 x 2 tiny core, max(2, ceil(5 / 2)) = 3."""
+    one = CI_CONFIGS["tiny-dual"]
+    assert one.dot_latency == 2
+    assert _manifest(one)["latency"] == {"dot_product": 2, "last_beat_to_first_row": 3, "streaming_tile_beats": 5}
+    two = _manifest(one.replace(shadow_banks=2))
+    assert two["latency"]["streaming_tile_beats"] == 3 and two["config"]["shadow_banks"] == 2

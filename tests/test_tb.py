@@ -26,6 +26,7 @@ CONFIGS = {
     "w4a8-dual": PRESETS["tiny-w4a8"],
     "sb_mac16-int4-w4a8-2x3": CoreConfig(rows=2, cols=3, lanes=4, modes=("int4", "w4a8"), max_k=256,
                                          multiplier="sb_mac16"),
+    "w4a8-int4-2banks": CoreConfig(rows=3, cols=2, lanes=4, modes=("int4", "w4a8"), max_k=256, shadow_banks=2),
     "w4a8-vsq-out": CoreConfig(rows=3, cols=2, lanes=4, modes=("w4a8",), max_k=256, scale_bits=4, scale_lanes=2,
                                output_stage=True, multiplier="logic_pipelined"),
     "lns8-3x2-v4-logout": CoreConfig(rows=3, cols=2, lanes=4, modes=("lns8",), max_k=256, log_output=True),

@@ -31,11 +31,15 @@ class MacArray(wiring.Component):
 
     Drain: at a tile's last beat the accumulators move to a shadow bank that drains one row per ``y``
     transfer (row 0 first) while the next tile accumulates. The pipeline never stalls: no enable fans out
-    to its registers, and ``y.ready`` reaches only the shadow bank. Instead a tile's *last* beat is taken
-    only when the shadow bank is empty and no earlier last beat is in the pipeline, so that the bank is
-    free when it lands. With ``k_beats >= dot_latency + rows + 1`` and a ready consumer the array accepts
-    a beat every cycle; shorter tiles wait at their last beat. (``w.ready`` and ``a.ready`` depend on
-    registers and the other stream's ``valid`` only.)
+    to its registers, and ``y.ready`` reaches only the shadow banks. Instead a tile's *last* beat is taken
+    only when fewer than ``shadow_banks`` tiles are in the pipeline (their last beat taken) or in the
+    banks, so that a bank is free when it lands. With a second bank (``shadow_banks = 2``) a tile that
+    lands while the first bank drains waits in the second and moves into the first, all units at once,
+    as the first bank's last row leaves: the drain reads only the first bank, so ``y`` needs no
+    multiplexer and each column one drain chain. With ``k_beats >=``
+    :attr:`~qmac.hw.spec.config.CoreConfig.streaming_tile_beats` (``dot_latency + rows + 1`` with one bank)
+    and a ready consumer the array accepts a beat every cycle; shorter tiles wait at their last beat.
+    (``w.ready`` and ``a.ready`` depend on registers and the other stream's ``valid`` only.)
 
     Each unit takes its beat flags (accumulate, first, last) from its own
     :class:`~qmac.hw.local_register.LocalRegister` copy of the flag pipeline's last stage, placed near it,
@@ -154,7 +158,7 @@ class MacArray(wiring.Component):
             tile_sparse = Signal()
             sparse = Mux(first_in, self.sparse, tile_sparse)
 
-        # A last beat taken now finds the shadow bank empty when it lands: a register (its next value
+        # A last beat taken now finds a shadow bank free when it lands: a register (its next value
         # below), so that nothing but a few gates lies between it and the ready outputs.
         slot_free = Signal(init=1)
         take = mode_ready & (~last_in | slot_free)
@@ -191,12 +195,29 @@ class MacArray(wiring.Component):
         shadow_full = Signal()
         drain_row = Signal(range(cfg.rows))
         shift = self.y.valid & self.y.ready
-        drained = shift & (drain_row == cfg.rows - 1)  # the shadow bank empties at this edge
-        # Next cycle: the shadow bank is full if it stays full or a tile lands now; a last beat is in flight
-        # if one is taken now or one moves along (the one in the last stage lands).
-        full_next = shadow_full & ~drained | p_valid & p_last
-        in_flight_next = Cat(fire & last_in, *(v & l for v, _, l in flags[1:-1])).any()
-        m.d.sync += slot_free.eq(~full_next & ~in_flight_next)
+        drained = shift & (drain_row == cfg.rows - 1)  # the shadow bank's last row leaves at this edge
+        land = p_valid & p_last
+        if cfg.shadow_banks == 2:
+            # The second bank (full only beside a full first bank) takes a landing tile while the first
+            # still holds rows after this edge; it moves into the first as the first's last row leaves.
+            wait_full = Signal()
+            hold = wait_full | shadow_full & ~drained
+            advance = wait_full & drained
+            banks_next = [shadow_full & ~drained | advance | land & ~hold, wait_full & ~drained | land & hold]
+            m.d.sync += wait_full.eq(banks_next[1])
+        else:   # a tile may land as the previous one leaves
+            banks_next = [shadow_full & ~drained | land]
+        m.d.sync += shadow_full.eq(banks_next[0])
+        # Tiles next cycle: one per full bank, and one per last beat in flight (taken now, or moving along;
+        # the one in the last stage lands now). The slot is free while fewer than shadow_banks are left.
+        tiles_next = [fire & last_in, *(v & l for v, _, l in flags[1:-1]), *banks_next]
+        if cfg.shadow_banks == 1:
+            m.d.sync += slot_free.eq(~Cat(*tiles_next).any())
+        else:   # at most one
+            seen, two = Const(0), Const(0)
+            for tile in tiles_next:
+                two, seen = two | seen & tile, seen | tile
+            m.d.sync += slot_free.eq(~two)
         acc_en = p_valid
 
         # -- Winograd corrections, once per column (activations) and per row (weights) ---------------
@@ -221,6 +242,8 @@ class MacArray(wiring.Component):
                        "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}
                 ins.update(mode_q)
+                if cfg.shadow_banks == 2:
+                    ins["hold"], ins["advance"] = hold, advance
                 if cfg.scale_bits:
                     ins["sw"], ins["sa"] = self.w.payload.scale[r], self.a.payload.scale[c]
                 if cfg.sparse:
@@ -239,10 +262,6 @@ class MacArray(wiring.Component):
         ]
         with m.If(shift):
             m.d.sync += drain_row.eq(Mux(drain_row == cfg.rows - 1, 0, drain_row + 1))
-        with m.If(drained):
-            m.d.sync += shadow_full.eq(0)
-        with m.If(acc_en & p_last):  # after the clear: a tile may land as the previous one leaves
-            m.d.sync += shadow_full.eq(1)
 
         in_flight = sum(v for v, _, _ in flags[1:]) != 0
         m.d.comb += self.busy.eq((beat != 0) | in_flight | shadow_full)

@@ -25,6 +25,9 @@ def mac_unit_signature(config):
     }
     for flag in mode_flags(config.modes):
         ports[flag] = In(1)
+    if config.shadow_banks == 2:
+        ports["hold"] = In(1)
+        ports["advance"] = In(1)
     if config.scale_bits:
         scales = data.ArrayLayout(config.scale_bits, config.scale_groups)
         ports["sw"] = In(scales)
@@ -63,6 +66,12 @@ class MacUnit(wiring.Component):
     ``shift`` loads the shadow register from ``shadow_in``/``shadow_sat_in`` (the unit below it in the
     column) when no load happens; the array uses this to drain a tile one row per cycle.
 
+    With ``config.shadow_banks = 2`` a second bank (``shadow_wait``, ``shadow_wait_sat``) holds a tile
+    whose results land while the shadow register is still draining: with ``hold`` high the new value goes
+    there instead, and ``advance`` moves it into the shadow register (at the edge the previous tile's
+    last row leaves, in place of that ``shift``). The array never raises ``advance`` as a tile lands in
+    the shadow register (``last`` without ``hold``).
+
     Parameters
     ----------
     config : CoreConfig
@@ -87,6 +96,9 @@ class MacUnit(wiring.Component):
         multiplies. A dense tile is the special case of indices (0, 1) in every group with the activations
         laid out to match (the driver does this), so a sparse build needs no dense bypass.
     acc_en, first, last, shift : In(1)
+    hold, advance : In(1)
+        Present only with ``shadow_banks = 2``: a tile's results land in the second bank; the second bank
+        moves into the shadow register.
     shadow_in : In(signed(acc_bits))
     shadow_sat_in : In(1)
     shadow : Out(signed(acc_bits))
@@ -116,8 +128,18 @@ class MacUnit(wiring.Component):
         m.d.comb += self.clipped.eq(self.acc_en & clipped)
         with m.If(self.acc_en):
             m.d.sync += [acc.eq(nxt), sat.eq(sat_next)]
-        with m.If(self.acc_en & self.last):
+        land = self.acc_en & self.last
+        if cfg.shadow_banks == 2:
+            wait = Signal(accumulator_shape(cfg), name="shadow_wait")
+            wait_sat = Signal(name="shadow_wait_sat")
+            with m.If(land & self.hold):
+                m.d.sync += [wait.eq(nxt), wait_sat.eq(sat_next)]
+            land = land & ~self.hold
+        with m.If(land):
             m.d.sync += [self.shadow.eq(nxt), self.shadow_sat.eq(sat_next)]
+        if cfg.shadow_banks == 2:
+            with m.Elif(self.advance):
+                m.d.sync += [self.shadow.eq(wait), self.shadow_sat.eq(wait_sat)]
         with m.Elif(self.shift):
             m.d.sync += [self.shadow.eq(self.shadow_in), self.shadow_sat.eq(self.shadow_sat_in)]
         return m

@@ -49,15 +49,18 @@ class LaneProduct(wiring.Component):
     The rows 4-7 sum is then ``16 * w1*a1`` (plus its rows' offsets), a multiple of 16: the lane adds it
     divided by 16 (its bits from 4 up, wiring only), ``p`` = rows 0-3 + (rows 4-7) / 16 + the mode's
     constant ``-128*15 - 128*15 + 2**3 + 2**7 / 16`` (rows' offsets, row 3's and row 7's +1s), modulo
-    ``2**16``. A build with W4A8 keeps the rows 4-7 sum as that quotient (INT8 and INT4 modes shift it
-    back by 4), also in the register of :class:`PipelinedLaneProduct`. The partial products are those of
-    one 8x8 array: a W4A8-only lane is an INT8 lane with row 3 subtracted and the upper half re-aligned.
+    ``2**16``. A build with W4A8 computes INT4 mode the same way, with the INT4 activations sign-extended
+    to 8 bits as multiplicands (``a[0:4]`` for rows 0-3, ``a[4:8]`` for rows 4-7): INT4 and W4A8 then share
+    the rows, row 3's XOR, the re-alignment and the constant, and no mode shifts the result. Such a build
+    keeps the rows 4-7 sum as that quotient (INT8 mode shifts it back by 4), also in the register of
+    :class:`PipelinedLaneProduct`. The partial products are those of one 8x8 array: a W4A8-only lane is an
+    INT8 lane with row 3 subtracted and the upper half re-aligned.
 
     With a single mode built in, the mode flags are constants: the multiplexers, row 3's XOR and the
     output shift fold away, leaving the INT8, the INT4 or the W4A8 array above. A dual-mode lane costs
     the multiplicand multiplexers, row 3's XOR and carry-in bit and the output multiplexer more than an
-    INT8 lane; W4A8 beside other modes adds a third multiplicand for rows 4-7 and the re-alignment
-    multiplexer.
+    INT8 lane; with W4A8 built beside INT8 the lane has a third multiplicand for rows 4-7 and the
+    re-alignment multiplexer instead of the output multiplexer.
 
     Parameters
     ----------
@@ -122,51 +125,49 @@ class LaneProduct(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if W4A8.name in self._modes:
-            int4, w4a8 = self.flag(INT4.name), self.flag(W4A8.name)
-        else:
-            int4, w4a8 = self.int4 if len(self._modes) > 1 else Const(self._modes[0] == INT4.name), None
+        w4a8_built = W4A8.name in self._modes
+        int4 = self.flag(INT4.name)
+        # The modes that split the rows in two halves (rows 0-3 from w0, 4-7 from w1): INT4, and W4A8, which
+        # a W4A8 build also runs INT4 tiles as, with the INT4 activations sign-extended.
+        split = int4 | self.flag(W4A8.name) if w4a8_built else int4
         a = self.a
-        # Multiplicands of rows 0-3 (a, or 16*a0) and 4-7 (a, or a1) as 8-bit two's complement patterns.
-        # Signals, so that the Verilog names each once instead of repeating it in every row.
+        # Multiplicands of rows 0-3 and 4-7 as 8-bit two's complement patterns. Signals, so that the Verilog
+        # names each once instead of repeating it in every row.
         low = Signal(8)
         high = Signal(8)
-        if w4a8 is None:
+        if w4a8_built:   # a, a0 or sign-extended a[0:4]; a, a1 or sign-extended a[4:8]
+            m.d.comb += [low.eq(Mux(int4, a[0:4].as_signed(), a[0:8])),
+                         high.eq(Mux(self.flag(W4A8.name), a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8])))]
+        else:   # a or 16*a0; a or a1
             m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
                          high.eq(Mux(int4, a[4:8].as_signed(), a.as_signed()))]
-        else:
-            m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
-                         high.eq(Mux(w4a8, a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8].as_signed())))]
         rows = [Mux(self.w[i], low if i < 4 else high, 0) for i in range(8)]
-        # -r = ~r + 1 for row 7 (always) and row 3 (INT4 and W4A8 modes); the sum starts with their +1s.
-        rows[3] = rows[3] ^ (int4 if w4a8 is None else int4 | w4a8).replicate(8)
+        # -r = ~r + 1 for row 7 (always) and row 3 (split modes); the sum starts with their +1s.
+        rows[3] = rows[3] ^ split.replicate(8)
         rows[7] = ~rows[7]
         # Row r adds as r ^ 0x80 = r + 128, with no sign extension; the -128s and the +1s fold into one
         # constant per mode (row 3's +1 weighs 2**3), a constant in the final sum, not a fifth term in a half.
         offset = (1 << 7) - sum(1 << (7 + i) for i in range(8))
+        split_offset = offset + (1 << 3)
+        if w4a8_built:   # rows 4-7 enter divided by 16: their -128s and row 7's +1 too
+            split_offset = -128 * 15 + (1 << 3) + (-128 * 15 * 16 + (1 << 7)) // 16
         terms = [(row ^ 0x80) << i for i, row in enumerate(rows)]
         # Rows 0-3 and rows 4-7 as two balanced sums, registered when STAGES = 1.
         halves = [adder_tree(terms[:4]), adder_tree(terms[4:])]
-        if w4a8 is not None:   # rows 4-7 sum / 16 (its low bits are zero): W4A8 adds it as it is
+        if w4a8_built:   # rows 4-7 sum / 16 (its low bits are zero): split modes add it as it is
             halves[1] = halves[1][4:]
         if self.STAGES:
             regs = [Signal(16, name=f"half{j}", reset_less=True) for j in range(2)]
             m.d.sync += [regs[0].eq(halves[0]), regs[1].eq(halves[1])]
             halves = regs
             if len(self._modes) > 1:   # else a constant
-                int4_q = Signal(name="int4_q", reset_less=True)
-                m.d.sync += int4_q.eq(int4)
-                int4 = int4_q
-                if w4a8 is not None:
-                    w4a8_q = Signal(name="w4a8_q", reset_less=True)
-                    m.d.sync += w4a8_q.eq(w4a8)
-                    w4a8 = w4a8_q
-        constant = Mux(int4, (offset + (1 << 3)) % (1 << 16), offset % (1 << 16))
-        if w4a8 is not None:
-            halves[1] = Mux(w4a8, halves[1], halves[1] << 4)
-            constant = Mux(w4a8, (-128 * 15 * 2 + (1 << 3) + (1 << 3)) % (1 << 16), constant)
+                split_q = Signal(name="split_q", reset_less=True)
+                m.d.sync += split_q.eq(split)
+                split = split_q
+        if w4a8_built:   # INT8 mode shifts the rows 4-7 sum back
+            halves[1] = Mux(split, halves[1], halves[1] << 4)
         p16 = Signal(signed(16))
-        m.d.comb += [p16.eq(halves[0] + halves[1] + constant),
-                     self.p.eq(Mux(int4, p16[4:].as_signed(), p16))]
+        m.d.comb += p16.eq(halves[0] + halves[1] + Mux(split, split_offset % (1 << 16), offset % (1 << 16)))
+        # A W4A8 build's split modes sum at bit 0; otherwise INT4 mode sums 16*(w0*a0 + w1*a1).
+        m.d.comb += self.p.eq(p16 if w4a8_built else Mux(split, p16[4:].as_signed(), p16))
         return m
-

@@ -125,6 +125,12 @@ class CoreConfig:
         array computed in logic; adds six stages; not with ``sparse``, whose units select their own
         activations, nor with ``scale_lanes`` 1). Results are identical; see :data:`MULTIPLIERS` (the
         registry of :class:`qmac.hw.spec.multipliers.Multiplier` classes) and docs/fpga.md.
+    shadow_banks : int
+        Result registers per unit that a finished tile waits in while its rows drain: 1 (default) or 2.
+        With 2, a tile that finishes while the previous one still drains waits in the second bank and moves
+        to the first (the one that drains) as the previous tile's last row leaves, so the array streams
+        shorter tiles back to back (:attr:`streaming_tile_beats`) for one more accumulator-wide register
+        (and saturation bit) per unit.
 
     Every integer key takes an integer (not ``4.0``, not a boolean), every boolean key ``true`` or ``false``.
     The datapath the modes select is :attr:`datapath` (:mod:`qmac.hw.spec.datapath`): it checks its own
@@ -151,6 +157,7 @@ class CoreConfig:
     mantissa_bits: int | None = None
     log_output: bool = False
     multiplier: str = "logic"
+    shadow_banks: int = 1
 
     def __post_init__(self):
         check_key_int("rows", self.rows, 1, _MAX_DIM)
@@ -201,6 +208,7 @@ class CoreConfig:
                       f"is not allowed with {self.datapath.what}")
             check_key_int("acc_bits", self.acc_bits, self.psum_format.bits, self.exact_acc_format.bits)
         check_key_int("tree_levels_per_stage", self.tree_levels_per_stage, 1, 8)
+        check_key_int("shadow_banks", self.shadow_banks, 1, 2)
         check_key_bool("output_stage", self.output_stage)
         check_key_bool("sparse", self.sparse)
         check_key("output_rounding", self.output_rounding, self.output_rounding in ROUNDINGS, ", ".join(ROUNDINGS))
@@ -259,6 +267,8 @@ class CoreConfig:
             del d["log_output"]
         if self.multiplier == "logic":
             del d["multiplier"]
+        if self.shadow_banks == 1:
+            del d["shadow_banks"]
         return d
 
     def to_toml(self):
@@ -405,6 +415,20 @@ class CoreConfig:
     def dot_latency(self):
         """Cycles from operands to a unit's registered partial sum (:attr:`Datapath.dot_latency`)."""
         return self.datapath.dot_latency
+
+    @property
+    def streaming_tile_beats(self):
+        """Shortest tile, in beats, that streams (with a ready result consumer): the array takes a beat every
+        cycle and the rows drain as fast as tiles finish, so a GEMM of T such tiles of k beats is busy
+        ``T*k + dot_latency + 1 + rows`` cycles. It is ``max(rows, ceil((dot_latency + rows + 1) / shadow_banks))``.
+
+        A tile's last beat is taken only when, counting the tiles whose last beat is in the pipeline or
+        whose results wait in a shadow bank, fewer than ``shadow_banks`` are left; each such tile counts
+        for ``dot_latency + rows`` cycles after its last beat (in flight, then its ``rows`` rows draining).
+        Draining takes ``rows`` cycles per tile through the one result port, whatever the banks. Shorter
+        tiles wait at their last beat: ``dot_latency + rows + 1`` cycles per tile with one bank.
+        """
+        return max(self.rows, -(-(self.dot_latency + self.rows + 1) // self.shadow_banks))
 
 
 PRESETS = {
