@@ -61,6 +61,18 @@ def energy(config_path, flags, source):
     return json.loads(out.getvalue())
 
 
+def layer_sqnr(config_path, flags, folder):
+    """SQNR (dB) of ``qmac gemm`` (golden model) on the layer in ``folder`` with the same core and flags: what
+    the energy buys."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["gemm", "--config", str(config_path), *flags, "--weights", str(Path(folder) / "W.npy"),
+                       "--activations", str(Path(folder) / "A.npy"), "--json"])
+    if status:
+        raise SystemExit(f"qmac gemm failed ({status}) for {config_path} {flags} {folder}")
+    return json.loads(out.getvalue())["sqnr_db"]
+
+
 def main_():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="also write every report as JSON")
@@ -77,7 +89,9 @@ def main_():
             path.write_text(CoreConfig.from_dict({**GEOMETRY, **keys}).to_toml())
             for d in [*args.distributions, *args.layer]:
                 r = energy(path, flags, d)
-                d = Path(d).name if Path(d).is_dir() else d
+                if Path(d).is_dir():
+                    r["sqnr_db"] = layer_sqnr(path, flags, d)
+                    d = Path(d).name
                 results.append({"core": name, "distribution": d, **r})
                 print(f"{name} {d}: {r['energy_per_mac']:.0f} units/MAC, {r['pj_per_mac']:.3f} pJ/MAC",
                       file=sys.stderr, flush=True)
@@ -86,15 +100,17 @@ def main_():
     if args.plot:
         from qmac.energy import plot_breakdown
         plot_breakdown(results, [f"{r['core']}, {r['distribution']}" for r in results], args.plot)
-    print("| core | data | units/MAC | pJ/MAC | lanes | adder trees | accumulators | clock | inputs | other |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| core | data | units/MAC | pJ/MAC | lanes | adder trees | accumulators | clock | inputs | other "
+          "| SQNR (dB) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         c = r["by_component"]
         e = r["energy_per_mac"]
         share = {k: c.get(k, 0.0) / e for k in ("lanes", "adder trees", "accumulators", "clock", "inputs")}
         other = 1 - sum(share.values())
         print(f"| {r['core']} | {r['distribution']} | {e:.0f} | {r['pj_per_mac']:.3f} | "
-              + " | ".join(f"{100 * v:.0f}%" for v in share.values()) + f" | {100 * other:.0f}% |")
+              + " | ".join(f"{100 * v:.0f}%" for v in share.values()) + f" | {100 * other:.0f}% | "
+              + (f"{r['sqnr_db']:.1f} |" if "sqnr_db" in r else "- |"))
 
 
 if __name__ == "__main__":

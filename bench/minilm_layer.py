@@ -5,8 +5,9 @@ activations, one column per token) for ``qmac energy --weights W.npy --activatio
 The graph and its token inputs are those of ``bench/minilm.py`` (run it first); the layer runs in FP32 on the
 first sample of ``X.npz`` through :class:`qmac.model.execute.QuantizedNetwork`, which hands every layer's
 product to one method as ``W @ A`` in qmac's orientation; that call's operands are captured. ``--rows`` and
-``--tokens`` keep the first output rows of W and the first tokens of A (all of K), so that a gate-level run of a
-small core stays short; the values are the layer's own.
+``--tokens`` keep the first output rows of W and the first tokens of A, ``--k`` the first K (all by default: a
+core's ``max_k`` may be smaller than a layer's K), so that a gate-level run of a small core stays short; the
+values are the layer's own.
 
     python bench/minilm.py --out build/minilm --tokens 64
     python bench/minilm_layer.py --layer layer0/query/matmul --rows 16 --tokens 16 --out build/minilm/query0
@@ -48,10 +49,11 @@ def main():
     p.add_argument("--layer", default="layer0/query/matmul", help="the MatMul's layer name (qmac model's table)")
     p.add_argument("--rows", type=int, default=16, help="first output rows of W kept (default 16)")
     p.add_argument("--tokens", type=int, default=16, help="first tokens (columns of A) kept (default 16)")
+    p.add_argument("--k", type=int, help="first K (inner dimension) kept (default all)")
     p.add_argument("--out", required=True, help="folder for W.npy and A.npy")
     args = p.parse_args()
     W, A = capture(args.model, args.data, args.layer)
-    W, A = W[:args.rows], A[:, :args.tokens]
+    W, A = W[:args.rows, :args.k], A[:args.k, :args.tokens]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "W.npy", W)

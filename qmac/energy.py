@@ -301,7 +301,7 @@ def calibration(build_root=None, cache_dir=None):
 
 def plot_breakdown(reports, labels, file, fmt="png"):
     """A stacked horizontal bar per report of :func:`measure_energy` (``labels`` name them, top to bottom):
-    energy per MAC split by :data:`COMPONENTS` (one colour each, the share printed in segments of 4% or more),
+    energy per MAC split by :data:`COMPONENTS` (one colour each, the share printed in segments wide enough for it),
     the total (and the calibrated pJ per MAC, when present) at the bar's end. Written to ``file`` (a path or a
     binary file object) as ``fmt``."""
     import matplotlib
@@ -310,7 +310,7 @@ def plot_breakdown(reports, labels, file, fmt="png"):
     colours = dict(zip(COMPONENTS, plt.get_cmap("tab10").colors))
     legend_rows = 2
     height = 1.3 + 0.4 * len(reports) + 0.25 * legend_rows
-    fig, ax = plt.subplots(figsize=(9, height))
+    fig, ax = plt.subplots(figsize=(10, height))
     present = [c for c in COMPONENTS if any(r["by_component"].get(c) for r in reports)]
     y = list(range(len(reports)))[::-1]
     top = max(r["energy_per_mac"] for r in reports)
@@ -319,7 +319,7 @@ def plot_breakdown(reports, labels, file, fmt="png"):
         left = [sum(r["by_component"].get(c, 0.0) for c in present[:present.index(component)]) for r in reports]
         ax.barh(y, values, left=left, color=colours[component], label=component, height=0.7)
         for yi, v, x0, r in zip(y, values, left, reports):
-            if v >= 0.04 * r["energy_per_mac"] and v >= 0.03 * top:
+            if v >= 0.04 * r["energy_per_mac"] and v >= 0.06 * top:  # room for the text
                 ax.text(x0 + v / 2, yi, f"{100 * v / r['energy_per_mac']:.0f}%", ha="center", va="center",
                         fontsize=7, color="white")
     for yi, r in zip(y, reports):
@@ -327,7 +327,7 @@ def plot_breakdown(reports, labels, file, fmt="png"):
         ax.text(r["energy_per_mac"], yi, f" {r['energy_per_mac']:.0f}{pj}", va="center", fontsize=8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlim(0, top * 1.25)
-    ax.set_xlabel("energy per MAC (relative units: transitions of one minimum gate's capacitance; docs/energy.md)")
+    ax.set_xlabel("energy per MAC (relative units, docs/energy.md; calibrated pJ in brackets)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("energy per MAC by component", fontsize=10)
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=-(-len(present) // legend_rows),

@@ -14,7 +14,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser("energy", help="energy per MAC from the gate-level netlist, by component")
     add_config_args(p)
     p.add_argument("--format", default="int8", choices=list(MODES),
-                   help="int8/int4, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
+                   help="int8/int4/w4a8, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
     add_quantization_args(p)
     p.add_argument("--weights", metavar="W.npy", help="N x K: integer codes, or floats (with --activations)")
     p.add_argument("--activations", metavar="A.npy", help="K x M: integer codes, or floats (with --weights)")
