@@ -160,9 +160,11 @@ def _plot_eval(results, path):
                 if base:
                     top = max(base, key=lambda x: x[key])
                     ax.axhline(top[key], color=colour, lw=1.2, ls=(0, (6, 3)))
+                    # the two labels on opposite sides of their lines: close baselines stay readable
+                    above = scheme == "per-channel"
                     ax.annotate(f"{scheme} ({top['clip']}) {top[key]:.1f} dB", (0.02, top[key]),
-                                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
-                                fontsize=7, color=colour, va="bottom")
+                                xycoords=("axes fraction", "data"), xytext=(0, 2 if above else -2),
+                                textcoords="offset points", fontsize=7, color=colour, va="bottom" if above else "top")
             title = f"{fmt}, {r['tensor']}"
             if rows:
                 best = max(rows, key=lambda x: x[key])
@@ -177,7 +179,7 @@ def _plot_eval(results, path):
                 ax.set_xlim(vectors[0] / pad, vectors[-1] * pad)
             else:
                 ax.set_xticks([])
-            ax.margins(y=0.15)
+            ax.margins(y=0.18)
             ax.grid(True, alpha=0.3)
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("vector length V (elements per scale)")
