@@ -34,7 +34,8 @@ from qmac.sim.gemm import assemble, expected_results, operand_beats, plan_gemm
 from qmac.sim.packing import unpack_results
 
 __all__ = ["PIN_CAP", "FLIP_FLOP_PIN_CAP", "OUTPUT_CAP", "WIRE_PER_LOAD", "PORT_LOAD", "COMPONENTS", "DISTRIBUTIONS",
-           "HOROWITZ_PJ", "component_of", "net_capacitance", "synthetic_operands", "measure_energy", "calibration"]
+           "HOROWITZ_PJ", "component_of", "net_capacitance", "synthetic_operands", "measure_energy", "calibration",
+           "plot_breakdown"]
 
 #: Input capacitance of each pin of Yosys's generic gates, in minimum transistor gates: the transistors whose
 #: gate the pin drives in the static CMOS cell that ``stat -tech cmos`` counts (NAND2 = 4 transistors, each input
@@ -296,3 +297,41 @@ def calibration(build_root=None, cache_dir=None):
         units[name] = sum(counted.get(b, 0) * cap for b, (cap, _, _) in nets.items()) / _PROBE_STEPS
     factor = math.exp(sum(math.log(HOROWITZ_PJ[n] / u) for n, u in units.items()) / len(units))
     return {"pj_per_unit": factor, "units": units}
+
+
+def plot_breakdown(reports, labels, file, fmt="png"):
+    """A stacked horizontal bar per report of :func:`measure_energy` (``labels`` name them, top to bottom):
+    energy per MAC split by :data:`COMPONENTS` (one colour each, the share printed in segments wide enough for it),
+    the total (and the calibrated pJ per MAC, when present) at the bar's end. Written to ``file`` (a path or a
+    binary file object) as ``fmt``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    colours = dict(zip(COMPONENTS, plt.get_cmap("tab10").colors))
+    legend_rows = 2
+    height = 1.3 + 0.4 * len(reports) + 0.25 * legend_rows
+    fig, ax = plt.subplots(figsize=(10, height))
+    present = [c for c in COMPONENTS if any(r["by_component"].get(c) for r in reports)]
+    y = list(range(len(reports)))[::-1]
+    top = max(r["energy_per_mac"] for r in reports)
+    for component in present:
+        values = [r["by_component"].get(component, 0.0) for r in reports]
+        left = [sum(r["by_component"].get(c, 0.0) for c in present[:present.index(component)]) for r in reports]
+        ax.barh(y, values, left=left, color=colours[component], label=component, height=0.7)
+        for yi, v, x0, r in zip(y, values, left, reports):
+            if v >= 0.04 * r["energy_per_mac"] and v >= 0.06 * top:  # room for the text
+                ax.text(x0 + v / 2, yi, f"{100 * v / r['energy_per_mac']:.0f}%", ha="center", va="center",
+                        fontsize=7, color="white")
+    for yi, r in zip(y, reports):
+        pj = f" ({r['pj_per_mac']:.3f} pJ)" if r.get("pj_per_mac") is not None else ""
+        ax.text(r["energy_per_mac"], yi, f" {r['energy_per_mac']:.0f}{pj}", va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlim(0, top * 1.25)
+    ax.set_xlabel("energy per MAC (relative units, docs/energy.md; calibrated pJ in brackets)")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("energy per MAC by component", fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=-(-len(present) // legend_rows),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, (0.1 + 0.25 * legend_rows) / height, 1, 1))
+    fig.savefig(file, dpi=120, format=fmt)
+    plt.close(fig)

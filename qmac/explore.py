@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import json
 import math
-import sys
 import tomllib
 from pathlib import Path
 
@@ -175,8 +174,8 @@ def _best(rows):
 
 def plot(rows, out_dir):
     """``accuracy_vs_energy.png`` and ``accuracy_vs_transistors.png`` in ``out_dir``: one marker colour per
-    format, the Pareto front of each pair as a step line, the best point (:func:`_best`) ringed. Returns the
-    paths written (none without accuracies)."""
+    format, the Pareto front of each pair as a step line with its points named, the best point (:func:`_best`)
+    ringed. Returns the paths written (none without accuracies)."""
     import matplotlib
     import matplotlib.ticker
     matplotlib.use("Agg")
@@ -201,7 +200,10 @@ def plot(rows, out_dir):
                 front.append(r)
                 top = r["accuracy"]
         ax.step([r[key] for r in front], [r["accuracy"] for r in front], where="post", color="0.4", lw=1,
-                ls="--", label="Pareto front", zorder=2)
+                ls="--", label="Pareto front (better: up and left)", zorder=2)
+        for r in front:  # the front's points named where they are; the rest by colour
+            ax.annotate(r["point"], (r[key], r["accuracy"]), xytext=(6, -10), textcoords="offset points",
+                        fontsize=7, color="0.25")
         if best is not None and best.get(key) is not None:
             ax.scatter([best[key]], [best["accuracy"]], s=260, facecolors="none", edgecolors="red", lw=2,
                        label=f"best: {best['point']}", zorder=4)
@@ -243,9 +245,12 @@ def _submit_all(tasks, workers, scheduler):
             yield futures[fut], fut.result()
 
 
-def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir="build/explore-cache"):
+def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir="build/explore-cache",
+            progress=None):
     """Evaluate every point of ``space`` (:func:`load_space`) and write ``points.csv``, ``points.json`` and the
-    plots in ``out_dir``. ``W``/``A`` override the workload's operands. Returns the rows in point order."""
+    plots in ``out_dir``. ``W``/``A`` override the workload's operands. ``progress``, if given, wraps the
+    iterator of finished points as ``progress(iterator, total)`` (a progress bar). Returns the rows in point
+    order."""
     from qmac.energy import synthetic_operands
     wl = space["workload"]
     if W is None and "weights" in wl:
@@ -258,10 +263,9 @@ def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir
     tasks = [(name, fmt, config, flags, W, A, shapes, wl.get("energy", True), str(Path(cache_dir).resolve()))
              for name, fmt, config, flags, _ in pts]
     rows = [None] * len(tasks)
-    for done, (i, row) in enumerate(_submit_all(tasks, workers, scheduler), 1):
+    finished = _submit_all(tasks, workers, scheduler)
+    for i, row in (progress(finished, len(tasks)) if progress else finished):
         rows[i] = {**pts[i][4], **row}
-        print(f"qmac: explore [{done}/{len(tasks)}] {row['point']}" + (" (cached)" if row["cached"] else ""),
-              file=sys.stderr, flush=True)
     for row, flag in zip(rows, pareto(rows)):
         row["pareto"] = flag
     out = Path(out_dir)

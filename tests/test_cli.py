@@ -282,3 +282,18 @@ def test_gemm_w4a8_rejects(tmp_path, capsys, monkeypatch, args, message):
     np.save("A200.npy", np.array([[-128, 200]] * 4))
     assert main(["gemm", "--preset", "tiny-w4a8", "--format", "w4a8", *args]) == 2
     assert capsys.readouterr().err == message
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    """qmac explore's and qmac model's progress bar: on stderr when it is a terminal, nothing otherwise."""
+    import io
+    from qmac.cli.common import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, enabled, shown in ((io.StringIO(), True, False), (Terminal(), False, False), (Terminal(), True, True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert list(progress_bar("points", enabled)(iter("abc"), 3)) == ["a", "b", "c"]
+        assert ("3/3" in stream.getvalue()) is shown and (stream.getvalue() == "") is not shown

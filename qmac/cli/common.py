@@ -9,7 +9,7 @@ import sys
 from qmac.hw.spec.config import PRESETS, ConfigError, load_config, preset
 
 __all__ = ["UsageError", "add_config_args", "config_from_args", "print_report", "json_safe", "stdout_to_stderr",
-           "saturation_status", "fail"]
+           "saturation_status", "fail", "progress_bar"]
 
 class UsageError(Exception):
     """A bad argument, printed as one line ``<flag or key>: <value>: <what is allowed>``; exit code 2.
@@ -136,6 +136,26 @@ def stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def progress_bar(what, enabled=True):
+    """A wrapper ``bar(items, total=None)`` that shows a progress bar named ``what`` on stderr while ``items`` is
+    iterated, when ``enabled`` and stderr is a terminal (never in CI logs or pipes, never on stdout): tqdm's if
+    it is installed, else one line rewritten in place. Otherwise ``items`` is returned unchanged."""
+    if not (enabled and sys.stderr.isatty()):
+        return lambda items, total=None: items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return lambda items, total=None: _line_progress(items, what, len(items) if total is None else total)
+    return lambda items, total=None: tqdm(items, desc=what, total=total, file=sys.stderr, dynamic_ncols=True)
+
+
+def _line_progress(items, what, total):
+    for i, item in enumerate(items, 1):
+        yield item
+        print(f"\r{what} {i}/{total}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
 
 
 #: Exit status of ``--strict`` when an accumulator saturated (README.md, "Exit codes").

@@ -3,7 +3,7 @@
 from qmac.hw.spec.config import MODES
 
 from .common import UsageError, add_config_args, config_from_args, fail, print_report, stdout_to_stderr
-from .inputs import integer, load_array
+from .inputs import PLOT_SUFFIXES, integer, load_array, output_file, write_atomically
 from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
@@ -14,7 +14,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser("energy", help="energy per MAC from the gate-level netlist, by component")
     add_config_args(p)
     p.add_argument("--format", default="int8", choices=list(MODES),
-                   help="int8/int4, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
+                   help="int8/int4/w4a8, or lns8/lns4 (the log datapath; the config is switched to it if needed)")
     add_quantization_args(p)
     p.add_argument("--weights", metavar="W.npy", help="N x K: integer codes, or floats (with --activations)")
     p.add_argument("--activations", metavar="A.npy", help="K x M: integer codes, or floats (with --weights)")
@@ -28,6 +28,8 @@ def add_parser(subparsers):
     p.add_argument("--calibrate", action="store_true",
                    help="also report pj_per_mac, calibrated on Horowitz's 45 nm adder and multiplier energies")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="OUT.png", help="stacked bar of the energy per MAC by component ("
+                   + ", ".join(PLOT_SUFFIXES) + ")")
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,7 @@ def run(args):
     from qmac.energy import measure_energy, synthetic_operands
     from qmac.tb.runner import ToolError
     from qmac.toolchain.synth import SynthError
+    output_file("--plot", args.plot, PLOT_SUFFIXES)
     cfg = config_from_args(args)
     if (args.weights is None) != (args.activations is None):
         raise UsageError("--weights" if args.weights is None else "--activations", None,
@@ -88,5 +91,10 @@ def run(args):
               "repeat": args.repeat, **ops.report,
               **{key: value for key, value in res.items() if key != "Y"},
               "units": "relative: transitions of one minimum transistor gate's capacitance (docs/energy.md)"}
+    if args.plot:
+        from qmac.energy import plot_breakdown
+        what = source.get("distribution") or f"{args.weights}, {args.activations}"
+        write_atomically("--plot", args.plot, lambda f: plot_breakdown(
+            [res], [f"{ops.mode}{' 2:4' if ops.sparse else ''}, {what}"], f, args.plot.rsplit(".", 1)[-1].lower()))
     print_report(report, args.json)
     return 0 if res["bit_exact"] else 1

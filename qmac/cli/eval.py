@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from .common import UsageError, json_safe
-from .inputs import as_floats, integer, load_array, output_file, write_atomically
+from .inputs import PLOT_SUFFIXES, as_floats, integer, load_array, output_file, write_atomically
 
 __all__ = ["add_parser", "run"]
 
@@ -15,8 +15,6 @@ MAX_ELEMENTS = 1 << 24
 _FORMATS = ("int8", "int4")
 _SCHEMES = ("per-tensor", "per-channel", "vector")
 _CLIPS = ("max", "percentile", "mse")
-#: What ``--plot`` can write (matplotlib's Agg canvas).
-PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
 def add_parser(subparsers):
@@ -34,7 +32,8 @@ def add_parser(subparsers):
     p.add_argument("--m", type=integer(1, MAX_ELEMENTS), help="synthetic: columns of A (64)")
     p.add_argument("--seed", type=integer(0, 2 ** 63 - 1), help="synthetic: seed (0)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--plot", metavar="OUT.png", help="bar chart of the SQNRs (" + ", ".join(PLOT_SUFFIXES) + ")")
+    p.add_argument("--plot", metavar="OUT.png", help="SQNR against vector length, one panel per format and tensor ("
+                   + ", ".join(PLOT_SUFFIXES) + ")")
     p.set_defaults(func=run)
 
 
@@ -128,19 +127,70 @@ def _int_list(flag, text, hi):
 
 
 def _plot_eval(results, path):
+    """SQNR (dB) against vector length V, one panel per tensor (row) and format (column): one line per scale
+    width S (colour) and clip method (line style) of the vector scheme, the per-tensor and per-channel schemes as
+    horizontal reference lines (their best clip), the panel's best configuration starred. The SQNR is the
+    output's (W @ A) when activations were given, else the weights'."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for ax, r in zip(axes[0], results):
-        labels = [f"{x['format']} {x['scheme']}" + (f" V{x['vector']} S{x['scale_bits']}" if x["vector"] else "")
-                  + f" {x['clip']}" for x in r["rows"]]
-        key = "sqnr_y_db" if r["rows"][0]["sqnr_y_db"] is not None else "sqnr_w_db"
-        ax.barh(range(len(labels)), [x[key] for x in r["rows"]])
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
-        ax.set_xlabel(("output" if key == "sqnr_y_db" else "weight") + " SQNR (dB)")
-        ax.set_title(r["tensor"])
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+    formats = list(dict.fromkeys(x["format"] for r in results for x in r["rows"]))
+    key = "sqnr_y_db" if results[0]["rows"][0]["sqnr_y_db"] is not None else "sqnr_w_db"
+    bits = sorted({x["scale_bits"] for r in results for x in r["rows"] if x["vector"]})
+    clips = list(dict.fromkeys(x["clip"] for r in results for x in r["rows"]))
+    colours = dict(zip(bits, plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(1, len(bits))))))
+    styles = dict(zip(clips, ("-", "--", ":", "-.")))
+    schemes = {x["scheme"] for r in results for x in r["rows"]}
+    baselines = {s: c for s, c in (("per-tensor", "tab:red"), ("per-channel", "tab:orange")) if s in schemes}
+    fig, axes = plt.subplots(len(results), len(formats), figsize=(4.6 * len(formats) + 1.2, 3.4 * len(results)),
+                             squeeze=False)
+    for row_axes, r in zip(axes, results):
+        for ax, fmt in zip(row_axes, formats):
+            rows = [x for x in r["rows"] if x["format"] == fmt and x[key] is not None and np.isfinite(x[key])]
+            vectors = sorted({x["vector"] for x in rows if x["vector"]})
+            for b in bits:
+                for clip in clips:
+                    line = sorted((x["vector"], x[key]) for x in rows
+                                  if x["vector"] and x["scale_bits"] == b and x["clip"] == clip)
+                    if line:
+                        ax.plot(*zip(*line), color=colours[b], ls=styles[clip], marker="o", ms=4, lw=1.4)
+            for scheme, colour in baselines.items():
+                base = [x for x in rows if x["scheme"] == scheme]
+                if base:
+                    top = max(base, key=lambda x: x[key])
+                    ax.axhline(top[key], color=colour, lw=1.2, ls=(0, (6, 3)))
+                    # the two labels on opposite sides of their lines: close baselines stay readable
+                    above = scheme == "per-channel"
+                    ax.annotate(f"{scheme} ({top['clip']}) {top[key]:.1f} dB", (0.02, top[key]),
+                                xycoords=("axes fraction", "data"), xytext=(0, 2 if above else -2),
+                                textcoords="offset points", fontsize=7, color=colour, va="bottom" if above else "top")
+            title = f"{fmt}, {r['tensor']}"
+            if rows:
+                best = max(rows, key=lambda x: x[key])
+                if best["vector"]:
+                    ax.plot(best["vector"], best[key], marker="*", ms=14, color="red", mec="black", zorder=5)
+                    title += f"\nbest {best[key]:.1f} dB: V={best['vector']}, S={best['scale_bits']}, {best['clip']}"
+            if vectors:
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(vectors, [str(v) for v in vectors])
+                ax.minorticks_off()
+                pad = 2 ** 0.3
+                ax.set_xlim(vectors[0] / pad, vectors[-1] * pad)
+            else:
+                ax.set_xticks([])
+            ax.margins(y=0.18)
+            ax.grid(True, alpha=0.3)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("vector length V (elements per scale)")
+            ax.set_ylabel(("output W@A" if key == "sqnr_y_db" else "weight") + " SQNR (dB)")
+    handles = ([Line2D([], [], color=colours[b], marker="o", lw=1.4, label=f"vector, S={b}-bit scales") for b in bits]
+               + [Line2D([], [], color="0.3", ls=styles[c], lw=1.4, label=f"clip: {c}") for c in clips if bits]
+               + [Line2D([], [], color=c, ls=(0, (6, 3)), label=f"{s} (best clip)") for s, c in baselines.items()]
+               + [Line2D([], [], color="red", mec="black", marker="*", ms=12, ls="", label="best of the panel")
+                  for _ in bits[:1]])
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
     fmt = path.rsplit(".", 1)[-1].lower()
-    write_atomically("--plot", path, lambda f: fig.savefig(f, dpi=120, format=fmt))
+    write_atomically("--plot", path, lambda f: fig.savefig(f, dpi=110, format=fmt))
     plt.close(fig)

@@ -1,7 +1,7 @@
 """``qmac explore``: sweep core configs and formats over a workload; accuracy, area, energy and throughput per
 point, with Pareto plots (docs/explore.md)."""
 
-from .common import UsageError, fail, print_report, stdout_to_stderr
+from .common import UsageError, fail, print_report, progress_bar, stdout_to_stderr
 from .inputs import integer, load_array, output_dir
 
 __all__ = ["add_parser", "run"]
@@ -41,7 +41,8 @@ def run(args):
                              f"the K of --weights {W.shape}")
     try:
         with stdout_to_stderr():
-            rows = explore(space, args.out, W, A, args.workers, args.scheduler, args.cache)
+            rows = explore(space, args.out, W, A, args.workers, args.scheduler, args.cache,
+                           progress_bar("points"))
     except (SynthError, ToolError) as e:
         return fail(str(e))
     print_report({"out": args.out, "points": rows} if args.json else

@@ -219,6 +219,10 @@ def _check_parent(flag, path, parent):
         raise UsageError(flag, path, f"folder {str(parent)!r} is not writable; allowed: a file in a writable folder")
 
 
+#: What a ``--plot`` file can be (matplotlib's Agg canvas writes each).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
 def output_file(flag, path, suffixes):
     """Check, before any work, that ``path`` can become an output file: a name ending in one of ``suffixes``
     (written exactly as given) in an existing, writable folder, not a folder itself. Returns ``path``."""

@@ -1,12 +1,9 @@
 """``qmac model``: an ONNX network with every MatMul/Gemm/Conv on the golden model or the emitted RTL of a core,
 compared with onnxruntime's FP32 outputs (docs/models.md)."""
 
-import sys
-
 import numpy as np
 
-from .common import (UsageError, add_config_args, config_from_args, print_report,
-                     stdout_to_stderr)
+from .common import UsageError, add_config_args, config_from_args, print_report, progress_bar, stdout_to_stderr
 from .inputs import output_file
 from .quantization import add_quantization_args
 
@@ -44,21 +41,6 @@ def _load_npz(path, flag):
             return {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise UsageError(flag, path, f"cannot be read as an .npz archive ({e}); allowed: an .npz of arrays") from None
-
-
-def _progress(enabled, what):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        def plain(items):
-            for i, item in enumerate(items):
-                print(f"\r{what} {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
-                yield item
-            print(file=sys.stderr)
-        return plain
-    return lambda items: tqdm(items, desc=what, file=sys.stderr)
 
 
 def run(args):
@@ -99,10 +81,10 @@ def run(args):
                    engine=args.engine, rtl=args.rtl)
     try:
         with stdout_to_stderr():
-            report = evaluate(net, data, scheme, args.ptq, progress=_progress(not args.json, "samples"), **options)
+            report = evaluate(net, data, scheme, args.ptq, progress=progress_bar("samples", not args.json), **options)
             if args.sensitivity:
                 report["sensitivity"] = sensitivity(net, data, scheme or Scheme(), args.ptq,
-                                                    progress=_progress(not args.json, "layers"), **options)
+                                                    progress=progress_bar("layers", not args.json), **options)
     except ValueError as e:
         raise UsageError("MODEL", args.model, f"cannot run with these flags: {e}") from None
     if args.plot:

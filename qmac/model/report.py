@@ -17,6 +17,7 @@ are not finite (an exact FP32 layer's SQNR) are ``None``, so the JSON is strict.
 import fnmatch
 import glob
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -128,17 +129,48 @@ def format_table(report):
 
 
 def plot_layers(report, path):
-    """A bar chart of each layer's SQNR (dB) written to ``path``."""
+    """Each quantized layer's SQNR (dB), one horizontal bar per layer in graph order (names on the left, coloured
+    by format), the model output's SQNR as a vertical reference line and the weakest layer marked; with
+    ``report["sensitivity"]`` a second panel gives the output SQNR with only that layer quantized. PNG at ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     layers = [layer for layer in report["layers"] if layer["sqnr_db"] is not None]
-    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(layers)), 4))
-    ax.bar(range(len(layers)), [layer["sqnr_db"] for layer in layers])
-    ax.set_xticks(range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=7)
-    ax.set_ylabel("layer SQNR (dB)")
-    ax.set_title(f"{report['model']}: {report['format']}, ptq {report['ptq']}, output cosine "
-                 f"{_fmt(report['output']['cosine_mean'], '.5f')}")
-    fig.tight_layout()
+    sens = {row["name"]: row["sqnr_db"] for row in report.get("sensitivity", ())}
+    panels = 2 if any(sens.get(layer["name"]) is not None for layer in layers) else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 + 3.5 * panels, 1.6 + 0.24 * max(1, len(layers))), sharey=True,
+                             squeeze=False)
+    y = list(range(len(layers)))[::-1]
+    formats = list(dict.fromkeys(layer["format"] for layer in layers))
+    colours = dict(zip(formats, plt.get_cmap("tab10").colors))
+    ax = axes[0][0]
+    ax.barh(y, [layer["sqnr_db"] for layer in layers], color=[colours[layer["format"]] for layer in layers],
+            height=0.7)
+    handles = [Patch(color=colours[fmt], label=f"layer format {fmt}") for fmt in formats]
+    out = report["output"]["sqnr_db"]
+    if out is not None:
+        ax.axvline(out, color="black", ls="--", lw=1.2)
+        handles.append(Line2D([], [], color="black", ls="--", label=f"model output SQNR: {out:.1f} dB"))
+    if layers:
+        worst = min(range(len(layers)), key=lambda i: layers[i]["sqnr_db"])
+        ax.barh([y[worst]], [layers[worst]["sqnr_db"]], height=0.7, fill=False, edgecolor="red", lw=2)
+        handles.append(Patch(fill=False, edgecolor="red", lw=2,
+                             label=f"weakest layer: {layers[worst]['name']} ({layers[worst]['sqnr_db']:.1f} dB)"))
+    ax.set_yticks(y, [layer["name"] for layer in layers], fontsize=7)
+    ax.set_xlabel("layer output SQNR against FP32 (dB)")
+    ax.grid(True, axis="x", alpha=0.3)
+    if panels == 2:
+        ax2 = axes[0][1]
+        values = [sens.get(layer["name"]) for layer in layers]
+        ax2.barh([yi for yi, v in zip(y, values) if v is not None], [v for v in values if v is not None],
+                 color="0.55", height=0.7)
+        ax2.set_xlabel("model output SQNR, only this layer quantized (dB)")
+        ax2.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(f"{Path(report['model']).name}: {report['format']}, ptq {report['ptq']}, output cosine "
+                 f"{_fmt(report['output']['cosine_mean'], '.5f')}", fontsize=10)
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

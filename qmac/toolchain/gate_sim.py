@@ -1,6 +1,7 @@
 """Gate-level simulation with toggle counting: a Yosys netlist (:func:`qmac.toolchain.synth.gate_netlist`)
-Verilated with ``--coverage-toggle`` around a C++ driver from ``qmac.tb`` (``gate_energy_harness.cpp`` for the
-core, ``gate_probe_harness.cpp`` for a combinational probe), built into an executable.
+Verilated with ``--coverage-toggle`` around a C++ driver from ``qmac.tb``, built into an executable: for the core,
+``verilator_harness.cpp`` with ``-DQMAC_TOGGLES`` (the beat loop of the fast RTL engine, plus a ``main`` that
+reads a job file and writes the toggle counts); for a combinational probe, ``gate_probe_harness.cpp``.
 
 Builds are cached by the netlist text, the driver source, the build flags and the Verilator version under
 ``<build_root>/gate-sim/<key>`` (``build_root`` defaults to ``$QMAC_BUILD_ROOT`` or ``build``); a build runs
@@ -23,8 +24,9 @@ from qmac.tb.runner import ToolError, verilator_build
 
 __all__ = ["DRIVERS", "build_gate_sim", "run_core", "run_probe", "read_toggles"]
 
-#: Driver of each kind of netlist: (C++ source in qmac.tb, top module).
-DRIVERS = {"core": ("gate_energy_harness.cpp", "qmac_core"), "probe": ("gate_probe_harness.cpp", "probe")}
+#: Driver of each kind of netlist: (C++ source in qmac.tb, top module, its preprocessor defines).
+DRIVERS = {"core": ("verilator_harness.cpp", "qmac_core", ("-DQMAC_TOGGLES",)),
+           "probe": ("gate_probe_harness.cpp", "probe", ())}
 
 #: Verilator options: toggle counters on every net (private ``_`` names and wide vectors too); gate-level
 #: netlists raise lint warnings (UNOPTFLAT, ...) that say nothing about the design; -O0 compiles the large
@@ -39,11 +41,13 @@ def build_gate_sim(netlist_path, kind="core", defines=(), build_root=None):
     """The executable of driver ``kind`` (a :data:`DRIVERS` key) around the netlist at ``netlist_path``,
     built unless cached; returns ``(path, built)``.
 
-    ``defines`` are preprocessor flags for the driver (``-DQMAC_LOG_SHIFT`` on a core with ``log_output``).
+    ``defines`` are preprocessor flags for the driver besides its own (``-DQMAC_LOG_SHIFT`` on a core with
+    ``log_output``).
     Raises :class:`~qmac.tb.runner.ToolError` naming a missing tool, or with the tail of the build log."""
     if kind not in DRIVERS:
         raise ValueError(f"driver must be one of {', '.join(DRIVERS)}, not {kind!r}")
-    source_name, top = DRIVERS[kind]
+    source_name, top, own = DRIVERS[kind]
+    defines = [*own, *defines]
     flags = list(BUILD_FLAGS) + ["-CFLAGS", " ".join(defines)] if defines else list(BUILD_FLAGS)
     files = {"netlist.v": Path(netlist_path).read_text(),
              source_name: resources.files("qmac.tb").joinpath(source_name).read_text()}
