@@ -6,6 +6,8 @@ one row per output channel; A: K x M activations, one column per token / output 
 the same functions as ``qmac gemm`` (:mod:`qmac.quantized_gemm`: quantize both operands, the golden model or
 the emitted RTL of the core, back to floats), then bias, ``alpha``/``beta`` and layout are applied in float.
 Every other node, and every layer left in FP32, is computed in float64 and cast back to the graph's type.
+BatchNormalization (when not folded into its Conv at load) is computed here in inference form, with the stored
+mean and variance: onnx.reference's version 9 uses the batch's statistics whenever ``momentum`` is set.
 
 * MatMul ``X (..., K) @ B (K, N)``: ``W = B^T``, ``A = X`` reshaped to ``(rows, K)`` and transposed; a
   constant left operand ``B (M, K) @ X (K, N)`` is ``W = B``, ``A = X``.
@@ -14,7 +16,8 @@ Every other node, and every layer left in FP32, is computed in float64 and cast 
   ``A = im2col(X)`` (:func:`qmac.model.network.im2col`); the bias is added in float.
 * MatMul between two activations (attention scores ``Q K^T`` and context ``P V``): each item of the batch
   dimensions is one GEMM with ``W = X1[i]`` (quantized along K like weights, per row = per token) and
-  ``A = X2[i]``, both quantized dynamically as activations; ``attention="float"`` keeps them in float.
+  ``A = X2[i]``, both quantized dynamically as activations; ``attention="float"`` keeps them in float. In W4A8
+  both run at the activation width: such a layer's format is ``int8``.
 
 Activations are quantized per input (dynamic), except per-tensor INT activation scales when a calibration
 set is given: then their clip is fixed by ``--clip`` over the layer's calibration activations
@@ -40,7 +43,7 @@ from .network import conv_output_shape, im2col
 __all__ = ["FORMATS", "PTQ", "ATTENTION", "LayerStats", "QuantizedNetwork", "reference_outputs"]
 
 #: Per-layer formats of ``--format`` / ``--layer``: no quantization, or a datapath mode.
-FORMATS = ("fp32", "int8", "int4", "lns8", "lns4")
+FORMATS = ("fp32", "int8", "int4", "w4a8", "lns8", "lns4")
 #: Post-training quantization of the weights.
 PTQ = ("none", "gptq")
 #: What happens to MatMuls between two activations.
@@ -179,6 +182,9 @@ class QuantizedNetwork:
                 fmt = f
         if not layer.has_weights and self.attention == "float":
             fmt = "fp32"
+        if not layer.has_weights and fmt in ELEMENT_FORMATS:
+            # both operands are activations: W4A8 runs them at its activation width (INT8)
+            fmt = ELEMENT_FORMATS[fmt].operands[1].name
         return fmt
 
     def layer_scheme(self, layer):
@@ -210,7 +216,7 @@ class QuantizedNetwork:
             recorded = self.calibration_inputs.get(key)
             if recorded and scheme.format in ELEMENT_FORMATS and scheme.scale == "per-tensor":
                 from qmac.sim.ptq import calibrate_clip
-                prep.clip = calibrate_clip(recorded["A"], ELEMENT_FORMATS[scheme.format], scheme.clip)
+                prep.clip = calibrate_clip(recorded["A"], ELEMENT_FORMATS[scheme.format].operands[1], scheme.clip)
         return prep
 
     def _quantize_weights(self, prep, key, W):
@@ -227,7 +233,7 @@ class QuantizedNetwork:
             from qmac.sim.ptq import gptq
             H = recorded["H"] / recorded["n"]
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
-            return gptq(W, H, ELEMENT_FORMATS[scheme.format], scheme.scale, scheme.vector_length, scheme.bits,
+            return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length, scheme.bits,
                         scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
         return quantize_weights(cfg, scheme, W)
 
@@ -272,7 +278,7 @@ class QuantizedNetwork:
             A = np.pad(A, ((0, qw.length - A.shape[0]), (0, 0)))
         if prep.clip is not None:
             from qmac.sim.ptq import quantize_static
-            qa = quantize_static(A, ELEMENT_FORMATS[scheme.format], prep.clip)
+            qa = quantize_static(A, ELEMENT_FORMATS[scheme.format].operands[1], prep.clip)
         else:
             qa = quantize_activations(cfg, scheme, A)
         ops = quantized_operands(cfg, scheme, qw, qa)
@@ -355,9 +361,20 @@ class QuantizedNetwork:
             Y = Y + B.reshape((1, -1) + (1,) * d)
         return Y
 
+    @staticmethod
+    def _batch_norm(node, X, scale, bias, mean, var, epsilon=1e-5, training_mode=0, **_):
+        # onnx.reference's BatchNormalization-9 uses batch statistics whenever `momentum` is set; inference
+        # (one output) uses the stored mean and variance, as onnxruntime does
+        if training_mode or len(node.output) != 1:
+            raise ValueError(f"{node.name}: BatchNormalization in training mode; allowed: inference (one output)")
+        shape = (1, -1) + (1,) * (X.ndim - 2)
+        k = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
+        return (X - mean.reshape(shape)) * k.reshape(shape) + bias.reshape(shape)
+
     def _ops(self):
         from onnx.reference.op_run import OpRun
-        impls = {"MatMul": self._matmul, "Gemm": self._gemm_node, "Conv": self._conv}
+        impls = {"MatMul": self._matmul, "Gemm": self._gemm_node, "Conv": self._conv,
+                 "BatchNormalization": self._batch_norm}
 
         def make(op, impl):
             def _run(op_self, *inputs, **attrs):
