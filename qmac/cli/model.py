@@ -7,7 +7,7 @@ import numpy as np
 
 from .common import (UsageError, add_config_args, config_from_args, print_report,
                      stdout_to_stderr)
-from .inputs import output_file
+from .inputs import number, output_file
 from .quantization import add_quantization_args
 
 __all__ = ["add_parser", "run"]
@@ -26,6 +26,9 @@ def add_parser(subparsers):
     p.add_argument("--ptq", default="none", choices=PTQ, help="weights: round to nearest (none) or GPTQ")
     p.add_argument("--layer", action="append", default=[], metavar="PATTERN=FORMAT",
                    help="layers whose name matches PATTERN (fnmatch) take FORMAT; repeatable, later ones win")
+    p.add_argument("--smooth", type=number(0, 1), metavar="ALPHA",
+                   help="SmoothQuant: migrate activation outliers into the weights, s_j = max|X_j|^ALPHA / "
+                        "max|W_j|^(1-ALPHA) from the calibration set (0 to 1, e.g. 0.5; needs --calibrate)")
     p.add_argument("--attention", default="quantize", choices=ATTENTION,
                    help="MatMuls between two activations: quantize both as activations (default) or keep float")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
@@ -71,6 +74,8 @@ def run(args):
         overrides.append((pattern, fmt))
     if args.ptq == "gptq" and not args.calibrate:
         raise UsageError("--ptq", args.ptq, "needs a calibration set: give --calibrate C.npz")
+    if args.smooth is not None and not args.calibrate:
+        raise UsageError("--smooth", args.smooth, "needs a calibration set: give --calibrate C.npz")
     for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind),
                         ("--scale-rounding", args.scale_rounding)):
         if value is not None and args.scale != "vector":
@@ -96,7 +101,7 @@ def run(args):
         args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
         bool(args.sparse), args.scale_rounding or "nearest")
     options = dict(config=cfg, overrides=overrides, calibration=calibration, attention=args.attention,
-                   engine=args.engine, rtl=args.rtl)
+                   smooth=args.smooth, engine=args.engine, rtl=args.rtl)
     try:
         with stdout_to_stderr():
             report = evaluate(net, data, scheme, args.ptq, progress=_progress(not args.json, "samples"), **options)

@@ -96,6 +96,7 @@ class _Prepared:
     scheme: Scheme
     qw: object = None
     clip: float | None = None
+    smooth: np.ndarray | None = None
 
 
 class QuantizedNetwork:
@@ -118,6 +119,12 @@ class QuantizedNetwork:
         Calibration inputs, one feed dict per sample.
     attention : str
         ``quantize`` or ``float`` (MatMuls between two activations).
+    smooth : float or None
+        SmoothQuant's ``alpha`` (needs ``calibration``): each quantized layer with weights computes
+        ``(W * s) @ (A / s)`` with :func:`qmac.sim.ptq.smoothing_factors` ``s`` from its FP32 calibration
+        inputs (a host transform, exact in float; a deployment folds ``1 / s`` into the producer of ``A``,
+        e.g. the LayerNorm before it). GPTQ then sees the smoothed weights and Hessian, static clips the
+        smoothed activations.
     engine : str
         ``golden``, ``icarus`` or ``verilator``.
     rtl : str
@@ -141,7 +148,7 @@ class QuantizedNetwork:
     """
 
     def __init__(self, net, scheme, config=None, overrides=(), ptq="none", calibration=None, attention="quantize",
-                 engine="golden", rtl="*", notify=None):
+                 smooth=None, engine="golden", rtl="*", notify=None):
         from onnx.reference import ReferenceEvaluator
         from qmac.hw.spec.config import preset
         for name, value, allowed in (("ptq", ptq, PTQ), ("attention", attention, ATTENTION),
@@ -153,12 +160,18 @@ class QuantizedNetwork:
                 raise ValueError(f"--layer {pattern}={fmt}: format must be one of {', '.join(FORMATS)}")
         if ptq == "gptq" and not calibration:
             raise ValueError("--ptq gptq needs a calibration set (--calibrate)")
+        if smooth is not None and not (isinstance(smooth, (int, float)) and not isinstance(smooth, bool)
+                                       and 0 <= smooth <= 1):
+            raise ValueError(f"smooth must be a number from 0 to 1, not {smooth!r}")
+        if smooth is not None and not calibration:
+            raise ValueError("--smooth needs a calibration set (--calibrate)")
         self.net = net
         self.scheme = scheme
         self.config = config if config is not None else preset("default")
         self.overrides = tuple(overrides)
         self.ptq = ptq
         self.attention = attention
+        self.smooth = smooth
         self.engine = engine
         self.rtl = rtl
         self.notify = notify or _notify_once()
@@ -212,11 +225,17 @@ class QuantizedNetwork:
         cfg = core_for_scales(cfg, scheme, k + (-k % 4 if scheme.sparse else 0), self.notify)
         prep = _Prepared(cfg, scheme)
         if layer.has_weights:
-            prep.qw = self._quantize_weights(prep, key, W)
             recorded = self.calibration_inputs.get(key)
+            samples = recorded["A"] if recorded else None
+            if recorded and self.smooth is not None:
+                from qmac.sim.ptq import smoothing_factors
+                prep.smooth = smoothing_factors(recorded["A"], W, self.smooth)
+                W = W * prep.smooth
+                samples = [a / prep.smooth[:, None] for a in samples]
+            prep.qw = self._quantize_weights(prep, key, W)
             if recorded and scheme.format in ELEMENT_FORMATS and scheme.scale == "per-tensor":
                 from qmac.sim.ptq import calibrate_clip
-                prep.clip = calibrate_clip(recorded["A"], ELEMENT_FORMATS[scheme.format].operands[1], scheme.clip)
+                prep.clip = calibrate_clip(samples, ELEMENT_FORMATS[scheme.format].operands[1], scheme.clip)
         return prep
 
     def _quantize_weights(self, prep, key, W):
@@ -232,6 +251,8 @@ class QuantizedNetwork:
         if self.ptq == "gptq" and scheme.format in ELEMENT_FORMATS and recorded:
             from qmac.sim.ptq import gptq
             H = recorded["H"] / recorded["n"]
+            if prep.smooth is not None:                     # the Hessian of the smoothed inputs A / s
+                H = H / np.outer(prep.smooth, prep.smooth)
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
             return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length, scheme.bits,
                         scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
@@ -274,6 +295,8 @@ class QuantizedNetwork:
                 self._prepared[key] = prep
         cfg, scheme = prep.cfg, prep.scheme
         qw = prep.qw if layer.has_weights else quantize_weights(cfg, scheme, W)
+        if prep.smooth is not None:
+            A = A / prep.smooth[:, None]
         if qw.length != A.shape[0]:                        # K padded for 2:4
             A = np.pad(A, ((0, qw.length - A.shape[0]), (0, 0)))
         if prep.clip is not None:
