@@ -310,7 +310,9 @@ def test_cli_layer_overrides_sensitivity_and_plot(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--ptq", "gptq", "--scale", "vector", "--vector", "16", "--format", "int4"],
-                                   ["--format", "lns8"], ["--sparse", "2:4"], ["--scale", "per-channel"]])
+                                   ["--format", "lns8"], ["--sparse", "2:4"], ["--scale", "per-channel"],
+                                   ["--scale", "mx"], ["--format", "w4a8", "--scale", "vector", "--ptq", "gptq"],
+                                   ["--format", "int4", "--scale", "vector", "--smooth", "0.5", "--ptq", "gptq"]])
 def test_cli_schemes_run(tmp_path, capsys, flags):
     args = _write(tmp_path, "encoder")
     assert main(["model", *args, "--calibrate", str(tmp_path / "C.npz"), *flags, "--json"]) == 0
@@ -335,6 +337,10 @@ def test_gptq_improves_the_encoder_output(tmp_path, capsys):
                               "int4, w4a8, lns8, lns4\n"),
     (["--ptq", "gptq"], "qmac: error: --ptq: 'gptq': needs a calibration set: give --calibrate C.npz\n"),
     (["--plot", "x.svg"], "qmac: error: --plot: 'x.svg': allowed: a file name ending in .png\n"),
+    (["--scale", "mx", "--format", "int4"], "qmac: error: --format: 'int4': allowed with --scale mx: int8 (MXINT8 "
+                                            "elements)\n"),
+    (["--scale", "mx", "--sparse", "2:4"], "qmac: error: --sparse: '2:4': is not supported with --scale mx; allowed: "
+                                           "dense MXINT8\n"),
     (["--smooth", "1.5"], "qmac: error: --smooth: '1.5': allowed: a finite number >= 0 and <= 1\n"),
     (["--smooth", "0.5"], "qmac: error: --smooth: 0.5: needs a calibration set: give --calibrate C.npz\n"),
     (["--vector", "8"], "qmac: error: --vector: 8: applies only to --scale vector\n"),

@@ -8,7 +8,7 @@ import numpy as np
 from .common import (UsageError, add_config_args, config_from_args, print_report,
                      stdout_to_stderr)
 from .inputs import number, output_file
-from .quantization import add_quantization_args
+from .quantization import add_quantization_args, check_mx_args
 
 __all__ = ["add_parser", "run"]
 
@@ -22,7 +22,7 @@ def add_parser(subparsers):
     p.add_argument("--calibrate", metavar="C.npz",
                    help="calibration inputs (as --data): static per-tensor activation clips, and GPTQ's Hessians")
     p.add_argument("--format", default="int8", choices=FORMATS, help="every layer's format (default int8)")
-    add_quantization_args(p)
+    add_quantization_args(p, mx=True)
     p.add_argument("--ptq", default="none", choices=PTQ, help="weights: round to nearest (none) or GPTQ")
     p.add_argument("--layer", action="append", default=[], metavar="PATTERN=FORMAT",
                    help="layers whose name matches PATTERN (fnmatch) take FORMAT; repeatable, later ones win")
@@ -74,6 +74,9 @@ def run(args):
         overrides.append((pattern, fmt))
     if args.ptq == "gptq" and not args.calibrate:
         raise UsageError("--ptq", args.ptq, "needs a calibration set: give --calibrate C.npz")
+    check_mx_args(args, ("int8", "fp32"))
+    if args.scale == "mx" and args.ptq != "none":
+        raise UsageError("--ptq", args.ptq, "is not supported with --scale mx; allowed: none")
     if args.smooth is not None and not args.calibrate:
         raise UsageError("--smooth", args.smooth, "needs a calibration set: give --calibrate C.npz")
     for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind),

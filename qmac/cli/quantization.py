@@ -1,8 +1,9 @@
 """The flags that say how float operands are quantized, shared by ``qmac gemm`` and ``qmac model``."""
 
+from .common import UsageError
 from .inputs import integer
 
-__all__ = ["add_quantization_args"]
+__all__ = ["add_quantization_args", "check_mx_args"]
 
 
 def add_quantization_args(p, mx=False):
@@ -22,3 +23,17 @@ def add_quantization_args(p, mx=False):
                    help="--scale vector, int formats: each vector's scale field rounded to nearest (default; pow2: "
                         "up) or the one below/above of smaller error (best)")
     p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
+
+
+def check_mx_args(args, formats=("int8",)):
+    """With ``--scale mx``: the flags MX does not combine with, as one-line usage errors (``--format`` other
+    than ``formats``, ``--clip``, ``--sparse``)."""
+    if args.scale != "mx":
+        return
+    if args.format not in formats:
+        raise UsageError("--format", args.format, "allowed with --scale mx: int8 (MXINT8 elements)")
+    if args.clip is not None:
+        raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
+                         "(OCP MX v1.0)")
+    if args.sparse:
+        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MXINT8")
