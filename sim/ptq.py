@@ -14,7 +14,7 @@ from qmac.hw.spec.checks import check_int
 from qmac.sim.quantize import CLIPS, MAX_SCALE_BITS, SCALE_KINDS, SCHEMES, VsqTensor, _check_choice, _clip
 
 __all__ = ["calibrate_clip", "quantize_static", "best_vector_scales", "quantize_vsq_best", "smoothing_factors",
-           "hessian", "gptq"]
+           "hadamard_rotation", "hessian", "gptq"]
 
 
 def _check_format(fmt):
@@ -224,6 +224,29 @@ def smoothing_factors(samples, W, alpha=0.5):
     s = np.ones(W.shape[1])
     s[live] = a[live] ** alpha / w[live] ** (1 - alpha)
     return s
+
+
+def hadamard_rotation(k, block=None):
+    """An orthonormal K x K rotation for the reduction axis (QuaRot, Ashkboos et al. 2024): block-diagonal,
+    each block the Sylvester Hadamard matrix of size ``b`` divided by ``sqrt(b)``, ``b`` the largest power of
+    two dividing ``k`` (at most ``block`` if given). ``(W @ R) @ (R.T @ A) == W @ A`` in exact arithmetic;
+    each rotated element mixes ``b`` originals, so an outlier channel is spread over its block.
+
+    Raises
+    ------
+    ValueError
+        ``k`` or ``block`` not a positive integer.
+    """
+    check_int("k", k, 1, numpy=True)
+    b = k & -k
+    if block is not None:
+        check_int("block", block, 1, numpy=True)
+        while b > block:
+            b //= 2
+    H = np.ones((1, 1))
+    while len(H) < b:
+        H = np.block([[H, H], [H, -H]])
+    return np.kron(np.eye(k // b), H / np.sqrt(b))
 
 
 def hessian(samples):

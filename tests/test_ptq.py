@@ -7,7 +7,7 @@ import pytest
 
 from qmac.hw.spec.formats import INT4, INT8
 from qmac.sim.ptq import (best_vector_scales, calibrate_clip, gptq, hessian, quantize_static,
-                          quantize_vsq_best, smoothing_factors)
+                          quantize_vsq_best, smoothing_factors, hadamard_rotation)
 from qmac.sim.quantize import quantize, quantize_vsq
 
 
@@ -323,3 +323,35 @@ def test_smoothing_factors_reject_bad_input(args, message):
     with pytest.raises(ValueError) as e:
         smoothing_factors([np.ones((4, 6))], W, args[0])
     assert str(e.value) == message
+
+
+# -- hadamard_rotation ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,block,b", [(8, None, 8), (384, None, 128), (384, 16, 16), (24, None, 8), (27, None, 1)])
+def test_hadamard_rotation_is_orthonormal_block_hadamard(k, block, b):
+    R = hadamard_rotation(k, block)
+    np.testing.assert_allclose(R @ R.T, np.eye(k), atol=1e-12)
+    # block-diagonal with b x b blocks of entries +-1/sqrt(b); the first row and column of a block all positive
+    for i in range(k):
+        for j in range(k):
+            assert abs(R[i, j]) == pytest.approx(1 / np.sqrt(b) if i // b == j // b else 0.0, abs=1e-15)
+    assert np.all(R[::b, :][np.arange(k // b), np.arange(0, k, b)] > 0)
+
+
+def test_hadamard_rotation_spreads_an_outlier_channel_and_lowers_int4_error():
+    """W4A4 per channel / per token on a layer with outlier input channels: rotating K (exact in float) lowers the
+    error of the quantized product."""
+    rng = np.random.default_rng(6)
+    W, _, X = outlier_layer(rng)
+    R = hadamard_rotation(W.shape[1])
+    np.testing.assert_allclose((W @ R) @ (R.T @ X), W @ X, rtol=1e-10, atol=1e-9)
+
+    def error(Wt, Xt):
+        y = quantize(Wt, INT4, "per-channel", 1).dequantize() @ quantize(Xt, INT4, "per-channel", 0).dequantize()
+        return np.linalg.norm(W @ X - y)
+    assert error(W @ R, R.T @ X) < 0.85 * error(W, X)          # measured 0.79
+
+
+def test_hadamard_rotation_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="k"):
+        hadamard_rotation(0)

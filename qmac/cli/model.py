@@ -14,7 +14,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
-    from qmac.model import ATTENTION, FORMATS, PTQ
+    from qmac.model import ATTENTION, FORMATS, PTQ, ROTATE
     p = subparsers.add_parser("model", help="run an ONNX model through the core's arithmetic, against FP32")
     add_config_args(p)
     p.add_argument("model", metavar="MODEL.onnx")
@@ -29,6 +29,9 @@ def add_parser(subparsers):
     p.add_argument("--smooth", type=number(0, 1), metavar="ALPHA",
                    help="SmoothQuant: migrate activation outliers into the weights, s_j = max|X_j|^ALPHA / "
                         "max|W_j|^(1-ALPHA) from the calibration set (0 to 1, e.g. 0.5; needs --calibrate)")
+    p.add_argument("--rotate", default="none", choices=ROTATE,
+                   help="hadamard: rotate the K axis of both operands of every quantized product by a block "
+                        "Hadamard matrix before quantizing, X W = (X H)(H^T W) (QuaRot; a host transform)")
     p.add_argument("--attention", default="quantize", choices=ATTENTION,
                    help="MatMuls between two activations: quantize both as activations (default) or keep float")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
@@ -104,7 +107,7 @@ def run(args):
         args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
         bool(args.sparse), args.scale_rounding or "nearest")
     options = dict(config=cfg, overrides=overrides, calibration=calibration, attention=args.attention,
-                   smooth=args.smooth, engine=args.engine, rtl=args.rtl)
+                   smooth=args.smooth, rotate=args.rotate, engine=args.engine, rtl=args.rtl)
     try:
         with stdout_to_stderr():
             report = evaluate(net, data, scheme, args.ptq, progress=_progress(not args.json, "samples"), **options)

@@ -15,9 +15,10 @@ sample at a time (:mod:`qmac.model.execute`), :func:`evaluate` and :func:`sensit
 
 from qmac.quantized_gemm import Scheme
 
-from .execute import ATTENTION, FORMATS, PTQ, QuantizedNetwork, reference_outputs
+from .execute import ATTENTION, FORMATS, PTQ, ROTATE, QuantizedNetwork, reference_outputs
 from .network import Layer, Network, load
 from .report import evaluate, format_table, output_metrics, plot_layers, samples, sensitivity
 
 __all__ = ["Scheme", "load", "Network", "Layer", "QuantizedNetwork", "reference_outputs", "evaluate", "sensitivity",
-           "samples", "output_metrics", "format_table", "plot_layers", "FORMATS", "PTQ", "ATTENTION"]
+           "samples", "output_metrics", "format_table", "plot_layers", "FORMATS", "PTQ", "ATTENTION",
+           "ROTATE"]

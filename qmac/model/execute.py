@@ -40,7 +40,7 @@ from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_fo
 
 from .network import conv_output_shape, im2col
 
-__all__ = ["FORMATS", "PTQ", "ATTENTION", "LayerStats", "QuantizedNetwork", "reference_outputs"]
+__all__ = ["FORMATS", "PTQ", "ATTENTION", "ROTATE", "LayerStats", "QuantizedNetwork", "reference_outputs"]
 
 #: Per-layer formats of ``--format`` / ``--layer``: no quantization, or a datapath mode.
 FORMATS = ("fp32", "int8", "int4", "w4a8", "lns8", "lns4")
@@ -48,6 +48,8 @@ FORMATS = ("fp32", "int8", "int4", "w4a8", "lns8", "lns4")
 PTQ = ("none", "gptq")
 #: What happens to MatMuls between two activations.
 ATTENTION = ("quantize", "float")
+#: Rotation of the reduction axis of every quantized product.
+ROTATE = ("none", "hadamard")
 
 
 @dataclass
@@ -97,6 +99,7 @@ class _Prepared:
     qw: object = None
     clip: float | None = None
     smooth: np.ndarray | None = None
+    rotation: np.ndarray | None = None
 
 
 class QuantizedNetwork:
@@ -125,6 +128,10 @@ class QuantizedNetwork:
         inputs (a host transform, exact in float; a deployment folds ``1 / s`` into the producer of ``A``,
         e.g. the LayerNorm before it). GPTQ then sees the smoothed weights and Hessian, static clips the
         smoothed activations.
+    rotate : str
+        ``none``, or ``hadamard``: every quantized product computes ``(W R) @ (R^T A)`` with
+        :func:`qmac.sim.ptq.hadamard_rotation` ``R`` of its K (after smoothing; exact in float, a host
+        transform: online on the activations, offline on the weights).
     engine : str
         ``golden``, ``icarus`` or ``verilator``.
     rtl : str
@@ -148,10 +155,10 @@ class QuantizedNetwork:
     """
 
     def __init__(self, net, scheme, config=None, overrides=(), ptq="none", calibration=None, attention="quantize",
-                 smooth=None, engine="golden", rtl="*", notify=None):
+                 smooth=None, rotate="none", engine="golden", rtl="*", notify=None):
         from onnx.reference import ReferenceEvaluator
         from qmac.hw.spec.config import preset
-        for name, value, allowed in (("ptq", ptq, PTQ), ("attention", attention, ATTENTION),
+        for name, value, allowed in (("ptq", ptq, PTQ), ("attention", attention, ATTENTION), ("rotate", rotate, ROTATE),
                                      ("engine", engine, ("golden", "icarus", "verilator"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
@@ -172,6 +179,7 @@ class QuantizedNetwork:
         self.ptq = ptq
         self.attention = attention
         self.smooth = smooth
+        self.rotate = rotate
         self.engine = engine
         self.rtl = rtl
         self.notify = notify or _notify_once()
@@ -224,6 +232,9 @@ class QuantizedNetwork:
             cfg = core_for_sparse(cfg, self.notify)
         cfg = core_for_scales(cfg, scheme, k + (-k % 4 if scheme.sparse else 0), self.notify)
         prep = _Prepared(cfg, scheme)
+        if self.rotate == "hadamard":
+            from qmac.sim.ptq import hadamard_rotation
+            prep.rotation = hadamard_rotation(k)
         if layer.has_weights:
             recorded = self.calibration_inputs.get(key)
             samples = recorded["A"] if recorded else None
@@ -232,6 +243,9 @@ class QuantizedNetwork:
                 prep.smooth = smoothing_factors(recorded["A"], W, self.smooth)
                 W = W * prep.smooth
                 samples = [a / prep.smooth[:, None] for a in samples]
+            if prep.rotation is not None:
+                W = W @ prep.rotation
+                samples = samples and [prep.rotation.T @ a for a in samples]
             prep.qw = self._quantize_weights(prep, key, W)
             if recorded and scheme.format in ELEMENT_FORMATS and scheme.scale == "per-tensor":
                 from qmac.sim.ptq import calibrate_clip
@@ -253,6 +267,8 @@ class QuantizedNetwork:
             H = recorded["H"] / recorded["n"]
             if prep.smooth is not None:                     # the Hessian of the smoothed inputs A / s
                 H = H / np.outer(prep.smooth, prep.smooth)
+            if prep.rotation is not None:                   # ... and of the rotated inputs R^T A
+                H = prep.rotation.T @ H @ prep.rotation
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
             return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length, scheme.bits,
                         scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
@@ -294,9 +310,13 @@ class QuantizedNetwork:
             if layer.has_weights:
                 self._prepared[key] = prep
         cfg, scheme = prep.cfg, prep.scheme
+        if prep.rotation is not None and not layer.has_weights:
+            W = W @ prep.rotation
         qw = prep.qw if layer.has_weights else quantize_weights(cfg, scheme, W)
         if prep.smooth is not None:
             A = A / prep.smooth[:, None]
+        if prep.rotation is not None:
+            A = prep.rotation.T @ A
         if qw.length != A.shape[0]:                        # K padded for 2:4
             A = np.pad(A, ((0, qw.length - A.shape[0]), (0, 0)))
         if prep.clip is not None:
