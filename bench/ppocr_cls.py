@@ -5,7 +5,9 @@ The model is ``ch_ppocr_mobile_v2.0_cls_infer.onnx`` from the PyPI package ``rap
 15 MB wheel holding three ONNX files; only its files are used, so install it without its dependencies): input
 ``x`` (N x 3 x 48 x 192, pixels scaled to [-1, 1]), output the two class probabilities (0 and 180 degrees).
 53 Conv (with squeeze-and-excitation blocks: GlobalAveragePool, 1x1 Conv, HardSigmoid), BatchNormalization,
-Clip/HardSwish, one MatMul classifier, Softmax. The inputs are lines of text (written below) rendered with
+Clip/HardSwish, one MatMul classifier, Softmax. ``model.onnx`` is written without the final Softmax (and the
+Identity after it): its output is the two logits, so that cosine and SQNR see the margins rather than
+probabilities saturated at 0 and 1 (top-1 is the same); ``--softmax`` keeps the file as shipped. The inputs are lines of text (written below) rendered with
 Pillow's built-in font in black on a light background, every other one rotated by 180 degrees, preprocessed as
 RapidOCR does (resize to height 48 keeping the aspect ratio, width at most 192, ``(x / 255 - 0.5) / 0.5``,
 zero padding on the right). Samples and calibration lines are disjoint.
@@ -21,6 +23,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 LINES = """Hardware for deep learning
 spends most of its energy
@@ -63,6 +66,22 @@ def model_path():
     return Path(spec.submodule_search_locations[0]) / "models" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 
+def logits(model):
+    """``model`` with its output taken before the final Softmax (that node and any Identity after it removed)."""
+    graph = model.graph
+    out = graph.output[0]
+    producer = {o: n for n in graph.node for o in n.output}
+    node = producer[out.name]
+    while node.op_type == "Identity":
+        graph.node.remove(node)
+        node = producer[node.input[0]]
+    if node.op_type != "Softmax":
+        raise SystemExit(f"expected a Softmax before the output, found {node.op_type}")
+    graph.node.remove(node)
+    out.name = node.input[0]
+    return model
+
+
 def render(text, rotate, rng):
     """One text line as RapidOCR's classifier input (3 x 48 x 192 float32): dark text on a light background
     (grey levels drawn from ``rng``), rotated by 180 degrees when ``rotate``."""
@@ -93,12 +112,16 @@ def main():
     p.add_argument("--out", default="build/ppocr_cls")
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--calibration", type=int, default=14)
+    p.add_argument("--softmax", action="store_true", help="keep the final Softmax (output probabilities)")
     args = p.parse_args()
     if args.samples + args.calibration > len(LINES):
         raise SystemExit(f"--samples + --calibration: at most {len(LINES)} lines")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path(), out / "model.onnx")
+    if args.softmax:
+        shutil.copyfile(model_path(), out / "model.onnx")
+    else:
+        onnx.save(logits(onnx.load(str(model_path()))), out / "model.onnx")
     np.savez(out / "X.npz", x=images(LINES[:args.samples], 1))
     np.savez(out / "C.npz", x=images(LINES[args.samples:args.samples + args.calibration], 2))
     print(f"{out / 'model.onnx'}: X.npz {args.samples}, C.npz {args.calibration} text lines (3 x 48 x 192)")
