@@ -6,7 +6,7 @@ For notebooks::
     from qmac.model import Scheme, evaluate, load
     net = load("model.onnx")
     report = evaluate(net, {"x": X}, Scheme("int4", scale="vector", vector=16), ptq="gptq",
-                      calibration=[{"x": C[i:i + 1]} for i in range(len(C))])
+                      calibration=[{"x": C[i:i + 1]} for i in range(len(C))], smooth=0.5, rotate="hadamard")
 
 :func:`load` reads the model (:mod:`qmac.model.network`), :class:`QuantizedNetwork` quantizes and runs it one
 sample at a time (:mod:`qmac.model.execute`), :func:`evaluate` and :func:`sensitivity` report
