@@ -13,7 +13,9 @@ RapidOCR does (resize to height 48 keeping the aspect ratio, width at most 192, 
 zero padding on the right). Samples and calibration lines are disjoint.
 
     pip install --no-deps rapidocr-onnxruntime==1.4.4
-    python bench/ppocr_cls.py --out build/ppocr_cls --samples 16 --calibration 16
+    python bench/ppocr_cls.py --out build/ppocr_cls --samples 16 --calibration 14
+    python bench/ppocr_cls.py --out build/ppocr_cls --samples 16 --calibration 14 --mixed 114 \
+        --calibration-out C128.npz
     qmac model build/ppocr_cls/model.onnx --data build/ppocr_cls/X.npz --calibrate build/ppocr_cls/C.npz
 """
 
@@ -113,6 +115,11 @@ def main():
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--calibration", type=int, default=14)
     p.add_argument("--softmax", action="store_true", help="keep the final Softmax (output probabilities)")
+    p.add_argument("--mixed", type=int, default=0, metavar="N",
+                   help="add N calibration lines of 3-6 words drawn (seeded) from the calibration lines' words: "
+                        "GPTQ's Hessians of the squeeze-and-excitation convs and the classifier get one column "
+                        "per image")
+    p.add_argument("--calibration-out", default="C.npz", help="file name of the calibration set in --out")
     args = p.parse_args()
     if args.samples + args.calibration > len(LINES):
         raise SystemExit(f"--samples + --calibration: at most {len(LINES)} lines")
@@ -123,8 +130,13 @@ def main():
     else:
         onnx.save(logits(onnx.load(str(model_path()))), out / "model.onnx")
     np.savez(out / "X.npz", x=images(LINES[:args.samples], 1))
-    np.savez(out / "C.npz", x=images(LINES[args.samples:args.samples + args.calibration], 2))
-    print(f"{out / 'model.onnx'}: X.npz {args.samples}, C.npz {args.calibration} text lines (3 x 48 x 192)")
+    calibration = LINES[args.samples:args.samples + args.calibration]
+    words = " ".join(calibration).split()
+    rng = np.random.default_rng(3)
+    calibration += [" ".join(rng.choice(words, rng.integers(3, 7))) for _ in range(args.mixed)]
+    np.savez(out / args.calibration_out, x=images(calibration, 2))
+    print(f"{out / 'model.onnx'}: X.npz {args.samples}, {args.calibration_out} {len(calibration)} text lines "
+          f"(3 x 48 x 192)")
 
 
 if __name__ == "__main__":
