@@ -7,9 +7,9 @@ The model is ``ch_ppocr_mobile_v2.0_cls_infer.onnx`` from the PyPI package ``rap
 53 Conv (with squeeze-and-excitation blocks: GlobalAveragePool, 1x1 Conv, HardSigmoid), BatchNormalization,
 Clip/HardSwish, one MatMul classifier, Softmax. ``model.onnx`` is written without the final Softmax (and the
 Identity after it): its output is the two logits, so that cosine and SQNR see the margins rather than
-probabilities saturated at 0 and 1 (top-1 is the same); ``--softmax`` keeps the file as shipped. The inputs are lines of text (written below) rendered with
-Pillow's built-in font in black on a light background, every other one rotated by 180 degrees, preprocessed as
-RapidOCR does (resize to height 48 keeping the aspect ratio, width at most 192, ``(x / 255 - 0.5) / 0.5``,
+probabilities saturated at 0 and 1 (top-1 is the same); ``--softmax`` keeps the file as shipped. The inputs
+are lines of text (written below) rendered with Pillow's built-in font, dark on a light background (grey levels
+drawn per line), every other one rotated by 180 degrees, preprocessed as RapidOCR does (resize to height 48 keeping the aspect ratio, width at most 192, ``(x / 255 - 0.5) / 0.5``,
 zero padding on the right). Samples and calibration lines are disjoint.
 
     pip install --no-deps rapidocr-onnxruntime==1.4.4

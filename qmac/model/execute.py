@@ -270,8 +270,8 @@ class QuantizedNetwork:
             if prep.rotation is not None:                   # ... and of the rotated inputs R^T A
                 H = prep.rotation.T @ H @ prep.rotation
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
-            return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length, scheme.bits,
-                        scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
+            return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length,
+                        scheme.bits, scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
         return quantize_weights(cfg, scheme, W)
 
     # -- the product of one layer -----------------------------------------------------------------------------

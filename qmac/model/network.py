@@ -121,7 +121,8 @@ def fold_batch_norms(proto, constants):
         attrs = {a.name: helper.get_attribute_value(a) for a in bn.attribute}
         conv = producer.get(bn.input[0]) if bn.op_type == "BatchNormalization" else None
         if (conv is None or conv.op_type != "Conv" or len(bn.output) != 1 or attrs.get("training_mode", 0)
-                or uses[bn.input[0]] != 1 or not all(name in constants for name in list(bn.input[1:5]) + [conv.input[1]])
+                or uses[bn.input[0]] != 1
+                or not all(name in constants for name in list(bn.input[1:5]) + [conv.input[1]])
                 or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in constants)):
             continue
         g, b, mu, v = (constants[name].astype(np.float64) for name in bn.input[1:5])
