@@ -267,7 +267,8 @@ def test_hadamard_rotation_equals_a_numpy_reimplementation():
     ("mlp", "fc2", Scheme("int8"), "tiny", ("icarus", "verilator")),
     ("cnn", "conv2", Scheme("int8"), "tiny", ("icarus", "verilator")),
     ("encoder", "layer0/scores", Scheme("int8"), "tiny", ("icarus", "verilator")),
-    ("mlp", "fc1", Scheme("w4a8", "vector", 8), "tiny-w4a8", ("verilator",))])
+    ("mlp", "fc1", Scheme("w4a8", "vector", 8), "tiny-w4a8", ("verilator",))],
+    ids=["mlp-int8", "cnn-int8", "encoder-int8", "mlp-w4a8-vsq8"])
 def test_one_layer_bit_exact_on_the_simulators(request, monkeypatch, tb_build_root, name, layer, scheme, config,
                                                engines):
     request.node.add_marker(pytest.mark.xdist_group("model-rtl"))
