@@ -29,7 +29,7 @@ class Scheme:
     Members
     -------
     format : str
-        Datapath mode: ``int8``, ``int4``, ``lns8`` or ``lns4``.
+        Datapath mode: ``int8``, ``int4``, ``w4a8`` (INT4 weights, INT8 activations), ``lns8`` or ``lns4``.
     scale : str
         ``per-tensor``, ``per-channel`` (INT only), ``vector``, or ``mx`` (OCP MXINT8, int8 only: 32-element blocks
         with E8M0 scales, :func:`qmac.sim.mx.quantize_mxint8`, run through 4-bit pow2 scales by
