@@ -8,6 +8,8 @@ The inputs are windows of ``--tokens`` WordPiece tokens ([CLS] ... [SEP]) cut fr
 space and punctuation, greedy longest-match WordPiece).
 
     python bench/minilm.py --out build/minilm --tokens 64
+    python bench/minilm.py --out build/minilm --tokens 64 --calibration 128 --calibration-text stdlib \
+        --calibration-out C128.npz
     qmac model build/minilm/minilm.onnx --data build/minilm/X.npz --calibrate build/minilm/C.npz --format int8
 """
 
@@ -111,6 +113,28 @@ def windows(ids, vocab, tokens, count, offset=0):
     return np.array(out, dtype=np.int64)
 
 
+#: Standard-library modules whose docstrings make the larger calibration text (``--calibration-text stdlib``).
+STDLIB = ("argparse", "collections", "json", "pathlib", "subprocess", "threading", "logging", "email.message",
+          "http.client", "unittest", "decimal", "fractions", "statistics", "random", "datetime", "calendar",
+          "textwrap", "difflib", "heapq", "bisect", "functools", "itertools", "contextlib", "dataclasses", "enum",
+          "typing", "socket", "zipfile", "tarfile", "csv", "sqlite3", "urllib.parse", "shutil", "tempfile", "glob",
+          "fnmatch", "pickle", "copy", "pprint", "string", "re", "codecs", "io", "os", "time", "sched", "queue")
+
+
+def stdlib_text():
+    """English prose for calibration: the docstrings of :data:`STDLIB` and of their public classes and
+    functions (in name order), as this Python ships them."""
+    import importlib
+    import inspect
+    docs = []
+    for name in STDLIB:
+        module = importlib.import_module(name)
+        objects = [module] + [v for k, v in sorted(vars(module).items()) if not k.startswith("_")
+                              and (inspect.isclass(v) or inspect.isfunction(v)) and v.__module__ == module.__name__]
+        docs += [inspect.getdoc(o) for o in objects if inspect.getdoc(o)]
+    return "\n".join(docs)
+
+
 def main():
     import onnx
     from qmac.model.encoder import bert_encoder
@@ -119,6 +143,10 @@ def main():
     p.add_argument("--tokens", type=int, default=64, help="tokens per sample (<= 512)")
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--calibration", type=int, default=8)
+    p.add_argument("--calibration-text", choices=["bench", "stdlib"], default="bench",
+                   help="calibration windows from the second half of the text below (default) or from the "
+                        "standard library's docstrings (larger: GPTQ's Hessians need many more tokens than K)")
+    p.add_argument("--calibration-out", default="C.npz", help="file name of the calibration set in --out")
     p.add_argument("--layers", type=int, help="first layers only (default all 6)")
     p.add_argument("--checkpoint", metavar="model.zip", help="the package's model.zip (default: the installed one)")
     args = p.parse_args()
@@ -132,9 +160,10 @@ def main():
     # Samples and calibration windows come from disjoint halves of the text.
     half = len(ids) // 2
     np.savez(out / "X.npz", input_ids=windows(ids[:half], vocab, args.tokens, args.samples))
-    np.savez(out / "C.npz", input_ids=windows(ids[half:], vocab, args.tokens, args.calibration))
+    calibration = ids[half:] if args.calibration_text == "bench" else wordpiece(stdlib_text(), vocab)
+    np.savez(out / args.calibration_out, input_ids=windows(calibration, vocab, args.tokens, args.calibration))
     print(f"{out / 'minilm.onnx'}: {layers} layers; {len(ids)} tokens of text; X.npz {args.samples} x {args.tokens}, "
-          f"C.npz {args.calibration} x {args.tokens}")
+          f"{args.calibration_out} {args.calibration} x {args.tokens} ({len(calibration)} tokens of text)")
 
 
 if __name__ == "__main__":

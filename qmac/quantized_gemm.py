@@ -29,9 +29,9 @@ class Scheme:
     Members
     -------
     format : str
-        Datapath mode: ``int8``, ``int4``, ``w4a8``, ``lns8`` or ``lns4``; with ``scale = "mx"`` the MX element
-        format instead (:data:`qmac.sim.mx.MX_ELEMENTS`: ``int8`` MXINT8, ``int4`` MXINT4-style, ``fp4`` MXFP4),
-        whose lanes' mode is :attr:`mode`.
+        Datapath mode: ``int8``, ``int4``, ``w4a8`` (INT4 weights, INT8 activations), ``lns8`` or ``lns4``; with
+        ``scale = "mx"`` the MX element format instead (:data:`qmac.sim.mx.MX_ELEMENTS`: ``int8`` MXINT8, ``int4``
+        MXINT4-style, ``fp4`` MXFP4), whose lanes' mode is :attr:`mode`.
     scale : str
         ``per-tensor``, ``per-channel`` (INT only), ``vector``, or ``mx`` (OCP MX: 32-element blocks with E8M0
         scales, :func:`qmac.sim.mx.quantize_mx`, run through 4-bit pow2 scales by

@@ -13,7 +13,8 @@ from qmac.hw.spec.formats import ElementFormat
 from qmac.hw.spec.checks import check_int
 from qmac.sim.quantize import CLIPS, MAX_SCALE_BITS, SCALE_KINDS, SCHEMES, VsqTensor, _check_choice, _clip
 
-__all__ = ["calibrate_clip", "quantize_static", "best_vector_scales", "quantize_vsq_best", "hessian", "gptq"]
+__all__ = ["calibrate_clip", "quantize_static", "best_vector_scales", "quantize_vsq_best", "smoothing_factors",
+           "hadamard_rotation", "hessian", "gptq"]
 
 
 def _check_format(fmt):
@@ -185,6 +186,67 @@ def quantize_static(A, fmt, clip, vector=None, scale_bits=8, scale_kind="int"):
     return VsqTensor(codes=codes.reshape(M, -1).T, scales=np.tile(fields[:, None], (1, M)),
                      gamma=np.full((1, 1), gamma), vector=vector, scale_bits=scale_bits, scale_kind=scale_kind,
                      axis=0, length=K)
+
+
+def smoothing_factors(samples, W, alpha=0.5):
+    """SmoothQuant's per-input-channel factors (Xiao et al., ICML 2023): ``s_j = max|X_j|**alpha /
+    max|W_j|**(1 - alpha)``.
+
+    ``X_j`` is row j of the calibration activations (``samples``: K x M matrices, concatenated along M) and
+    ``W_j`` column j of the weights ``W`` (N x K). Then ``(W * s) @ (X / s[:, None]) == W @ X`` in exact
+    arithmetic while the activations' per-channel range is pulled towards the weights': ``alpha`` = 0 leaves
+    activations alone up to the weights' range, 1 moves all of it into the weights. A channel whose
+    activations or weights are all zero gets ``s_j = 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K,)`` float64 factors, positive and finite.
+
+    Raises
+    ------
+    ValueError
+        No samples, a K that differs from the weights', or ``alpha`` outside [0, 1]; the message names it.
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number from 0 to 1, not {alpha!r}")
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (N x K), not shape {W.shape}")
+    if not samples:
+        raise ValueError("samples must hold at least one K x M activation matrix, not none")
+    if any(np.ndim(x) != 2 or np.shape(x)[0] != W.shape[1] for x in samples):
+        raise ValueError(f"samples must be K x M with K = {W.shape[1]} (the weights' columns), not shapes "
+                         f"{[np.shape(x) for x in samples]}")
+    a = np.max([np.max(np.abs(np.asarray(x, dtype=np.float64)), axis=1) for x in samples], axis=0)
+    w = np.max(np.abs(W), axis=0)
+    live = (a > 0) & (w > 0)
+    s = np.ones(W.shape[1])
+    s[live] = a[live] ** alpha / w[live] ** (1 - alpha)
+    return s
+
+
+def hadamard_rotation(k, block=None):
+    """An orthonormal K x K rotation for the reduction axis (QuaRot, Ashkboos et al. 2024): block-diagonal,
+    each block the Sylvester Hadamard matrix of size ``b`` divided by ``sqrt(b)``, ``b`` the largest power of
+    two dividing ``k`` (at most ``block`` if given). ``(W @ R) @ (R.T @ A) == W @ A`` in exact arithmetic;
+    each rotated element mixes ``b`` originals, so an outlier channel is spread over its block.
+
+    Raises
+    ------
+    ValueError
+        ``k`` or ``block`` not a positive integer.
+    """
+    check_int("k", k, 1, numpy=True)
+    b = k & -k
+    if block is not None:
+        check_int("block", block, 1, numpy=True)
+        while b > block:
+            b //= 2
+    H = np.ones((1, 1))
+    while len(H) < b:
+        H = np.block([[H, H], [H, -H]])
+    return np.kron(np.eye(k // b), H / np.sqrt(b))
 
 
 def hessian(samples):

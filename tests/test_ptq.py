@@ -7,7 +7,7 @@ import pytest
 
 from qmac.hw.spec.formats import INT4, INT8
 from qmac.sim.ptq import (best_vector_scales, calibrate_clip, gptq, hessian, quantize_static,
-                          quantize_vsq_best)
+                          quantize_vsq_best, smoothing_factors, hadamard_rotation)
 from qmac.sim.quantize import quantize, quantize_vsq
 
 
@@ -257,3 +257,101 @@ def test_gptq_rejects_bad_arguments(kwargs, message):
     args = {"W": np.ones((2, 4)), "H": np.eye(4), "fmt": INT8, "scheme": "per-channel"} | kwargs
     with pytest.raises(ValueError, match=message):
         gptq(**args)
+
+
+# -- smoothing_factors ------------------------------------------------------------------------------------------
+
+def outlier_layer(rng, K=64, N=32, M=256):
+    """Weights and calibration/test activations of a layer whose inputs have three outlier channels (40x), as a
+    transformer's post-LayerNorm activations do."""
+    W = rng.standard_normal((N, K)) * 0.1
+    scale = np.ones((K, 1))
+    scale[[3, 17, 40]] = 40.0
+    return W, [rng.standard_normal((K, M)) * scale for _ in range(2)], rng.standard_normal((K, M)) * scale
+
+
+def test_smoothing_factors_follow_the_definition():
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((5, 4))
+    W[:, 2] = 0
+    samples = [rng.standard_normal((4, 6)), rng.standard_normal((4, 3)) * 5]
+    samples[0][1] = 0
+    samples[1][1] = 0
+    for alpha in (0, 0.5, 0.8, 1):
+        s = smoothing_factors(samples, W, alpha)
+        for j in range(4):
+            a = max(abs(x[j, i]) for x in samples for i in range(x.shape[1]))
+            w = max(abs(W[n, j]) for n in range(5))
+            expected = 1.0 if a == 0 or w == 0 else a ** alpha / w ** (1 - alpha)
+            assert s[j] == pytest.approx(expected, rel=1e-12), (alpha, j)
+
+
+def test_smoothing_is_exact_in_float_and_balances_the_ranges():
+    rng = np.random.default_rng(4)
+    W, cal, X = outlier_layer(rng)
+    s = smoothing_factors(cal, W, 0.5)
+    np.testing.assert_allclose((W * s) @ (X / s[:, None]), W @ X, rtol=1e-10, atol=1e-10)
+    # alpha 0.5: the smoothed activations' and weights' channel maxima are equal on the calibration set
+    a = np.max(np.abs(np.concatenate(cal, axis=1)), axis=1) / s
+    np.testing.assert_allclose(a, np.max(np.abs(W * s), axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("fmt,w_scheme,a_scheme", [(INT8, "per-tensor", "per-tensor"),
+                                                   (INT8, "per-channel", "per-channel"),
+                                                   (INT4, "per-channel", "per-channel")])
+def test_smoothing_lowers_the_error_of_a_layer_with_activation_outliers(fmt, w_scheme, a_scheme):
+    """W8A8 / W4A4 (per tensor, or per output channel and per token): on held-out inputs of a layer with three
+    outlier input channels, SmoothQuant (alpha 0.5) lowers ||W X - Q(W s) Q(X / s)|| below ||W X - Q(W) Q(X)||."""
+    rng = np.random.default_rng(5)
+    W, cal, X = outlier_layer(rng)
+
+    def error(Wt, Xt):
+        y = quantize(Wt, fmt, w_scheme, 1).dequantize() @ quantize(Xt, fmt, a_scheme, 0).dequantize()
+        return np.linalg.norm(W @ X - y)
+    s = smoothing_factors(cal, W, 0.5)
+    plain, smooth = error(W, X), error(W * s, X / s[:, None])
+    assert smooth < 0.7 * plain
+
+
+@pytest.mark.parametrize("args,message", [
+    ((1.5,), "alpha must be a number from 0 to 1, not 1.5"),
+    ((True,), "alpha must be a number from 0 to 1, not True"),
+    ((0.5, np.zeros((3, 5))), "samples must be K x M with K = 5 (the weights' columns), not shapes [(4, 6)]"),
+])
+def test_smoothing_factors_reject_bad_input(args, message):
+    W = args[1] if len(args) > 1 else np.ones((3, 4))
+    with pytest.raises(ValueError) as e:
+        smoothing_factors([np.ones((4, 6))], W, args[0])
+    assert str(e.value) == message
+
+
+# -- hadamard_rotation ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,block,b", [(8, None, 8), (384, None, 128), (384, 16, 16), (24, None, 8), (27, None, 1)])
+def test_hadamard_rotation_is_orthonormal_block_hadamard(k, block, b):
+    R = hadamard_rotation(k, block)
+    np.testing.assert_allclose(R @ R.T, np.eye(k), atol=1e-12)
+    # block-diagonal with b x b blocks of entries +-1/sqrt(b); the first row and column of a block all positive
+    for i in range(k):
+        for j in range(k):
+            assert abs(R[i, j]) == pytest.approx(1 / np.sqrt(b) if i // b == j // b else 0.0, abs=1e-15)
+    assert np.all(R[::b, :][np.arange(k // b), np.arange(0, k, b)] > 0)
+
+
+def test_hadamard_rotation_spreads_an_outlier_channel_and_lowers_int4_error():
+    """W4A4 per channel / per token on a layer with outlier input channels: rotating K (exact in float) lowers the
+    error of the quantized product."""
+    rng = np.random.default_rng(6)
+    W, _, X = outlier_layer(rng)
+    R = hadamard_rotation(W.shape[1])
+    np.testing.assert_allclose((W @ R) @ (R.T @ X), W @ X, rtol=1e-10, atol=1e-9)
+
+    def error(Wt, Xt):
+        y = quantize(Wt, INT4, "per-channel", 1).dequantize() @ quantize(Xt, INT4, "per-channel", 0).dequantize()
+        return np.linalg.norm(W @ X - y)
+    assert error(W @ R, R.T @ X) < 0.85 * error(W, X)          # measured 0.79
+
+
+def test_hadamard_rotation_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="k"):
+        hadamard_rotation(0)

@@ -15,7 +15,7 @@ from .common import (UsageError, add_config_args, config_from_args, print_report
                      stdout_to_stderr)
 from .inputs import (as_codes, as_floats, check_finite_product, e8m0_exponents, integer, load_array,
                      load_torch_sparse24, number, output_file, write_atomically)
-from .quantization import add_quantization_args
+from .quantization import add_quantization_args, check_mx_args
 
 __all__ = ["add_parser", "run"]
 
@@ -77,11 +77,7 @@ def _check_flags(args, is_float, kinds):
         if value is not None and not applies:
             raise UsageError(flag, value, f"applies only to {where}; integer inputs are taken as codes"
                              if where == "float inputs" else f"applies only to {where}")
-    if mx and args.clip is not None:
-        raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
-                         "(OCP MX v1.0)")
-    if mx and args.sparse:
-        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MX blocks")
+    check_mx_args(args, tuple(MX_ELEMENTS))
     for flag, value in (("--weight-scales", args.weight_scales), ("--activation-scales", args.activation_scales)):
         if mx and not is_float and value is None:
             raise UsageError(flag, value, "is required with --scale mx and integer codes: E8M0 biased exponents "

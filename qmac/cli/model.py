@@ -4,14 +4,14 @@ compared with onnxruntime's FP32 outputs (docs/models.md)."""
 import numpy as np
 
 from .common import UsageError, add_config_args, config_from_args, print_report, progress_bar, stdout_to_stderr
-from .inputs import output_file
-from .quantization import add_quantization_args
+from .inputs import number, output_file
+from .quantization import add_quantization_args, check_mx_args
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
-    from qmac.model import ATTENTION, FORMATS, PTQ
+    from qmac.model import ATTENTION, FORMATS, PTQ, ROTATE
     p = subparsers.add_parser("model", help="run an ONNX model through the core's arithmetic, against FP32")
     add_config_args(p)
     p.add_argument("model", metavar="MODEL.onnx")
@@ -19,10 +19,16 @@ def add_parser(subparsers):
     p.add_argument("--calibrate", metavar="C.npz",
                    help="calibration inputs (as --data): static per-tensor activation clips, and GPTQ's Hessians")
     p.add_argument("--format", default="int8", choices=FORMATS, help="every layer's format (default int8)")
-    add_quantization_args(p)
+    add_quantization_args(p, mx=True)
     p.add_argument("--ptq", default="none", choices=PTQ, help="weights: round to nearest (none) or GPTQ")
     p.add_argument("--layer", action="append", default=[], metavar="PATTERN=FORMAT",
                    help="layers whose name matches PATTERN (fnmatch) take FORMAT; repeatable, later ones win")
+    p.add_argument("--smooth", type=number(0, 1), metavar="ALPHA",
+                   help="SmoothQuant: migrate activation outliers into the weights, s_j = max|X_j|^ALPHA / "
+                        "max|W_j|^(1-ALPHA) from the calibration set (0 to 1, e.g. 0.5; needs --calibrate)")
+    p.add_argument("--rotate", default="none", choices=ROTATE,
+                   help="hadamard: rotate the K axis of both operands of every quantized product by a block "
+                        "Hadamard matrix before quantizing, X W = (X H)(H^T W) (QuaRot; a host transform)")
     p.add_argument("--attention", default="quantize", choices=ATTENTION,
                    help="MatMuls between two activations: quantize both as activations (default) or keep float")
     p.add_argument("--engine", default="golden", choices=["golden", "icarus", "verilator"])
@@ -53,6 +59,11 @@ def run(args):
         overrides.append((pattern, fmt))
     if args.ptq == "gptq" and not args.calibrate:
         raise UsageError("--ptq", args.ptq, "needs a calibration set: give --calibrate C.npz")
+    check_mx_args(args, ("int8", "fp32"))
+    if args.scale == "mx" and args.ptq != "none":
+        raise UsageError("--ptq", args.ptq, "is not supported with --scale mx; allowed: none")
+    if args.smooth is not None and not args.calibrate:
+        raise UsageError("--smooth", args.smooth, "needs a calibration set: give --calibrate C.npz")
     for flag, value in (("--vector", args.vector), ("--scale-bits", args.scale_bits), ("--scale-kind", args.scale_kind),
                         ("--scale-rounding", args.scale_rounding)):
         if value is not None and args.scale != "vector":
@@ -78,7 +89,7 @@ def run(args):
         args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
         bool(args.sparse), args.scale_rounding or "nearest")
     options = dict(config=cfg, overrides=overrides, calibration=calibration, attention=args.attention,
-                   engine=args.engine, rtl=args.rtl)
+                   smooth=args.smooth, rotate=args.rotate, engine=args.engine, rtl=args.rtl)
     try:
         with stdout_to_stderr():
             report = evaluate(net, data, scheme, args.ptq, progress=progress_bar("samples", not args.json), **options)

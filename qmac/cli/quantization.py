@@ -1,8 +1,11 @@
 """The flags that say how float operands are quantized, shared by ``qmac gemm`` and ``qmac model``."""
 
+from qmac.sim.mx import MX_ELEMENTS
+
+from .common import UsageError
 from .inputs import integer
 
-__all__ = ["add_quantization_args"]
+__all__ = ["add_quantization_args", "check_mx_args"]
 
 
 def add_quantization_args(p, mx=False):
@@ -10,7 +13,7 @@ def add_quantization_args(p, mx=False):
     (``qmac gemm``, ``qmac model``); ``mx`` adds ``--scale mx`` (OCP MXINT8)."""
     p.add_argument("--scale", default="per-tensor", choices=["per-tensor", "per-channel", "vector"] + ["mx"] * mx,
                    help="float inputs: scale granularity (default per-tensor; lns: per-tensor or vector, in the "
-                        "log domain)" + ("; mx: OCP MXINT8, 32-element blocks with E8M0 scales (int8 only)"
+                        "log domain)" + ("; mx: OCP MX, 32-element blocks with E8M0 scales"
                                          if mx else ""))
     p.add_argument("--vector", type=integer(1, None), metavar="V",
                    help="--scale vector: elements per vector, at most K (default 16, or K if smaller)")
@@ -22,3 +25,18 @@ def add_quantization_args(p, mx=False):
                    help="--scale vector, int formats: each vector's scale field rounded to nearest (default; pow2: "
                         "up) or the one below/above of smaller error (best)")
     p.add_argument("--sparse", choices=["2:4"], help="2:4 sparse weights: prune (or verify), compress, run sparse")
+
+
+def check_mx_args(args, formats=("int8",)):
+    """With ``--scale mx``: the flags MX does not combine with, as one-line usage errors (``--format`` other
+    than ``formats``, ``--clip``, ``--sparse``)."""
+    if args.scale != "mx":
+        return
+    if args.format not in formats:
+        raise UsageError("--format", args.format, "allowed with --scale mx: " +
+                         ", ".join(f"{k} ({MX_ELEMENTS[k].name})" if k in MX_ELEMENTS else k for k in formats))
+    if args.clip is not None:
+        raise UsageError("--clip", args.clip, "does not apply to --scale mx; allowed: MX scales come from max|v| "
+                         "(OCP MX v1.0)")
+    if args.sparse:
+        raise UsageError("--sparse", args.sparse, "is not supported with --scale mx; allowed: dense MX blocks")

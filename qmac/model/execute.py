@@ -6,6 +6,8 @@ one row per output channel; A: K x M activations, one column per token / output 
 the same functions as ``qmac gemm`` (:mod:`qmac.quantized_gemm`: quantize both operands, the golden model or
 the emitted RTL of the core, back to floats), then bias, ``alpha``/``beta`` and layout are applied in float.
 Every other node, and every layer left in FP32, is computed in float64 and cast back to the graph's type.
+BatchNormalization (when not folded into its Conv at load) is computed here in inference form, with the stored
+mean and variance: onnx.reference's version 9 uses the batch's statistics whenever ``momentum`` is set.
 
 * MatMul ``X (..., K) @ B (K, N)``: ``W = B^T``, ``A = X`` reshaped to ``(rows, K)`` and transposed; a
   constant left operand ``B (M, K) @ X (K, N)`` is ``W = B``, ``A = X``.
@@ -14,7 +16,8 @@ Every other node, and every layer left in FP32, is computed in float64 and cast 
   ``A = im2col(X)`` (:func:`qmac.model.network.im2col`); the bias is added in float.
 * MatMul between two activations (attention scores ``Q K^T`` and context ``P V``): each item of the batch
   dimensions is one GEMM with ``W = X1[i]`` (quantized along K like weights, per row = per token) and
-  ``A = X2[i]``, both quantized dynamically as activations; ``attention="float"`` keeps them in float.
+  ``A = X2[i]``, both quantized dynamically as activations; ``attention="float"`` keeps them in float. In W4A8
+  both run at the activation width: such a layer's format is ``int8``.
 
 Activations are quantized per input (dynamic), except per-tensor INT activation scales when a calibration
 set is given: then their clip is fixed by ``--clip`` over the layer's calibration activations
@@ -37,14 +40,16 @@ from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_fo
 
 from .network import conv_output_shape, im2col
 
-__all__ = ["FORMATS", "PTQ", "ATTENTION", "LayerStats", "QuantizedNetwork", "reference_outputs"]
+__all__ = ["FORMATS", "PTQ", "ATTENTION", "ROTATE", "LayerStats", "QuantizedNetwork", "reference_outputs"]
 
 #: Per-layer formats of ``--format`` / ``--layer``: no quantization, or a datapath mode.
-FORMATS = ("fp32", "int8", "int4", "lns8", "lns4")
+FORMATS = ("fp32", "int8", "int4", "w4a8", "lns8", "lns4")
 #: Post-training quantization of the weights.
 PTQ = ("none", "gptq")
 #: What happens to MatMuls between two activations.
 ATTENTION = ("quantize", "float")
+#: Rotation of the reduction axis of every quantized product.
+ROTATE = ("none", "hadamard")
 
 
 @dataclass
@@ -93,6 +98,8 @@ class _Prepared:
     scheme: Scheme
     qw: object = None
     clip: float | None = None
+    smooth: np.ndarray | None = None
+    rotation: np.ndarray | None = None
 
 
 class QuantizedNetwork:
@@ -115,6 +122,16 @@ class QuantizedNetwork:
         Calibration inputs, one feed dict per sample.
     attention : str
         ``quantize`` or ``float`` (MatMuls between two activations).
+    smooth : float or None
+        SmoothQuant's ``alpha`` (needs ``calibration``): each quantized layer with weights computes
+        ``(W * s) @ (A / s)`` with :func:`qmac.sim.ptq.smoothing_factors` ``s`` from its FP32 calibration
+        inputs (a host transform, exact in float; a deployment folds ``1 / s`` into the producer of ``A``,
+        e.g. the LayerNorm before it). GPTQ then sees the smoothed weights and Hessian, static clips the
+        smoothed activations.
+    rotate : str
+        ``none``, or ``hadamard``: every quantized product computes ``(W R) @ (R^T A)`` with
+        :func:`qmac.sim.ptq.hadamard_rotation` ``R`` of its K (after smoothing; exact in float, a host
+        transform: online on the activations, offline on the weights).
     engine : str
         ``golden``, ``icarus`` or ``verilator``.
     rtl : str
@@ -138,10 +155,10 @@ class QuantizedNetwork:
     """
 
     def __init__(self, net, scheme, config=None, overrides=(), ptq="none", calibration=None, attention="quantize",
-                 engine="golden", rtl="*", notify=None):
+                 smooth=None, rotate="none", engine="golden", rtl="*", notify=None):
         from onnx.reference import ReferenceEvaluator
         from qmac.hw.spec.config import preset
-        for name, value, allowed in (("ptq", ptq, PTQ), ("attention", attention, ATTENTION),
+        for name, value, allowed in (("ptq", ptq, PTQ), ("attention", attention, ATTENTION), ("rotate", rotate, ROTATE),
                                      ("engine", engine, ("golden", "icarus", "verilator"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
@@ -150,12 +167,19 @@ class QuantizedNetwork:
                 raise ValueError(f"--layer {pattern}={fmt}: format must be one of {', '.join(FORMATS)}")
         if ptq == "gptq" and not calibration:
             raise ValueError("--ptq gptq needs a calibration set (--calibrate)")
+        if smooth is not None and not (isinstance(smooth, (int, float)) and not isinstance(smooth, bool)
+                                       and 0 <= smooth <= 1):
+            raise ValueError(f"smooth must be a number from 0 to 1, not {smooth!r}")
+        if smooth is not None and not calibration:
+            raise ValueError("--smooth needs a calibration set (--calibrate)")
         self.net = net
         self.scheme = scheme
         self.config = config if config is not None else preset("default")
         self.overrides = tuple(overrides)
         self.ptq = ptq
         self.attention = attention
+        self.smooth = smooth
+        self.rotate = rotate
         self.engine = engine
         self.rtl = rtl
         self.notify = notify or _notify_once()
@@ -179,6 +203,9 @@ class QuantizedNetwork:
                 fmt = f
         if not layer.has_weights and self.attention == "float":
             fmt = "fp32"
+        if not layer.has_weights and fmt in ELEMENT_FORMATS:
+            # both operands are activations: W4A8 runs them at its activation width (INT8)
+            fmt = ELEMENT_FORMATS[fmt].operands[1].name
         return fmt
 
     def layer_scheme(self, layer):
@@ -205,12 +232,24 @@ class QuantizedNetwork:
             cfg = core_for_sparse(cfg, self.notify)
         cfg = core_for_scales(cfg, scheme, k + (-k % 4 if scheme.sparse else 0), self.notify)
         prep = _Prepared(cfg, scheme)
+        if self.rotate == "hadamard":
+            from qmac.sim.ptq import hadamard_rotation
+            prep.rotation = hadamard_rotation(k)
         if layer.has_weights:
-            prep.qw = self._quantize_weights(prep, key, W)
             recorded = self.calibration_inputs.get(key)
+            samples = recorded["A"] if recorded else None
+            if recorded and self.smooth is not None:
+                from qmac.sim.ptq import smoothing_factors
+                prep.smooth = smoothing_factors(recorded["A"], W, self.smooth)
+                W = W * prep.smooth
+                samples = [a / prep.smooth[:, None] for a in samples]
+            if prep.rotation is not None:
+                W = W @ prep.rotation
+                samples = samples and [prep.rotation.T @ a for a in samples]
+            prep.qw = self._quantize_weights(prep, key, W)
             if recorded and scheme.format in ELEMENT_FORMATS and scheme.scale == "per-tensor":
                 from qmac.sim.ptq import calibrate_clip
-                prep.clip = calibrate_clip(recorded["A"], ELEMENT_FORMATS[scheme.format], scheme.clip)
+                prep.clip = calibrate_clip(samples, ELEMENT_FORMATS[scheme.format].operands[1], scheme.clip)
         return prep
 
     def _quantize_weights(self, prep, key, W):
@@ -226,9 +265,13 @@ class QuantizedNetwork:
         if self.ptq == "gptq" and scheme.format in ELEMENT_FORMATS and recorded:
             from qmac.sim.ptq import gptq
             H = recorded["H"] / recorded["n"]
+            if prep.smooth is not None:                     # the Hessian of the smoothed inputs A / s
+                H = H / np.outer(prep.smooth, prep.smooth)
+            if prep.rotation is not None:                   # ... and of the rotated inputs R^T A
+                H = prep.rotation.T @ H @ prep.rotation
             H = np.pad(H, ((0, W.shape[1] - len(H)),) * 2)
-            return gptq(W, H, ELEMENT_FORMATS[scheme.format], scheme.scale, scheme.vector_length, scheme.bits,
-                        scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
+            return gptq(W, H, ELEMENT_FORMATS[scheme.format].operands[0], scheme.scale, scheme.vector_length,
+                        scheme.bits, scheme.clip, scheme.kind if scheme.scale == "vector" else "int", keep=keep)
         return quantize_weights(cfg, scheme, W)
 
     # -- the product of one layer -----------------------------------------------------------------------------
@@ -267,12 +310,18 @@ class QuantizedNetwork:
             if layer.has_weights:
                 self._prepared[key] = prep
         cfg, scheme = prep.cfg, prep.scheme
+        if prep.rotation is not None and not layer.has_weights:
+            W = W @ prep.rotation
         qw = prep.qw if layer.has_weights else quantize_weights(cfg, scheme, W)
+        if prep.smooth is not None:
+            A = A / prep.smooth[:, None]
+        if prep.rotation is not None:
+            A = prep.rotation.T @ A
         if qw.length != A.shape[0]:                        # K padded for 2:4
             A = np.pad(A, ((0, qw.length - A.shape[0]), (0, 0)))
         if prep.clip is not None:
             from qmac.sim.ptq import quantize_static
-            qa = quantize_static(A, ELEMENT_FORMATS[scheme.format], prep.clip)
+            qa = quantize_static(A, ELEMENT_FORMATS[scheme.format].operands[1], prep.clip)
         else:
             qa = quantize_activations(cfg, scheme, A)
         ops = quantized_operands(cfg, scheme, qw, qa)
@@ -355,9 +404,20 @@ class QuantizedNetwork:
             Y = Y + B.reshape((1, -1) + (1,) * d)
         return Y
 
+    @staticmethod
+    def _batch_norm(node, X, scale, bias, mean, var, epsilon=1e-5, training_mode=0, **_):
+        # onnx.reference's BatchNormalization-9 uses batch statistics whenever `momentum` is set; inference
+        # (one output) uses the stored mean and variance, as onnxruntime does
+        if training_mode or len(node.output) != 1:
+            raise ValueError(f"{node.name}: BatchNormalization in training mode; allowed: inference (one output)")
+        shape = (1, -1) + (1,) * (X.ndim - 2)
+        k = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
+        return (X - mean.reshape(shape)) * k.reshape(shape) + bias.reshape(shape)
+
     def _ops(self):
         from onnx.reference.op_run import OpRun
-        impls = {"MatMul": self._matmul, "Gemm": self._gemm_node, "Conv": self._conv}
+        impls = {"MatMul": self._matmul, "Gemm": self._gemm_node, "Conv": self._conv,
+                 "BatchNormalization": self._batch_norm}
 
         def make(op, impl):
             def _run(op_self, *inputs, **attrs):

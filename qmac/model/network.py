@@ -3,7 +3,9 @@
 A *layer* is a MatMul or Gemm with one constant operand (an initializer or a Constant node: the weights), a
 Conv with constant weights (lowered by im2col), or a MatMul between two activations (attention scores and
 context). Every node gets a unique name (``<op_type>_<index>`` when it has none), which is the layer's name
-in reports and in ``--layer`` patterns.
+in reports and in ``--layer`` patterns. An inference BatchNormalization that alone reads a Conv's output is
+folded into that Conv's weights and bias first (:func:`fold_batch_norms`), as deployment flows do before
+quantizing.
 """
 
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Layer", "Network", "load", "im2col", "conv_output_shape"]
+__all__ = ["Layer", "Network", "load", "fold_batch_norms", "im2col", "conv_output_shape"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,6 @@ class Network:
     """
 
     def __init__(self, proto, name=None):
-        from onnx import numpy_helper
         self.proto = proto
         graph = proto.graph
         self.name = name or graph.name or "model"
@@ -62,12 +63,9 @@ class Network:
             if not node.name or node.name in seen:
                 node.name = f"{node.op_type}_{i}"
             seen.add(node.name)
-        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-        for node in graph.node:
-            if node.op_type == "Constant":
-                for attr in node.attribute:
-                    if attr.name == "value":
-                        self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
+        self.constants = _constants(graph)
+        if fold_batch_norms(proto, self.constants):
+            self.constants = _constants(graph)
         self.inputs = [i.name for i in graph.input if i.name not in self.constants]
         self.outputs = [o.name for o in graph.output]
         self.layers = []
@@ -86,6 +84,62 @@ class Network:
     def layer(self, name):
         """The layer of node ``name``, or ``None``."""
         return self._by_name.get(name)
+
+
+def _constants(graph):
+    """Initializer and Constant-node outputs by name (numpy arrays)."""
+    from onnx import numpy_helper
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attr.t)
+    return constants
+
+
+def fold_batch_norms(proto, constants):
+    """Fold each inference BatchNormalization into the Conv before it, in place; returns how many.
+
+    A BatchNormalization node (one output, not in training mode) with constant scale ``g``, bias ``b``, mean
+    ``mu`` and variance ``v``, whose input is the only use of a Conv's output (weights ``W``, bias ``c`` or 0,
+    all constants in ``constants``), is removed and the Conv computes
+    ``W' = W * k`` per output channel and ``c' = (c - mu) * k + b`` with ``k = g / sqrt(v + epsilon)`` (float64,
+    stored in the weights' type as new initializers named ``<conv>/folded_W`` and ``<conv>/folded_B``), which
+    equals the pair in exact arithmetic."""
+    from onnx import helper, numpy_helper
+    graph = proto.graph
+    uses = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    for out in graph.output:
+        uses[out.name] = uses.get(out.name, 0) + 1
+    producer = {out: node for node in graph.node for out in node.output}
+    folded = []
+    for bn in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in bn.attribute}
+        conv = producer.get(bn.input[0]) if bn.op_type == "BatchNormalization" else None
+        if (conv is None or conv.op_type != "Conv" or len(bn.output) != 1 or attrs.get("training_mode", 0)
+                or uses[bn.input[0]] != 1
+                or not all(name in constants for name in list(bn.input[1:5]) + [conv.input[1]])
+                or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in constants)):
+            continue
+        g, b, mu, v = (constants[name].astype(np.float64) for name in bn.input[1:5])
+        W = constants[conv.input[1]]
+        k = g / np.sqrt(v + attrs.get("epsilon", 1e-5))
+        c = constants[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+        new_w = (W.astype(np.float64) * k.reshape((-1,) + (1,) * (W.ndim - 1))).astype(W.dtype)
+        new_b = ((c - mu) * k + b).astype(W.dtype)
+        names = (f"{conv.name}/folded_W", f"{conv.name}/folded_B")
+        graph.initializer.extend([numpy_helper.from_array(new_w, names[0]), numpy_helper.from_array(new_b, names[1])])
+        del conv.input[1:]
+        conv.input.extend(names)
+        conv.output[0] = bn.output[0]
+        folded.append(bn)
+    for bn in folded:
+        graph.node.remove(bn)
+    return len(folded)
 
 
 def load(model):
