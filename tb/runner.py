@@ -4,6 +4,8 @@ One build directory per (simulator, config); the config travels to the testbench
 ``QMAC_CONFIG`` (emitted Verilog has no HDL parameters).
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -57,6 +59,17 @@ def prepare_simulator(sim):
         raise ToolError(f"{tool} not found on PATH; install it with: {hint}")
 
 
+@contextlib.contextmanager
+def _exclusive(path):
+    """Hold an advisory lock on the file ``path`` (created if missing) for the ``with`` block: a process that
+    builds what another (a second pytest-xdist worker) is building waits for it and then finds it built,
+    instead of doing the same work beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def digest(*parts):
     """A 24-hex-digit key of ``parts`` (str or bytes), each hashed on its own so that no two splits collide."""
     h = hashlib.sha256()
@@ -70,7 +83,7 @@ def verilator_build(root, files, top, exe_source, output, args, what):
 
     ``files`` maps file names to their text (the Verilog first, the C++ driver ``exe_source`` among them); the key
     is their digest with ``args`` and the Verilator version. The build runs in a temporary folder under ``root``
-    that is renamed to ``root/<key>`` when it succeeds (a concurrent build of the same key keeps the first one),
+    that is renamed to ``root/<key>`` when it succeeds (a concurrent build of the same key waits for the first),
     with ``build.log`` (the command and the tools' output) and ``build.json`` (the command, the seconds) beside
     ``output``. Returns ``(path of output, built)``: ``built`` is False on a cache hit.
 
@@ -85,31 +98,35 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     final = Path(root) / digest(*files.values(), json.dumps([top, exe_source, output, *args]), verilator.__version__)
     if (final / output).exists():
         return final / output, False
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        for name, text in files.items():
-            (tmp / name).write_text(text)
-        cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
-               "--Mdir", "obj", "-o", f"../{output}", *args]
-        start = time.perf_counter()
-        with open(tmp / "build.log", "w") as log:
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            tail = (tmp / "build.log").read_text().splitlines()[-20:]
-            raise ToolError(f"verilator build of {what} failed (exit {done.returncode}); last lines of "
-                            f"{tmp / 'build.log'}:\n" + "\n".join(tail))
-        (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": time.perf_counter() - start}) + "\n")
-        shutil.rmtree(tmp / "obj")
+    with _exclusive(final.parent / f".{final.name}.lock"):
+        if (final / output).exists():
+            return final / output, False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
-            tmp.rename(final)
-        except OSError:  # another process built the same key first: keep its build
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
+                   "--Mdir", "obj", "-o", f"../{output}", *args]
+            start = time.perf_counter()
+            with open(tmp / "build.log", "w") as log:
+                log.write(" ".join(cmd) + "\n")
+                log.flush()
+                done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode:
+                tail = (tmp / "build.log").read_text().splitlines()[-20:]
+                raise ToolError(f"verilator build of {what} failed (exit {done.returncode}); last lines of "
+                                f"{tmp / 'build.log'}:\n" + "\n".join(tail))
+            seconds = time.perf_counter() - start
+            (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": seconds}) + "\n")
+            shutil.rmtree(tmp / "obj")
+            try:
+                tmp.rename(final)
+            except OSError:  # another process built the same key first: keep its build
+                shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final / output, True
 
 
@@ -123,40 +140,40 @@ def _verilator_runtime(root):
     prepare_simulator("verilator")
     final = Path(root) / f"verilator-runtime-{digest(verilator.__version__, os.environ.get('MAKEFLAGS', ''))}"
     listing = final / "objects.json"
-    if listing.exists():
-        return [final / name for name in json.loads(listing.read_text())]
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        (tmp / "stub.v").write_text("module stub(input clk);\nendmodule\n")
-        with open(tmp / "build.log", "w") as log:
-            # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
-            subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix", "Vstub",
-                            "stub.v"], cwd=tmp,
-                           stdout=log, stderr=subprocess.STDOUT, check=True)
-            classes = (tmp / "Vstub_classes.mk").read_text()
-            listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
-            names = [f"{n}.o" for n in listed.split() if n != "\\"]
-            subprocess.run(["make", "-f", "Vstub.mk", *names], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
-                           check=True)
-        (tmp / "objects.json").write_text(json.dumps(names) + "\n")
+    with _exclusive(final.parent / f".{final.name}.lock"):
+        if listing.exists():
+            return [final / name for name in json.loads(listing.read_text())]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
-            tmp.rename(final)
-        except OSError:  # another process built it first: use that one
-            shutil.rmtree(tmp)
-    except subprocess.CalledProcessError as e:
-        tail = (tmp / "build.log").read_text().splitlines()[-20:]
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n" + "\n".join(tail)) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            (tmp / "stub.v").write_text("module stub(input clk);\nendmodule\n")
+            with open(tmp / "build.log", "w") as log:
+                # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
+                subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix", "Vstub",
+                                "stub.v"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT, check=True)
+                classes = (tmp / "Vstub_classes.mk").read_text()
+                listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
+                names = [f"{n}.o" for n in listed.split() if n != "\\"]
+                subprocess.run(["make", "-f", "Vstub.mk", *names], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
+                               check=True)
+            (tmp / "objects.json").write_text(json.dumps(names) + "\n")
+            try:
+                tmp.rename(final)
+            except OSError:  # another process built it first: use that one
+                shutil.rmtree(tmp)
+        except subprocess.CalledProcessError as e:
+            tail = (tmp / "build.log").read_text().splitlines()[-20:]
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n" + "\n".join(tail)) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return [final / name for name in names]
 
 
 def build_cocotb(sim, source, top, build_dir, build_args, build_root):
     """Build the Verilog file ``source`` (top module ``top``) for cocotb's runner of ``sim`` in ``build_dir``
-    (``runner.build``, which rebuilds only what changed); returns the runner.
+    (``runner.build``, which rebuilds only what changed; one process at a time per folder); returns the runner.
 
     Verilator builds link :func:`_verilator_runtime` from ``build_root`` instead of compiling the runtime in
     each build folder (through make variables: ``VM_GLOBAL_FAST`` emptied, the objects added to the link
@@ -164,20 +181,18 @@ def build_cocotb(sim, source, top, build_dir, build_args, build_root):
     from cocotb_tools.runner import get_runner
     prepare_simulator(sim)
     runner = get_runner(sim)
-    kw = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
-              timescale=TIMESCALE)
     waves = os.environ.get("WAVES", "").lower() in ("1", "yes", "y", "on", "true", "enable")
-    if sim != "verilator" or waves:
-        runner.build(**kw, log_file=build_dir / "build.log" if sim == "verilator" else None)
-        return runner
-    objects = _verilator_runtime(build_root)
-    flags = os.environ["MAKEFLAGS"]
-    link = "\\ ".join(str(o) for o in objects)  # MAKEFLAGS escapes the spaces inside a value
-    os.environ["MAKEFLAGS"] = f"{flags} VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
+    flags = os.environ.get("MAKEFLAGS")
+    if sim == "verilator" and not waves:
+        link = "\\ ".join(str(o) for o in _verilator_runtime(build_root))  # MAKEFLAGS escapes spaces in a value
+        os.environ["MAKEFLAGS"] = f"{flags} VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
     try:
-        runner.build(**kw, log_file=build_dir / "build.log")
+        with _exclusive(build_dir.parent / f".{build_dir.name}.lock"):
+            runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
+                         timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
     finally:
-        os.environ["MAKEFLAGS"] = flags
+        if flags is not None:
+            os.environ["MAKEFLAGS"] = flags
     return runner
 
 
