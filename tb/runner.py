@@ -154,8 +154,8 @@ def _verilator_runtime(root):
                 classes = (tmp / "Vstub_classes.mk").read_text()
                 listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
                 names = [f"{n}.o" for n in listed.split() if n != "\\"]
-                subprocess.run(["make", "-f", "Vstub.mk", *names], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
-                               check=True)
+                subprocess.run(["make", "-j", str(os.cpu_count() or 1), "-f", "Vstub.mk", *names], cwd=tmp, stdout=log,
+                               stderr=subprocess.STDOUT, check=True)
             (tmp / "objects.json").write_text(json.dumps(names) + "\n")
             try:
                 tmp.rename(final)
