@@ -19,8 +19,8 @@ from pathlib import Path
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
-__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_cocotb", "build_core",
-           "run_cocotb", "config_from_env", "digest", "verilator_build"]
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
+           "build_core", "run_cocotb", "config_from_env", "digest", "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -171,21 +171,31 @@ def _verilator_runtime(root):
     return [final / name for name in names]
 
 
+#: make variables of the cocotb Verilator builds: the model's C++ unoptimized. A test core's cocotb run is
+#: the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7 against 18.2 CPU s)
+#: and saves most of the build (46 against 157 CPU s; docs/benchmarks.md, "Where the suite's time goes").
+COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+
+
 def build_cocotb(sim, source, top, build_dir, build_args, build_root):
     """Build the Verilog file ``source`` (top module ``top``) for cocotb's runner of ``sim`` in ``build_dir``
     (``runner.build``, which rebuilds only what changed; one process at a time per folder); returns the runner.
 
-    Verilator builds link :func:`_verilator_runtime` from ``build_root`` instead of compiling the runtime in
-    each build folder (through make variables: ``VM_GLOBAL_FAST`` emptied, the objects added to the link
-    line); a build with waves (``WAVES`` set) compiles its own, with tracing."""
+    Verilator builds compile the model's C++ with :data:`COCOTB_MODEL_OPT` and link :func:`_verilator_runtime`
+    from ``build_root`` instead of compiling the runtime in each build folder (through make variables:
+    ``VM_GLOBAL_FAST`` emptied, the objects added to the link line); a build with waves (``WAVES`` set)
+    compiles its own runtime, with tracing."""
     from cocotb_tools.runner import get_runner
     prepare_simulator(sim)
     runner = get_runner(sim)
     waves = os.environ.get("WAVES", "").lower() in ("1", "yes", "y", "on", "true", "enable")
     flags = os.environ.get("MAKEFLAGS")
-    if sim == "verilator" and not waves:
-        link = "\\ ".join(str(o) for o in _verilator_runtime(build_root))  # MAKEFLAGS escapes spaces in a value
-        os.environ["MAKEFLAGS"] = f"{flags} VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
+    if sim == "verilator":
+        extra = COCOTB_MODEL_OPT
+        if not waves:
+            link = "\\ ".join(str(o) for o in _verilator_runtime(build_root))  # MAKEFLAGS escapes spaces in a value
+            extra += f" VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
+        os.environ["MAKEFLAGS"] = f"{flags} {extra}"
     try:
         with _exclusive(build_dir.parent / f".{build_dir.name}.lock"):
             runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
