@@ -30,7 +30,7 @@ from qmac.tb.verilator_engine import BUILD_FLAGS, Harness, build_harness
 VARIANTS = {
     "chosen": BUILD_FLAGS,
     "module inlining (Verilator's default)": tuple(f for f in BUILD_FLAGS if f != "-fno-inline"),
-    "C++ -O1": BUILD_FLAGS[:-1] + ("OPT_FAST=-O1 OPT_GLOBAL=-O1",),
+    "C++ -O2": BUILD_FLAGS[:-1] + ("OPT_FAST=-O2 OPT_GLOBAL=-O2",),
     "C++ -Os (verilated.mk default)": BUILD_FLAGS[:-2],
     "verilator -O1": ("-O1",) + BUILD_FLAGS[1:],
     "x-assign/x-initial 0": tuple("0" if f == "fast" else f for f in BUILD_FLAGS),

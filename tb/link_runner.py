@@ -16,7 +16,7 @@ from amaranth.back import verilog
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.link.host_link import HostLink
 from qmac.hw.array.mac_unit import MacUnit
-from qmac.tb.runner import TIMESCALE, VERILATOR_WAIVERS, prepare_simulator
+from qmac.tb.runner import TIMESCALE, VERILATOR_WAIVERS, build_cocotb, prepare_simulator
 
 __all__ = ["HOST_LINK_TOP", "LINK_VERILATOR_WAIVERS", "emit_host_link", "run_host_link_cocotb", "link_from_env"]
 
@@ -45,7 +45,7 @@ def run_host_link_cocotb(config, link, sim, test_module, *, build_root="build/tb
     """Emit ``HostLink(config, **link)``, build it for ``sim`` and run cocotb ``test_module`` on it;
     returns ``(tests, failed, results_xml)``. The Verilog file is rewritten only when its text changes,
     so the simulators' up-to-date checks rebuild exactly when the RTL changed."""
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
     if not isinstance(config, CoreConfig):
         raise TypeError(f"run_host_link_cocotb needs a CoreConfig, not {config!r}")
     prepare_simulator(sim)
@@ -60,10 +60,8 @@ def run_host_link_cocotb(config, link, sim, test_module, *, build_root="build/tb
         partial.write_text(text)
         os.replace(partial, source)
     build_dir = root / f"{sim}-link-{key}"
-    runner = get_runner(sim)
     args = ["-Wall"] + [f"-Wno-{w}" for w in LINK_VERILATOR_WAIVERS] if sim == "verilator" else []
-    runner.build(sources=[source], hdl_toplevel=HOST_LINK_TOP, build_dir=build_dir, build_args=args, always=False,
-                 timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
+    runner = build_cocotb(sim, source, HOST_LINK_TOP, build_dir, args, root)
     test_dir = build_dir / (test_module.rsplit(".", 1)[-1] + (f"-{testcase}" if testcase else ""))
     test_dir.mkdir(parents=True, exist_ok=True)
     waves = os.environ.get("WAVES") == "1" if waves is None else waves

