@@ -3,13 +3,16 @@
 Area is Yosys's static-CMOS estimate (``stat -tech cmos`` after generic synthesis, see
 :mod:`qmac.toolchain.synth`), measured on small units and divided by their lane count: a lone combinational
 :class:`~qmac.hw.lanes.lane_product.LaneProduct`, and pipelined :class:`~qmac.hw.int_datapath.dot_product.DotProduct` units
-(registered lane products, adder tree, output register). Prints markdown tables and checks the targets:
+(registered lane products, adder tree, output register). Lanes built with W4A8 read multiplicands that their
+array column forms once (:class:`~qmac.hw.lanes.lane_multiplicands.LaneMultiplicands`, one per V lanes); each
+such lane is charged its share of that conversion, amortized over ``--rows`` units per column (the table
+shows the share separately). Prints markdown tables and checks the targets:
 an INT4 MAC costs 1/4 to 1/3 of an INT8 MAC; a dual-mode lane at most 1.25x, a W4A8-only lane at most 1.1x and
 an INT8+INT4+W4A8 lane at most 1.3x an INT8-only lane.
 
 Run from the repository root (results are cached in ``build/synth-cache/``)::
 
-    python bench/area.py [--lanes 4 16] [--cache-dir DIR]
+    python bench/area.py [--lanes 4 16] [--rows 8] [--cache-dir DIR]
 """
 
 import argparse
@@ -17,7 +20,8 @@ import argparse
 from amaranth.back import verilog
 
 from qmac.hw.int_datapath.dot_product import DotProduct
-from qmac.hw.spec.formats import ELEMENT_FORMATS
+from qmac.hw.spec.formats import ELEMENT_FORMATS, W4A8
+from qmac.hw.lanes.lane_multiplicands import LaneMultiplicands
 from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.toolchain.synth import synth_generic
 
@@ -39,28 +43,41 @@ def transistors_per_lane(unit, lanes, cache_dir):
     return synth_generic(text, name, cache_dir=cache_dir)["transistors"] / lanes
 
 
-def measure(dot_lanes, cache_dir):
-    """``{unit label: {lane kind: transistors per lane}}`` for a lone lane and each DotProduct size."""
-    results = {"LaneProduct (combinational)": {
-        kind: transistors_per_lane(LaneProduct(modes), 1, cache_dir) for kind, modes in LANE_KINDS.items()}}
-    for v in dot_lanes:
-        results[f"DotProduct V={v} (pipelined)"] = {
-            kind: transistors_per_lane(DotProduct(v, modes), v, cache_dir) for kind, modes in LANE_KINDS.items()}
-    return results
+def column_share(modes, lanes, rows, cache_dir):
+    """Transistors per lane of the column's :class:`LaneMultiplicands` for ``lanes`` lanes, divided by the
+    ``rows`` units sharing it; 0 without W4A8 (no conversion)."""
+    if W4A8.name not in modes:
+        return 0.0
+    return transistors_per_lane(LaneMultiplicands(lanes, modes), lanes, cache_dir) / rows
+
+
+def measure(dot_lanes, rows, cache_dir):
+    """``({unit label: {lane kind: transistors per lane}}, {unit label: {lane kind: column share}})`` for a
+    lone lane and each DotProduct size; the first includes the second."""
+    units = {"LaneProduct (combinational)": (1, LaneProduct)}
+    units.update({f"DotProduct V={v} (pipelined)": (v, lambda modes, v=v: DotProduct(v, modes)) for v in dot_lanes})
+    results, shares = {}, {}
+    for label, (lanes, make) in units.items():
+        shares[label] = {kind: column_share(modes, lanes, rows, cache_dir) for kind, modes in LANE_KINDS.items()}
+        results[label] = {kind: transistors_per_lane(make(modes), lanes, cache_dir) + shares[label][kind]
+                          for kind, modes in LANE_KINDS.items()}
+    return results, shares
 
 
 def _verdict(ok, note=""):
     return ("met" + note) if ok else "**missed**"
 
 
-def lane_table(results):
-    """Markdown table of transistors per lane and each kind's ratio to an INT8-only lane."""
+def lane_table(results, shares, rows):
+    """Markdown table of transistors per lane (with W4A8, ``total (column share)``) and each kind's ratio to
+    an INT8-only lane."""
     targets = " | ".join(f"{kind} / INT8-only (target <= {hi})" for kind, hi in LANE_RATIOS.items())
-    lines = [f"| unit | {' | '.join(LANE_KINDS)} | {targets} |",
+    lines = [f"| unit (column share: R = {rows}) | {' | '.join(LANE_KINDS)} | {targets} |",
              "|---" * (len(LANE_KINDS) + len(LANE_RATIOS) + 1) + "|"]
     for unit, per_lane in results.items():
         ratios = {kind: per_lane[kind] / per_lane["INT8-only"] for kind in LANE_RATIOS}
-        cells = " | ".join(f"{per_lane[kind]:.0f}" for kind in LANE_KINDS)
+        cells = " | ".join(f"{per_lane[kind]:.0f}" + (f" ({shares[unit][kind]:.1f})" if shares[unit][kind] else "")
+                           for kind in LANE_KINDS)
         verdicts = " | ".join(f"{r:.2f} {_verdict(r <= LANE_RATIOS[kind])}" for kind, r in ratios.items())
         lines.append(f"| {unit} | {cells} | {verdicts} |")
     return "\n".join(lines)
@@ -87,11 +104,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lanes", type=int, nargs="*", default=[4],
                         help="DotProduct sizes to measure (default: 4)")
+    parser.add_argument("--rows", type=int, default=8,
+                        help="units per array column sharing its W4A8 multiplicand conversion (default: 8)")
     parser.add_argument("--cache-dir", default=None, help="synthesis cache (default: build/synth-cache)")
     args = parser.parse_args(argv)
-    results = measure(args.lanes, args.cache_dir)
-    print("Transistors per lane (Yosys `stat -tech cmos`)\n")
-    print(lane_table(results))
+    if args.rows < 1:
+        parser.error(f"--rows: {args.rows}: a positive integer")
+    results, shares = measure(args.lanes, args.rows, args.cache_dir)
+    print("Transistors per lane (Yosys `stat -tech cmos`; with W4A8 including, in parentheses, the lane's share "
+          f"of its column's multiplicand conversion over R = {args.rows} rows)\n")
+    print(lane_table(results, shares, args.rows))
     print("\nTransistors per MAC\n")
     print(mac_table(results))
 

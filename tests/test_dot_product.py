@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
 
 from qmac.hw.spec.config import ConfigError, CoreConfig
 from qmac.hw.int_datapath.dot_product import DotProduct
+from qmac.hw.lanes.lane_multiplicands import LaneMultiplicands
 from qmac.sim.dot_product import dot_product
 from qmac.sim.winograd_correction import winograd_correction
 
@@ -73,9 +75,15 @@ def test_w4a8_needs_logic_lanes(multiplier):
                                                            (2, ("w4a8",), 1, "sb_mac16")])
 def test_w4a8_pipelined_sums(lanes, modes, levels, multiplier, pysim_stream):
     """Every built mode at random per cycle, the W4A8 extremes (-8 x -128, -8 x 127) included: lane ``i``
-    meets activation lanes ``2i``, ``2i + 1`` in W4A8 mode and lane ``2i`` otherwise."""
+    meets payload activation lanes ``2i``, ``2i + 1`` in W4A8 mode and lane ``2i`` otherwise, through the
+    :class:`LaneMultiplicands` an array column puts in front of its units."""
     rng = np.random.default_rng(lanes)
-    dut = DotProduct(lanes, modes, levels, multiplier=multiplier)
+    dot = DotProduct(lanes, modes, levels, multiplier=multiplier)
+    mult = LaneMultiplicands(lanes, modes)
+    dut = Module()
+    dut.submodules.dot, dut.submodules.mult = dot, mult
+    dut.d.comb += dot.a.eq(mult.m)
+    dut.latency = dot.latency
     n = 40
     w = rng.integers(0, 256, (n, lanes)).astype(np.uint8)
     a = rng.integers(0, 256, (n, 2 * lanes)).astype(np.uint8)
@@ -84,10 +92,10 @@ def test_w4a8_pipelined_sums(lanes, modes, levels, multiplier, pysim_stream):
     mode = rng.choice(modes, n)
     mode[:2] = "w4a8"
     flags = [f for f in modes[1:]]
-    beats = [[(dut.w.as_value(), int.from_bytes(w[t].tobytes(), "little")),
-              (dut.a.as_value(), int.from_bytes(a[t].tobytes(), "little"))]
-             + [(getattr(dut, f), int(mode[t] == f)) for f in flags] for t in range(n)]
-    got = pysim_stream(dut, beats, dut.sum)[:n]
+    beats = [[(dot.w.as_value(), int.from_bytes(w[t].tobytes(), "little")),
+              (mult.a.as_value(), int.from_bytes(a[t].tobytes(), "little"))]
+             + [(getattr(u, f), int(mode[t] == f)) for f in flags for u in (dot, mult)] for t in range(n)]
+    got = pysim_stream(dut, beats, dot.sum)[:n]
     assert got == [int(dot_product(w[t], a[t] if mode[t] == "w4a8" else a[t, ::2], mode[t])) for t in range(n)]
     assert got[0] == lanes * 2048 and got[1] == lanes * 2 * -8 * 127
 

@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 from qmac.hw.boards import ICEBreaker
 from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.formats import mode_flags
+from qmac.hw.lanes.lane_multiplicands import LaneMultiplicands
 from qmac.hw.lanes.lane_pair_product import LanePairProduct, sb_mac16_parameters
 from qmac.sim.lane_product import lane_product
 from qmac.sim.ops import NumpyOps
@@ -19,8 +20,9 @@ from qmac.sim.packing import signed_fields
 MODES = [(("int8", "int4"), "int8"), (("int8", "int4"), "int4"), (("int8",), "int8"), (("int4",), "int4"),
          (("w4a8",), "w4a8"), (("int8", "int4", "w4a8"), "w4a8"), (("int8", "int4", "w4a8"), "int8"),
          (("int4", "w4a8"), "int4")]
-#: W4A8 lanes take two activation bytes: lane 0 sweeps a0 with a1 fixed at this byte, lane 1 sweeps a1 with a0
-#: fixed; the other modes read the low byte only, so there both lanes sweep it.
+#: W4A8 builds take two payload activation bytes per lane (through the column's LaneMultiplicands): lane 0 sweeps
+#: a0 with a1 fixed at this byte, lane 1 sweeps a1 with a0 fixed; the other modes read the low byte only, so there
+#: both lanes sweep it.
 FIXED = (0x80, 0x7F)
 COPIES = 8  # pairs side by side in the Amaranth sweep
 
@@ -95,6 +97,11 @@ def _amaranth_sweep(modes, mode):
         if _wide(modes):
             a0 = Cat(a0, Const(FIXED[0], 8))
             a1 = Cat(Const(FIXED[1], 8), a1) if mode == "w4a8" else Cat(a1, Const(FIXED[1], 8))
+            m.submodules[f"m{i}"] = mult = LaneMultiplicands(2, modes)   # as the array column has
+            m.d.comb += mult.a.eq(Cat(a0, a1))
+            a0, a1 = Cat(mult.m[0], mult.m[1]), Cat(mult.m[2], mult.m[3])
+            for flag in mode_flags(modes):
+                m.d.comb += getattr(mult, flag).eq(mode == flag)
         m.d.comb += [pair.w[0].eq(w), pair.a[0].eq(a0), pair.w[1].eq(~w), pair.a[1].eq(a1)]
         for flag in mode_flags(modes):
             m.d.comb += getattr(pair, flag).eq(mode == flag)
@@ -131,12 +138,19 @@ def _icarus_sweep(modes, mode, icarus_bench):
     bits = dut.format.bits
     flags = "".join(f".{f}({int(mode == f)}), " for f in mode_flags(modes))
     lane1 = f"a ^ 8'h5a, 8'd{FIXED[1]}" if mode == "w4a8" else f"8'd{FIXED[1]}, a ^ 8'h5a"
-    acts = f"{{{lane1}, 8'd{FIXED[0]}, a}}" if _wide(modes) else "{a ^ 8'h5a, a}"
+    sources = {"pair.v": src, "model.v": SB_MAC16_MODEL}
+    if _wide(modes):   # the payload's bytes through the multiplicands an array column forms
+        acts = "mm"
+        sources["mult.v"] = verilog.convert(LaneMultiplicands(2, modes), name="mult", emit_src=False)
+        mult = f"wire [31:0] mm;\n  mult m({flags}.a({{{lane1}, 8'd{FIXED[0]}, a}}), .m(mm));"
+    else:
+        acts, mult = "{a ^ 8'h5a, a}", ""
     bench = f"""
 module bench;
   reg [7:0] w, a;
   wire [{2 * bits - 1}:0] p;
   integer i, f;
+  {mult}
   pair dut({flags}.w({{~w, w}}), .a({acts}), .p(p));
   initial begin
     f = $fopen("out.txt", "w");
@@ -148,7 +162,7 @@ module bench;
   end
 endmodule
 """
-    raw = icarus_bench({"bench.v": bench, "pair.v": src, "model.v": SB_MAC16_MODEL})
+    raw = icarus_bench({"bench.v": bench, **sources})
     return NumpyOps.wrap(raw.reshape(256, 256, 2), bits, True).transpose(2, 0, 1)
 
 

@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.formats import mode_flags
+from qmac.hw.lanes.lane_multiplicands import LaneMultiplicands
 from qmac.hw.lanes.lane_product import LaneProduct
 from qmac.hw.lanes.pipelined_lane_product import PipelinedLaneProduct
 from qmac.sim.lane_product import lane_product
@@ -20,7 +21,8 @@ def _sweep(lane_class, modes, mode, other=None):
     """Hardware lane result for every (w, a) byte pair, shape (256, 256); a pipelined lane's one clock
     edge after its operands (and the mode) are set. A lane with W4A8 built has two activation bytes: the
     swept one is ``a0`` and ``a1`` is 0 when ``other`` is None; else ``other = (position, byte)`` fixes
-    byte ``position`` (0: ``a0``, 1: ``a1``) and the sweep drives the other."""
+    byte ``position`` (0: ``a0``, 1: ``a1``) and the sweep drives the other. Such a lane reads them through
+    the :class:`LaneMultiplicands` its array column has (the two together are checked)."""
     m = Module()
     lanes = [lane_class(modes) for _ in range(COPIES)]
     w = Signal(8)
@@ -34,9 +36,16 @@ def _sweep(lane_class, modes, mode, other=None):
     for i, lane in enumerate(lanes):
         swept = (a_hi * COPIES + i)[:8]
         if other is None:
-            m.d.comb += lane.a.eq(swept)
+            payload = swept
         else:
-            m.d.comb += lane.a.eq(Cat(Const(other[1], 8), swept) if other[0] == 0 else Cat(swept, Const(other[1], 8)))
+            payload = Cat(Const(other[1], 8), swept) if other[0] == 0 else Cat(swept, Const(other[1], 8))
+        if "w4a8" in modes:
+            m.submodules[f"m{i}"] = mult = LaneMultiplicands(1, modes)
+            m.d.comb += [mult.a.eq(payload), lane.a.eq(mult.m)]
+            for flag in mode_flags(modes):
+                m.d.comb += getattr(mult, flag).eq(mode == flag)
+        else:
+            m.d.comb += lane.a.eq(payload)
     word = Signal(bits * COPIES)
     m.d.comb += word.eq(Cat(lane.p for lane in lanes))
     out = np.zeros((256, 256), dtype=np.int64)
@@ -71,7 +80,7 @@ def test_every_byte_pair(lane_class, modes, mode):
 @pytest.mark.parametrize("modes,mode", [(("int8", "int4", "w4a8"), "int8"), (("int8", "int4", "w4a8"), "int4"),
                                         (("int4", "w4a8"), "int4"), (("int8", "w4a8"), "int8")])
 def test_every_byte_pair_beside_w4a8(lane_class, modes, mode):
-    """INT8 and INT4 on lanes that also build W4A8 (two activation bytes; the second ignored)."""
+    """INT8 and INT4 on lanes that also build W4A8 (two payload activation bytes; the second ignored)."""
     w, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
     expected = lane_product(w.astype(np.uint8), a.astype(np.uint8), mode)
     assert np.array_equal(_sweep(lane_class, modes, mode, other=(1, 0xA5)), expected)

@@ -10,6 +10,7 @@ from qmac.hw.local_register import LocalRegister
 from qmac.hw.array.mac_unit import MacUnit, winograd_correction_delay
 from qmac.hw.spec.layouts import accumulator_shape, operand_layout, result_layout
 from qmac.hw.ops import delay
+from qmac.hw.lanes.lane_multiplicands import LaneMultiplicands
 from qmac.hw.lanes.winograd_correction import WinogradCorrection
 from qmac.hw.lanes.winograd_pair_product import winograd_correction_format
 
@@ -44,6 +45,10 @@ class MacArray(wiring.Component):
     Each unit takes its beat flags (accumulate, first, last) from its own
     :class:`~qmac.hw.local_register.LocalRegister` copy of the flag pipeline's last stage, placed near it,
     not from one register that fans out to every unit.
+
+    In W4A8 builds each column forms its lanes' multiplicands from the activation payload once
+    (:class:`~qmac.hw.lanes.lane_multiplicands.LaneMultiplicands`, combinational, driven by the held mode
+    flags) and its R units share them.
 
     Latency from a tile's last beat to its first result row: ``dot_latency + 1`` cycles.
 
@@ -225,6 +230,14 @@ class MacArray(wiring.Component):
             ca = [self._corrections(m, f"ca{c}", self.a.payload.data[c], int4) for c in range(cfg.cols)]
             cw = [self._corrections(m, f"cw{r}", self.w.payload.data[r], int4) for r in range(cfg.rows)]
 
+        # -- W4A8 builds: each column's lane multiplicands, formed once and shared by its R units ------
+        a_cols = [self.a.payload.data[c] for c in range(cfg.cols)]
+        if "w4a8" in cfg.modes:
+            for c in range(cfg.cols):
+                m.submodules[f"mult{c}"] = mult = LaneMultiplicands(cfg.lanes, cfg.modes)
+                m.d.comb += [mult.a.eq(a_cols[c]), *(getattr(mult, f).eq(q) for f, q in mode_q.items())]
+                a_cols[c] = mult.m
+
         # -- the units: row r of each column drains into row r - 1 -----------------------------------
         acc_shape = accumulator_shape(cfg)
         zero = Const(0, Shape.cast(acc_shape).width)
@@ -237,7 +250,7 @@ class MacArray(wiring.Component):
                 # accumulator enable and clear, across the die.
                 m.submodules[f"flags{r}_{c}"] = unit_flags = LocalRegister(3)
                 m.d.comb += unit_flags.d.eq(Cat(*flags[-2]))
-                ins = {"w": self.w.payload.data[r], "a": self.a.payload.data[c], "acc_en": unit_flags.q[0],
+                ins = {"w": self.w.payload.data[r], "a": a_cols[c], "acc_en": unit_flags.q[0],
                        "first": unit_flags.q[1], "last": unit_flags.q[2], "shift": shift,
                        "shadow_in": below["shadow"] if below else zero,
                        "shadow_sat_in": below["shadow_sat"] if below else Const(0, 1)}

@@ -80,7 +80,8 @@ class MacUnit(wiring.Component):
     -------
     w : In(ArrayLayout(8, V))
     a : In(ArrayLayout(8, activation_lanes))
-        V lanes, or 2V in sparse and W4A8 builds (W4A8: weight lane ``i`` meets lanes ``2i``, ``2i + 1``).
+        V lanes, or 2V in sparse and W4A8 builds (W4A8: weight lane ``i`` meets lanes ``2i``, ``2i + 1``, the
+        multiplicands :class:`~qmac.hw.lanes.lane_multiplicands.LaneMultiplicands` forms once per column).
     int4, w4a8 : In(1)
         Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present with that mode built beside others.
     sw, sa : In(ArrayLayout(unsigned(S), G))

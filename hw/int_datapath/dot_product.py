@@ -59,7 +59,8 @@ class DotProduct(wiring.Component):
     w : In(ArrayLayout(8, V))
     a : In(ArrayLayout(8, V)), or In(ArrayLayout(8, 2V)) with W4A8 built
         Operand lanes; lane ``i`` of ``w`` meets lane ``i`` of ``a`` (with W4A8 built, lanes ``2i`` and
-        ``2i + 1``: the lane's two INT8 activations; INT8 and INT4 then read lane ``2i``).
+        ``2i + 1``: the lane's two multiplicands, as
+        :class:`~qmac.hw.lanes.lane_multiplicands.LaneMultiplicands` forms them from the payload).
     int4, w4a8 : In(1)
         Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present with that mode built beside others;
         sampled with the operands.

@@ -49,8 +49,10 @@ class LanePairProduct(LaneProduct):
 
     where ``a1, w1`` (bits 4-7, sign-extended to 8 bits) meet in the DSP and the 4x4 product ``w0*a0``
     (bits 0-3) is formed in logic and added by the DSP's adder (``C`` or ``D``). In W4A8 mode ``a0`` and
-    ``a1`` are the lane's two INT8 activations (``a[0:8]``, ``a[8:16]``) and the logic product is 4x8 (one
-    4x8 multiplier serves INT4 and W4A8, its 8-bit input the INT4 nibble sign-extended or the INT8 byte).
+    ``a1`` are the lane's two INT8 activations and the logic product is 4x8. With W4A8 built the lane
+    takes its multiplicands chosen (the input contract of :class:`~qmac.hw.lanes.lane_product.LaneProduct`:
+    ``a[0:8]`` for ``w0``, ``a[8:16]`` for the DSP; INT4 nibbles arrive sign-extended, an INT8 activation
+    in both bytes), so one 4x8 multiplier serves INT4 and W4A8 with no multiplicand multiplexer.
     ``p[j]`` is the half read as signed, exact in every mode (an INT8 product fits 16 bits, an INT4 lane sum
     9, a W4A8 lane sum 13).
 
@@ -67,7 +69,7 @@ class LanePairProduct(LaneProduct):
     -------
     w : In(ArrayLayout(8, 2))
     a : In(ArrayLayout(8, 2)), or In(ArrayLayout(16, 2)) with W4A8 built
-        Operand lanes, as :class:`~qmac.hw.lanes.lane_product.LaneProduct`'s.
+        Operand lanes, as :class:`~qmac.hw.lanes.lane_product.LaneProduct`'s (its input contract with W4A8).
     int4, w4a8 : In(1)
         Mode flags, as :class:`~qmac.hw.lanes.lane_product.LaneProduct`'s.
     p : Out(ArrayLayout(signed, 2))
@@ -90,8 +92,7 @@ class LanePairProduct(LaneProduct):
             half = slice(8 * j, 8 * j + 8)
             mul_a, mul_b = Signal(signed(8), name=f"mul_a{j}"), Signal(signed(8), name=f"mul_b{j}")
             if w4a8 is not None:   # W4A8 beside other modes, or alone: the flags pick
-                m.d.comb += [mul_a.eq(Mux(w4a8, a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8].as_signed()))),
-                             mul_b.eq(Mux(int4 | w4a8, w[4:8].as_signed(), w.as_signed()))]
+                m.d.comb += [mul_a.eq(a[8:16]), mul_b.eq(Mux(int4 | w4a8, w[4:8].as_signed(), w.as_signed()))]
             elif INT8.name in self._modes:
                 m.d.comb += [mul_a.eq(Mux(int4, a[4:8].as_signed(), a.as_signed())),
                              mul_b.eq(Mux(int4, w[4:8].as_signed(), w.as_signed()))]
@@ -100,8 +101,8 @@ class LanePairProduct(LaneProduct):
             m.d.comb += [ports["A"][half].eq(mul_a), ports["B"][half].eq(mul_b)]
             if w4a8 is not None:
                 low = Signal(signed(12), name=f"w0a0_{j}")   # the 4x8 product, in [-1016, 1024]
-                a0 = Mux(w4a8, a[0:8].as_signed(), a[0:4].as_signed())
-                m.d.comb += [low.eq(w[0:4].as_signed() * a0), ports[addend].eq(Mux(int4 | w4a8, low, 0))]
+                m.d.comb += [low.eq(w[0:4].as_signed() * a[0:8].as_signed()),
+                             ports[addend].eq(Mux(int4 | w4a8, low, 0))]
             elif add:
                 low = Signal(signed(8), name=f"w0a0_{j}")   # the 4x4 product, in [-56, 64]
                 m.d.comb += [low.eq(w[0:4].as_signed() * a[0:4].as_signed()),

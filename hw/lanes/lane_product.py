@@ -9,7 +9,7 @@ from qmac.hw.spec.config import ConfigError
 from qmac.hw.spec.formats import ELEMENT_FORMATS, INT4, W4A8, IntFormat, lane_range, mode_flags, modes_valid
 from qmac.hw.ops import adder_tree
 
-__all__ = ["LaneProduct", "lane_format"]
+__all__ = ["LaneProduct", "lane_format", "mode_running"]
 
 
 def lane_format(modes):
@@ -19,6 +19,18 @@ def lane_format(modes):
         raise ConfigError(f"lane modes must be a non-empty tuple of distinct names from "
                           f"{', '.join(ELEMENT_FORMATS)}, not {modes!r}")
     return IntFormat.for_range(*lane_range(modes))
+
+
+def mode_running(unit, modes, mode):
+    """1 while ``mode`` runs on ``unit`` (a component built with ``modes`` and the ports of
+    :func:`~qmac.hw.spec.formats.mode_flags`): its flag port, a constant when it is the only mode or not
+    built, or for the first of several modes, no other flag high."""
+    flags = mode_flags(modes)
+    if mode in flags:
+        return getattr(unit, mode)
+    if mode not in modes or len(modes) == 1:
+        return Const(mode in modes)
+    return ~Cat(getattr(unit, f) for f in flags).any()
 
 
 class LaneProduct(wiring.Component):
@@ -50,17 +62,25 @@ class LaneProduct(wiring.Component):
     divided by 16 (its bits from 4 up, wiring only), ``p`` = rows 0-3 + (rows 4-7) / 16 + the mode's
     constant ``-128*15 - 128*15 + 2**3 + 2**7 / 16`` (rows' offsets, row 3's and row 7's +1s), modulo
     ``2**16``. A build with W4A8 computes INT4 mode the same way, with the INT4 activations sign-extended
-    to 8 bits as multiplicands (``a[0:4]`` for rows 0-3, ``a[4:8]`` for rows 4-7): INT4 and W4A8 then share
-    the rows, row 3's XOR, the re-alignment and the constant, and no mode shifts the result. Such a build
-    keeps the rows 4-7 sum as that quotient (INT8 mode shifts it back by 4), also in the register of
-    :class:`PipelinedLaneProduct`. The partial products are those of one 8x8 array: a W4A8-only lane is an
-    INT8 lane with row 3 subtracted and the upper half re-aligned.
+    to 8 bits as multiplicands: INT4 and W4A8 then share the rows, row 3's XOR, the re-alignment and the
+    constant, and no mode shifts the result. Such a build keeps the rows 4-7 sum as that quotient (INT8
+    mode shifts it back by 4), also in the register of :class:`PipelinedLaneProduct`. The partial products
+    are those of one 8x8 array: a W4A8-only lane is an INT8 lane with row 3 subtracted and the upper half
+    re-aligned.
+
+    **Input contract with W4A8 built:** ``a`` holds the two multiplicands themselves, ``a[0:8]`` for rows
+    0-3 and ``a[8:16]`` for rows 4-7, as :class:`~qmac.hw.lanes.lane_multiplicands.LaneMultiplicands`
+    forms them from the payload (once per array column): INT8 mode ``a[0:8] = a[8:16]`` = the INT8
+    activation; INT4 mode ``a[0:8]``, ``a[8:16]`` = the INT4 activations ``a0``, ``a1`` sign-extended to 8
+    bits; W4A8 mode the INT8 activations ``a0``, ``a1``. The lane thus has no multiplicand multiplexer;
+    the flags only select row 3's subtraction, the re-alignment and the constant (INT4 and W4A8 alike).
+    Without W4A8 built, ``a`` is the payload's activation lane as it is.
 
     With a single mode built in, the mode flags are constants: the multiplexers, row 3's XOR and the
     output shift fold away, leaving the INT8, the INT4 or the W4A8 array above. A dual-mode lane costs
     the multiplicand multiplexers, row 3's XOR and carry-in bit and the output multiplexer more than an
-    INT8 lane; with W4A8 built beside INT8 the lane has a third multiplicand for rows 4-7 and the
-    re-alignment multiplexer instead of the output multiplexer.
+    INT8 lane; with W4A8 built beside INT8 the lane has, instead, row 3's XOR and carry-in bit and the
+    re-alignment multiplexer (its multiplicands come chosen).
 
     Parameters
     ----------
@@ -72,8 +92,8 @@ class LaneProduct(wiring.Component):
     w : In(8)
         Weight lane.
     a : In(8), or In(16) with W4A8 built
-        Activation lane(s): W4A8's two INT8 activations, ``a0`` in the low byte; the other modes read
-        the low byte.
+        Activation lane, or with W4A8 built the two multiplicands of the input contract above (low byte
+        for rows 0-3).
     int4, w4a8 : In(1)
         Mode flags (:func:`~qmac.hw.spec.formats.mode_flags`), present when that mode is built beside
         others: 1 selects it; all low selects the first built mode.
@@ -114,14 +134,8 @@ class LaneProduct(wiring.Component):
         return self._format
 
     def flag(self, mode):
-        """1 while ``mode`` runs: its flag port, a constant when it is the only mode or not built, or for the
-        first of several modes, no other flag high."""
-        flags = mode_flags(self._modes)
-        if mode in flags:
-            return getattr(self, mode)
-        if mode not in self._modes or len(self._modes) == 1:
-            return Const(mode in self._modes)
-        return ~Cat(getattr(self, f) for f in flags).any()
+        """1 while ``mode`` runs (:func:`mode_running`)."""
+        return mode_running(self, self._modes, mode)
 
     def elaborate(self, platform):
         m = Module()
@@ -135,9 +149,8 @@ class LaneProduct(wiring.Component):
         # names each once instead of repeating it in every row.
         low = Signal(8)
         high = Signal(8)
-        if w4a8_built:   # a, a0 or sign-extended a[0:4]; a, a1 or sign-extended a[4:8]
-            m.d.comb += [low.eq(Mux(int4, a[0:4].as_signed(), a[0:8])),
-                         high.eq(Mux(self.flag(W4A8.name), a[8:16], Mux(int4, a[4:8].as_signed(), a[0:8])))]
+        if w4a8_built:   # the column's LaneMultiplicands chose them
+            m.d.comb += [low.eq(a[0:8]), high.eq(a[8:16])]
         else:   # a or 16*a0; a or a1
             m.d.comb += [low.eq(Cat(a[0:4] & ~int4.replicate(4), Mux(int4, a[0:4], a[4:8]))),
                          high.eq(Mux(int4, a[4:8].as_signed(), a.as_signed()))]
