@@ -326,6 +326,12 @@ def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir
         W, A = synthetic_operands(wl.get("distribution", "gaussian"), n, k, m, wl.get("seed", 0))
     shapes = [tuple(s) for s in wl.get("shapes", [(W.shape[0], W.shape[1], A.shape[1])])]
     pts = points(space)
+    if model is not None:
+        k = max(s[1] for s in shapes)
+        for name, _, config, _, _ in pts:
+            if CoreConfig.from_dict(config).max_k < k:
+                raise SpaceError(f"max_k: {CoreConfig.from_dict(config).max_k} (point {name!r}): the model has a "
+                                 f"layer with K = {k}; allowed: max_k >= {k}")
     tasks = [(name, fmt, config, flags, W, A, shapes, wl.get("energy", True), str(Path(cache_dir).resolve()), model)
              for name, fmt, config, flags, _ in pts]
     rows = [None] * len(tasks)

@@ -182,3 +182,14 @@ def test_data_without_model(tmp_path, model_files, capsys):
     space.write_text(SPACE)
     assert main(["explore", str(space), "--out", str(tmp_path / "out"), "--data", str(model_files[1])]) == 2
     assert capsys.readouterr().err == f"qmac: error: --data: {str(model_files[1])!r}: applies only with --model\n"
+
+
+def test_model_wider_than_max_k(tmp_path, model_files, capsys):
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE.replace("max_k = 1024", "max_k = 16"))  # fc2 has K = 24
+    model, data = model_files
+    assert main(["explore", str(space), "--out", str(tmp_path / "out"), "--model", str(model), "--data",
+                 str(data)]) == 2
+    assert capsys.readouterr().err == (f"qmac: error: SPACE: {str(space)!r}: max_k: 16 (point 'INT8'): the model "
+                                       "has a layer with K = 24; allowed: max_k >= 24\n")
+    assert not (tmp_path / "out").exists()

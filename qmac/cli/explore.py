@@ -62,6 +62,8 @@ def run(args):
         with stdout_to_stderr():
             rows = explore(space, args.out, W, A, args.workers, args.scheduler, args.cache,
                            progress_bar("points"), model)
+    except SpaceError as e:
+        raise UsageError("SPACE", args.space, str(e)) from None
     except (SynthError, ToolError) as e:
         return fail(str(e))
     print_report({"out": args.out, "points": rows} if args.json else
