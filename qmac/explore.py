@@ -272,6 +272,7 @@ def plot(rows, out_dir):
         ax.set_xlabel(label)
         ax.set_ylabel(METRICS[have[0]["accuracy_metric"]][0])
         ax.set_xscale("log")
+        ax.margins(x=0.12)  # room on the right for the last front point's name
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
