@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qmac.model import load, samples
-from qmac.model.execute import QuantizedNetwork
+from qmac.model.execute import first_products
 
 
 def capture(model, data, layer_name):
@@ -28,18 +28,9 @@ def capture(model, data, layer_name):
     names = [layer.name for layer in net.layers]
     if layer_name not in names:
         raise SystemExit(f"--layer: {layer_name!r}: allowed: {', '.join(names)}")
-    seen = {}
-
-    class Capture(QuantizedNetwork):
-        def _gemm(self, layer, key, W, A):
-            if layer.name == layer_name and layer_name not in seen:
-                seen[layer_name] = (np.array(W, dtype=np.float64), np.array(A, dtype=np.float64))
-            return super()._gemm(layer, key, W, A)
-
     with np.load(data) as f:
         feeds = samples({k: f[k] for k in f.files}, net.inputs)
-    Capture(net, None)(feeds[0])
-    return seen[layer_name]
+    return first_products(net, feeds[0])[layer_name]
 
 
 def main():

@@ -6,9 +6,10 @@ synthetic distribution, and the GEMM shapes utilization is measured on). Every p
 :func:`evaluate_point`: transistors per MAC (Yosys ``stat -tech cmos`` of the whole core, :func:`synth_config`,
 over its MACs per cycle), MACs per cycle, utilization on the workload's shapes (:class:`GemmPlan`: useful MACs
 over beats x MACs per cycle), energy per MAC on the workload's data (:func:`qmac.energy.measure_energy`) and
-accuracy (GEMM SQNR in dB of the golden model's dequantized result against the float product; a model-level
-metric can be passed as ``accuracy``). Results are cached by the Verilog text and a hash of the data, so a
-re-run is instant. Points run in a local process pool, or on a Dask distributed scheduler.
+accuracy (GEMM SQNR in dB of the golden model's dequantized result against the float product, or, with an ONNX
+model (:class:`ModelAccuracy`), the model flow's output cosine similarity to FP32). Results are cached by the
+Verilog text and a hash of the data (and of the model), so a re-run is instant. Points run in a local process
+pool, or on a Dask distributed scheduler.
 """
 
 import csv
@@ -23,14 +24,21 @@ import numpy as np
 
 from qmac.hw.spec.config import CoreConfig
 
-__all__ = ["SpaceError", "load_space", "points", "evaluate_point", "pareto", "explore", "plot"]
+__all__ = ["SpaceError", "load_space", "points", "ModelAccuracy", "model_workload", "evaluate_point", "pareto",
+           "explore", "plot"]
 
 #: Operand flags a format may set (those of ``qmac gemm``), with their defaults.
 FLAGS = {"format": "int8", "scale": "per-tensor", "vector": 16, "scale_bits": None, "scale_kind": None,
          "clip": "max", "sparse": None}
 #: Columns of points.csv, in order (swept config keys follow ``format``).
 COLUMNS = ("point", "format", "mode", "transistors_per_mac", "macs_per_cycle", "utilization", "energy_per_mac",
-           "accuracy", "pareto", "transistors", "bit_exact", "cached")
+           "accuracy", "accuracy_metric", "pareto", "transistors", "bit_exact", "cached")
+#: What ``accuracy`` measures (column ``accuracy_metric``): the plots' axis label and how close to the most
+#: accurate point the marked best point must be (:func:`_best`).
+METRICS = {"sqnr_db": ("accuracy: GEMM SQNR (dB)", 1.0),
+           "cosine": ("accuracy: model output cosine similarity to FP32", 0.001)}
+#: With a model: the energy run keeps at most this many output rows of W and columns (tokens) of A.
+ENERGY_TILE = (16, 16)
 
 
 class SpaceError(ValueError):
@@ -99,6 +107,57 @@ def _digest(*parts):
     return h.hexdigest()
 
 
+class ModelAccuracy:
+    """A point's model-level accuracy: ``accuracy(config, scheme)`` runs the ONNX model ``model`` on the samples
+    of ``data`` (an .npz, one array per model input) through :func:`qmac.model.evaluate` (what ``qmac model``
+    runs) with every layer in ``scheme`` on ``config`` (per-tensor activation clips from ``calibrate``, an .npz
+    like ``data``, if given) and returns the output's ``cosine_mean`` against onnxruntime FP32, in [-1, 1].
+    Holds file paths only, so it pickles to worker processes; ``key`` hashes the three files' bytes."""
+
+    metric = "cosine"
+
+    def __init__(self, model, data, calibrate=None):
+        self.model, self.data, self.calibrate = str(model), str(data), calibrate and str(calibrate)
+        self.key = _digest(*(hashlib.sha256(Path(p).read_bytes()).hexdigest() if p else None
+                             for p in (model, data, calibrate)))
+
+    def inputs(self):
+        """``(net, data arrays, calibration feed dicts or None)``."""
+        from qmac.model import load, samples
+        net = load(self.model)
+        with np.load(self.data, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+        calibration = None
+        if self.calibrate:
+            with np.load(self.calibrate, allow_pickle=False) as f:
+                calibration = samples({k: f[k] for k in f.files}, net.inputs)
+        return net, data, calibration
+
+    def __call__(self, config, scheme):
+        from qmac.model import evaluate
+        net, data, calibration = self.inputs()
+        report = evaluate(net, data, scheme, config=config, calibration=calibration)
+        return report["output"]["cosine_mean"]
+
+
+def model_workload(accuracy, max_k):
+    """``(W, A, shapes)`` of a model (a :class:`ModelAccuracy`), from one FP32 run on its first data sample
+    (:func:`qmac.model.execute.first_products`): ``shapes``, every layer's first GEMM ``[N, K, M]`` (as the
+    ``qmac model`` report lists them), for utilization; ``W``, ``A``, the real operands of the constant-weight
+    layer with the most MACs (N x K x M), for energy: its float weights and its input activations on that
+    sample, cut to the first :data:`ENERGY_TILE` rows of W and columns of A and the first ``max_k`` of K, so a
+    gate-level run stays short. Each point quantizes them with its own scheme."""
+    from qmac.model import samples
+    from qmac.model.execute import first_products
+    net, data, _ = accuracy.inputs()
+    products = first_products(net, samples(data, net.inputs)[0])
+    shapes = [(W.shape[0], W.shape[1], A.shape[1]) for W, A in products.values()]
+    weighted = [layer.name for layer in net.layers if layer.has_weights and layer.name in products]
+    W, A = products[max(weighted, key=lambda n: np.prod(products[n][0].shape) * products[n][1].shape[1])]
+    rows, cols = ENERGY_TILE
+    return W[:rows, :max_k], A[:max_k, :cols], shapes
+
+
 def evaluate_point(name, fmt, config, flags, W, A, shapes, energy=True, cache_dir="build/explore-cache",
                    accuracy=None):
     """One point's row (see :data:`COLUMNS`); cached in ``cache_dir`` by the Verilog text and the data.
@@ -106,21 +165,24 @@ def evaluate_point(name, fmt, config, flags, W, A, shapes, energy=True, cache_di
     ``W`` and ``A`` are the workload's operands; accuracy is the SQNR of the dequantized result against their
     float product, so 2:4 pruning error counts.
 
-    ``accuracy``, if given, is ``accuracy(config, ops)`` (a model-level metric: the hook for the ONNX model
-    flow), called instead of the GEMM SQNR; ``ops`` is the namespace of :func:`qmac.quantized_gemm.prepare_operands`."""
+    ``accuracy``, if given, is ``accuracy(config, scheme)`` (a model-level metric, e.g. :class:`ModelAccuracy`:
+    the point's :class:`~qmac.hw.spec.config.CoreConfig` before any per-mode adaptation and its
+    :class:`~qmac.quantized_gemm.Scheme`), called instead of the GEMM SQNR; its ``metric`` names it in
+    ``accuracy_metric`` and its ``key`` (a hash of the model and data) enters the cache key."""
     from qmac.quantized_gemm import Scheme, prepare_operands
     from qmac.engine import run_gemm
     from qmac.hw.array.emit import emit_verilog
     from qmac.sim.gemm import plan_gemm
     from qmac.sim.quantize import sqnr_db
     from qmac.toolchain.synth import synth_config
-    cfg = CoreConfig.from_dict(config)
-    ops = prepare_operands(cfg, Scheme(flags["format"], flags["scale"], flags["vector"], flags["scale_bits"],
-                                       flags["scale_kind"], flags["clip"], bool(flags["sparse"])), W, A)
+    point_cfg = CoreConfig.from_dict(config)
+    scheme = Scheme(flags["format"], flags["scale"], flags["vector"], flags["scale_bits"], flags["scale_kind"],
+                    flags["clip"], bool(flags["sparse"]))
+    ops = prepare_operands(point_cfg, scheme, W, A)
     cfg, mode = ops.cfg, ops.mode
     verilog, _ = emit_verilog(cfg)
     key = _digest(verilog, mode, ops.sparse, ops.Wq, ops.Aq, ops.w_scales, ops.a_scales,
-                  np.asarray(W), np.asarray(A), shapes, energy, accuracy is None)
+                  np.asarray(W), np.asarray(A), shapes, energy, accuracy and accuracy.key)
     cached = Path(cache_dir) / f"{key}.json"
     if cached.is_file():
         return {**json.loads(cached.read_text()), "point": name, "cached": True}
@@ -130,19 +192,19 @@ def evaluate_point(name, fmt, config, flags, W, A, shapes, energy=True, cache_di
     utilization = sum(p.useful_macs for p in plans) / sum(p.beats * macs for p in plans)
     row = {"format": fmt, "mode": mode, "transistors": synth["transistors"],
            "transistors_per_mac": synth["transistors"] / macs, "macs_per_cycle": macs, "utilization": utilization,
-           "energy_per_mac": None, "bit_exact": None}
+           "energy_per_mac": None, "bit_exact": None, "accuracy_metric": "sqnr_db"}
     if energy:
         from qmac.energy import measure_energy
         e = measure_energy(cfg, mode, ops.Wq, ops.Aq, ops.w_scales, ops.a_scales, ops.sparse)
         row.update(energy_per_mac=e["energy_per_mac"], bit_exact=e["bit_exact"])
     if accuracy is not None:
-        row["accuracy"] = float(accuracy(cfg, ops))
+        row.update(accuracy=float(accuracy(point_cfg, scheme)), accuracy_metric=accuracy.metric)
     elif ops.is_float:
         Y = run_gemm(cfg, mode, ops.Wq, ops.Aq, w_scales=ops.w_scales, a_scales=ops.a_scales, sparse=ops.sparse)["Y"]
         # Against the product of the operands as given: 2:4 pruning error counts (ops.W is the pruned W).
         row["accuracy"] = float(sqnr_db(np.asarray(W, np.float64) @ np.asarray(A, np.float64), ops.to_float(Y)))
     else:
-        row["accuracy"] = None  # integer codes: exact, no float reference
+        row.update(accuracy=None, accuracy_metric=None)  # integer codes: exact, no float reference
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(row))
     return {**row, "point": name, "cached": False}
@@ -161,13 +223,13 @@ def pareto(rows):
 
 
 def _best(rows):
-    """The marked point: among the Pareto points within 1 dB of the best accuracy, the lowest energy per MAC
-    (transistors per MAC without energy)."""
+    """The marked point: among the Pareto points within 1 dB (GEMM SQNR) or 0.001 (cosine; :data:`METRICS`) of the
+    best accuracy, the lowest energy per MAC (transistors per MAC without energy)."""
     front = [r for r in rows if r["pareto"] and r.get("accuracy") is not None]
     if not front:
         return None
     top = max(r["accuracy"] for r in front)
-    near = [r for r in front if r["accuracy"] >= top - 1.0]
+    near = [r for r in front if r["accuracy"] >= top - METRICS[front[0]["accuracy_metric"]][1]]
     key = "energy_per_mac" if all(r["energy_per_mac"] is not None for r in near) else "transistors_per_mac"
     return min(near, key=lambda r: r[key])
 
@@ -208,8 +270,9 @@ def plot(rows, out_dir):
             ax.scatter([best[key]], [best["accuracy"]], s=260, facecolors="none", edgecolors="red", lw=2,
                        label=f"best: {best['point']}", zorder=4)
         ax.set_xlabel(label)
-        ax.set_ylabel("accuracy: GEMM SQNR (dB)")
+        ax.set_ylabel(METRICS[have[0]["accuracy_metric"]][0])
         ax.set_xscale("log")
+        ax.margins(x=0.12)  # room on the right for the last front point's name
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -246,13 +309,17 @@ def _submit_all(tasks, workers, scheduler):
 
 
 def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir="build/explore-cache",
-            progress=None):
+            progress=None, model=None):
     """Evaluate every point of ``space`` (:func:`load_space`) and write ``points.csv``, ``points.json`` and the
-    plots in ``out_dir``. ``W``/``A`` override the workload's operands. ``progress``, if given, wraps the
-    iterator of finished points as ``progress(iterator, total)`` (a progress bar). Returns the rows in point
-    order."""
+    plots in ``out_dir``. ``W``/``A`` override the workload's operands; ``model`` (a :class:`ModelAccuracy`)
+    replaces them and the workload's ``shapes`` with the model's (:func:`model_workload`, K cut to the
+    ``max_k`` of ``[base]``) and the GEMM SQNR with its accuracy. ``progress``, if given, wraps the iterator of
+    finished points as ``progress(iterator, total)`` (a progress bar). Returns the rows in point order."""
     from qmac.energy import synthetic_operands
     wl = space["workload"]
+    if model is not None:
+        W, A, shapes = model_workload(model, CoreConfig.from_dict(space["base"]).max_k)
+        wl = {**wl, "shapes": shapes}
     if W is None and "weights" in wl:
         W, A = np.load(wl["weights"]), np.load(wl["activations"])
     if W is None:
@@ -260,7 +327,13 @@ def explore(space, out_dir, W=None, A=None, workers=1, scheduler=None, cache_dir
         W, A = synthetic_operands(wl.get("distribution", "gaussian"), n, k, m, wl.get("seed", 0))
     shapes = [tuple(s) for s in wl.get("shapes", [(W.shape[0], W.shape[1], A.shape[1])])]
     pts = points(space)
-    tasks = [(name, fmt, config, flags, W, A, shapes, wl.get("energy", True), str(Path(cache_dir).resolve()))
+    if model is not None:
+        k = max(s[1] for s in shapes)
+        for name, _, config, _, _ in pts:
+            if CoreConfig.from_dict(config).max_k < k:
+                raise SpaceError(f"max_k: {CoreConfig.from_dict(config).max_k} (point {name!r}): the model has a "
+                                 f"layer with K = {k}; allowed: max_k >= {k}")
+    tasks = [(name, fmt, config, flags, W, A, shapes, wl.get("energy", True), str(Path(cache_dir).resolve()), model)
              for name, fmt, config, flags, _ in pts]
     rows = [None] * len(tasks)
     finished = _submit_all(tasks, workers, scheduler)

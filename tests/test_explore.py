@@ -1,14 +1,17 @@
 """Design-space explorer (qmac/explore.py, qmac explore): points, Pareto flags, cache, CSV/JSON/plots, and the
-same rows from a Dask LocalCluster. The two points are the 2x2x4 INT8-only and INT4-only cores whose gate-level
-builds tests/test_energy.py makes (cached under build/)."""
+same rows from a Dask LocalCluster, and the ONNX model workload (--model). The two points are the 2x2x4 INT8-only
+and INT4-only cores whose gate-level builds tests/test_energy.py makes (cached under build/)."""
 
 import csv
 import json
 
+import numpy as np
+import onnx
 import pytest
 
 from qmac.cli import main
-from qmac.explore import SpaceError, explore, load_space, pareto
+from qmac.explore import ModelAccuracy, SpaceError, explore, load_space, pareto
+from test_model import mlp
 
 SPACE = """
 [base]
@@ -113,4 +116,91 @@ def test_bad_space(tmp_path, text, message, capsys):
     assert str(info.value) == message
     assert main(["explore", str(path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"qmac: error: SPACE: {str(path)!r}: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """The MLP of tests/test_model.py (x 1x16 -> fc1 24x16 -> Relu -> fc2 10x24) and 3 samples of x."""
+    folder = tmp_path_factory.mktemp("model")
+    onnx.save(mlp()[0], folder / "mlp.onnx")
+    np.savez(folder / "X.npz", x=np.random.default_rng(1).normal(0, 1, (3, 16)).astype(np.float32))
+    return folder / "mlp.onnx", folder / "X.npz"
+
+
+def test_model_workload(space, model_files, tmp_path):
+    model, data = model_files
+    cache = tmp_path / "cache"
+    first = explore(space, tmp_path / "out", cache_dir=cache, model=ModelAccuracy(model, data))
+    int8, int4 = first
+    for r in first:
+        assert -1 <= r["accuracy"] <= 1 and r["accuracy_metric"] == "cosine" and r["bit_exact"]
+        # fc1 is 24 x 16 x 1 and fc2 10 x 24 x 1 (one sample, batch 1): N pads to the 2 rows, M = 1 fills one of
+        # the 2 columns, K to a beat of 4 (INT8) or 8 (INT4) elements.
+        lanes = 4 if r is int8 else 8
+        useful = 24 * 16 + 10 * 24
+        beats = 12 * -(-16 // lanes) + 5 * -(-24 // lanes)
+        assert r["utilization"] == pytest.approx(useful / (beats * r["macs_per_cycle"]))
+    assert int8["accuracy"] > int4["accuracy"]
+    assert int4["energy_per_mac"] < int8["energy_per_mac"]
+    table = list(csv.DictReader(open(tmp_path / "out" / "points.csv")))
+    assert [r["accuracy_metric"] for r in table] == ["cosine", "cosine"]
+    again = explore(space, tmp_path / "out", cache_dir=cache, model=ModelAccuracy(model, data))
+    assert all(r["cached"] for r in again)
+    np.savez(tmp_path / "X2.npz", x=np.load(data)["x"][:2])  # other data: another key
+    assert not any(r["cached"] for r in explore(space, tmp_path / "out", cache_dir=cache,
+                                                 model=ModelAccuracy(model, tmp_path / "X2.npz")))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--weights", "W.npy", "--activations", "A.npy"],
+     "--model: '{model}': allowed: --model or --weights/--activations, not both"),
+    ([], "--data: None: allowed: an .npz of the model's inputs; required with --model"),
+    (["--data", "missing.npz"], "--data: 'missing.npz': cannot be read as an .npz archive ([Errno 2] No such file "
+                                "or directory: 'missing.npz'); allowed: an .npz of arrays"),
+    (["--data", "{data}", "--calibrate", "{model}"], "--calibrate: '{model}': cannot be read as an .npz archive"),
+])
+def test_model_usage_errors(tmp_path, model_files, capsys, monkeypatch, extra, message):
+    model, data = model_files
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE)
+    monkeypatch.chdir(tmp_path)
+    extra = [e.format(model=model, data=data) for e in extra]
+    assert main(["explore", str(space), "--out", "out", "--model", str(model), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qmac: error: {message.format(model=model)}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_without_model(tmp_path, model_files, capsys):
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE)
+    assert main(["explore", str(space), "--out", str(tmp_path / "out"), "--data", str(model_files[1])]) == 2
+    assert capsys.readouterr().err == f"qmac: error: --data: {str(model_files[1])!r}: applies only with --model\n"
+
+
+def test_model_wider_than_max_k(tmp_path, model_files, capsys):
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE.replace("max_k = 1024", "max_k = 16"))  # fc2 has K = 24
+    model, data = model_files
+    assert main(["explore", str(space), "--out", str(tmp_path / "out"), "--model", str(model), "--data",
+                 str(data)]) == 2
+    assert capsys.readouterr().err == (f"qmac: error: SPACE: {str(space)!r}: max_k: 16 (point 'INT8'): the model "
+                                       "has a layer with K = 24; allowed: max_k >= 24\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_without_weight_layers(tmp_path, model_files, capsys):
+    """A model whose only op is a Relu has no layer to measure energy on: one line, nothing written."""
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 16])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 16])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    model = tmp_path / "relu.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), model)
+    space = tmp_path / "s.toml"
+    space.write_text(SPACE)
+    assert main(["explore", str(space), "--out", str(tmp_path / "out"), "--model", str(model), "--data",
+                 str(model_files[1])]) == 2
+    assert capsys.readouterr().err == (f"qmac: error: --model: {str(model)!r}: has no MatMul, Gemm or Conv with "
+                                       "constant weights to measure energy on; allowed: a model with at least one\n")
     assert not (tmp_path / "out").exists()

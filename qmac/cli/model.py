@@ -7,7 +7,7 @@ from .common import UsageError, add_config_args, config_from_args, print_report,
 from .inputs import number, output_file
 from .quantization import add_quantization_args, check_mx_args
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "load_model_inputs"]
 
 
 def add_parser(subparsers):
@@ -49,8 +49,31 @@ def _load_npz(path, flag):
         raise UsageError(flag, path, f"cannot be read as an .npz archive ({e}); allowed: an .npz of arrays") from None
 
 
+def load_model_inputs(model, data, calibrate=None):
+    """``(net, data, calibration)``: the ONNX model ``MODEL``, the ``--data`` arrays by input name and the
+    ``--calibrate`` samples as feed dicts (``None`` without it), each checked; a bad file raises
+    :class:`UsageError` naming its flag."""
+    from qmac.model import load, samples
+    try:
+        net = load(model)
+    except ValueError as e:
+        raise UsageError("MODEL", model, str(e)) from None
+    arrays = _load_npz(data, "--data")
+    try:
+        samples(arrays, net.inputs)
+    except ValueError as e:
+        raise UsageError("--data", data, str(e)) from None
+    calibration = None
+    if calibrate:
+        try:
+            calibration = samples(_load_npz(calibrate, "--calibrate"), net.inputs)
+        except ValueError as e:
+            raise UsageError("--calibrate", calibrate, str(e)) from None
+    return net, arrays, calibration
+
+
 def run(args):
-    from qmac.model import FORMATS, Scheme, evaluate, format_table, load, plot_layers, samples, sensitivity
+    from qmac.model import FORMATS, Scheme, evaluate, format_table, plot_layers, sensitivity
     overrides = []
     for item in args.layer:
         pattern, sep, fmt = item.partition("=")
@@ -70,21 +93,7 @@ def run(args):
             raise UsageError(flag, value, "applies only to --scale vector")
     output_file("--plot", args.plot, (".png",))
     cfg = config_from_args(args)
-    try:
-        net = load(args.model)
-    except ValueError as e:
-        raise UsageError("MODEL", args.model, str(e)) from None
-    data = _load_npz(args.data, "--data")
-    calibration = None
-    try:
-        samples(data, net.inputs)
-    except ValueError as e:
-        raise UsageError("--data", args.data, str(e)) from None
-    if args.calibrate:
-        try:
-            calibration = samples(_load_npz(args.calibrate, "--calibrate"), net.inputs)
-        except ValueError as e:
-            raise UsageError("--calibrate", args.calibrate, str(e)) from None
+    net, data, calibration = load_model_inputs(args.model, args.data, args.calibrate)
     scheme = None if args.format == "fp32" else Scheme(
         args.format, args.scale, args.vector or 16, args.scale_bits, args.scale_kind, args.clip or "max",
         bool(args.sparse), args.scale_rounding or "nearest")

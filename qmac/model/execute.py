@@ -40,7 +40,8 @@ from qmac.quantized_gemm import (Scheme, core_for_mode, core_for_scales, core_fo
 
 from .network import conv_output_shape, im2col
 
-__all__ = ["FORMATS", "PTQ", "ATTENTION", "ROTATE", "LayerStats", "QuantizedNetwork", "reference_outputs"]
+__all__ = ["FORMATS", "PTQ", "ATTENTION", "ROTATE", "LayerStats", "QuantizedNetwork", "reference_outputs",
+           "first_products"]
 
 #: Per-layer formats of ``--format`` / ``--layer``: no quantization, or a datapath mode.
 FORMATS = ("fp32", "int8", "int4", "w4a8", "lns8", "lns4")
@@ -443,3 +444,19 @@ def reference_outputs(net, feeds_list):
     opts.log_severity_level = 3
     session = ort.InferenceSession(net.proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     return [session.run(None, feeds) for feeds in feeds_list]
+
+
+def first_products(net, feeds):
+    """``{layer name: (W, A)}``: the float64 operands of each layer's first product ``W @ A`` (qmac's
+    orientation, N x K and K x M; a Conv's first group, an attention MatMul's first head) when ``net`` runs in
+    FP32 on the feed dict ``feeds``, in layer order."""
+    seen = {}
+
+    class Capture(QuantizedNetwork):
+        def _gemm(self, layer, key, W, A):
+            if layer.name not in seen:
+                seen[layer.name] = (np.array(W, dtype=np.float64), np.array(A, dtype=np.float64))
+            return super()._gemm(layer, key, W, A)
+
+    Capture(net, None)(feeds)
+    return {layer.name: seen[layer.name] for layer in net.layers if layer.name in seen}
