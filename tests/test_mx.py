@@ -16,20 +16,8 @@ from qmac.sim.mx import MxTensor, mx_tensor, mx_window, quantize_mx
 def _gfloat_blocks(x, axis):
     """gfloat's MXINT8 encoding of ``x`` along ``axis``: ``(codes, exponents)`` laid out like an MxTensor
     (K zero-padded to a multiple of 32), codes read as two's complement, exponents as E8M0 codes."""
-    rows = x if axis == 1 else x.T
-    k = rows.shape[1]
-    padded = np.zeros((rows.shape[0], -(-k // 32) * 32))
-    padded[:, :k] = rows
-    codes = np.zeros(padded.shape, dtype=np.int64)
-    exps = np.zeros((rows.shape[0], padded.shape[1] // 32), dtype=np.int64)
-    for r in range(rows.shape[0]):
-        for b in range(exps.shape[1]):
-            v = padded[r, 32 * b:32 * (b + 1)]
-            scale = compute_scale_amax(format_info_mxint8.etype.emax, v)
-            enc = list(encode_block(format_info_mxint8, scale, v / scale))
-            exps[r, b] = enc[0]
-            codes[r, 32 * b:32 * (b + 1)] = [c - 256 if c >= 128 else c for c in enc[1:]]
-    return (codes, exps) if axis == 1 else (codes.T, exps.T)
+    codes, exps = _gfloat_encode(format_info_mxint8, x, axis)
+    return np.where(codes >= 128, codes - 256, codes), exps
 
 
 def _hard_tensor(rng, channels, k):

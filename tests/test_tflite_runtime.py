@@ -97,19 +97,25 @@ def run_runtime(model, x, mode):
     return it.get_tensor(it.get_output_details()[0]["index"])
 
 
-def _case(rng, kind, per_channel, n=12, k=40, batch=300):
-    """(model, inputs): ``ties`` has power-of-two scales (every output a multiple of 1/16: many exact ties of
-    both signs), ``random`` generic float32 scales, ``saturate`` outputs far beyond int8."""
-    channels = n if per_channel else 1
-    w = rng.integers(-127, 128, (n, k))
-    bias = rng.integers(-4000, 4000, n)
+def _quantization(rng, kind, channels):
+    """``(weight scales, input scale, output scale, input zero point, output zero point)``: ``ties`` has
+    power-of-two scales (every output a multiple of 1/16: many exact ties of both signs), ``random`` generic
+    float32 scales, ``saturate`` outputs far beyond int8."""
     if kind == "ties":
         ws, in_s, out_s = 2.0 ** rng.integers(-10, -6, channels), 0.25, 1.0
     elif kind == "random":
         ws, in_s, out_s = rng.uniform(0.0005, 0.01, channels), rng.uniform(0.005, 0.05), rng.uniform(0.05, 0.5)
     else:
         ws, in_s, out_s = rng.uniform(0.01, 0.05, channels), 0.05, 0.02
-    in_zp, out_zp = int(rng.integers(-20, 21)), int(rng.integers(-30, 31))
+    return ws, in_s, out_s, int(rng.integers(-20, 21)), int(rng.integers(-30, 31))
+
+
+def _case(rng, kind, per_channel, n=12, k=40, batch=300):
+    """(model, inputs) of a FULLY_CONNECTED with the scales of :func:`_quantization` for ``kind``."""
+    channels = n if per_channel else 1
+    w = rng.integers(-127, 128, (n, k))
+    bias = rng.integers(-4000, 4000, n)
+    ws, in_s, out_s, in_zp, out_zp = _quantization(rng, kind, channels)
     x = rng.integers(-128, 128, (batch, k)).astype(np.int8)
     return fc_model(w, bias, in_s, in_zp, ws, out_s, out_zp, batch), x
 
@@ -160,17 +166,11 @@ def test_reader_rejects_what_it_cannot_reproduce():
 
 
 def _conv_case(rng, kind, per_channel, stride, padding, n=6, c=5, kernel=3, shape=(2, 9, 8)):
-    """(model, input) of a CONV_2D with scales as :func:`_case` (``ties``, ``random``, ``saturate``)."""
+    """(model, input) of a CONV_2D with the scales of :func:`_quantization` for ``kind``."""
     channels = n if per_channel else 1
     w = rng.integers(-127, 128, (n, kernel, kernel, c))
     bias = rng.integers(-4000, 4000, n)
-    if kind == "ties":
-        ws, in_s, out_s = 2.0 ** rng.integers(-10, -6, channels), 0.25, 1.0
-    elif kind == "random":
-        ws, in_s, out_s = rng.uniform(0.0005, 0.01, channels), rng.uniform(0.005, 0.05), rng.uniform(0.05, 0.5)
-    else:
-        ws, in_s, out_s = rng.uniform(0.01, 0.05, channels), 0.05, 0.02
-    in_zp, out_zp = int(rng.integers(-20, 21)), int(rng.integers(-30, 31))
+    ws, in_s, out_s, in_zp, out_zp = _quantization(rng, kind, channels)
     x = rng.integers(-128, 128, (*shape, c)).astype(np.int8)
     return conv_model(w, bias, in_s, in_zp, ws, out_s, out_zp, list(x.shape), stride, padding), x
 
