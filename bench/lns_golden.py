@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from qmac.hw.spec.config import CoreConfig, code_range
-from qmac.sim.gemm import golden_gemm, plan_gemm
+from qmac.hw.spec.config import CoreConfig
+from qmac.sim.gemm import golden_gemm, plan_gemm, random_operands
 
 #: ``(label, config, mode)`` of every row.
 CONFIGS = (
@@ -31,17 +31,6 @@ CONFIGS = (
 )
 
 
-def operands(plan, rng):
-    """Random codes ``(W, A)`` and scale fields ``(w_scales, a_scales)`` (None without scale units)."""
-    lo, hi = code_range(plan.mode)
-    W, A = rng.integers(lo, hi + 1, (plan.n, plan.k)), rng.integers(lo, hi + 1, (plan.k, plan.m))
-    if not plan.config.scale_bits:
-        return W, A, None, None
-    s_lo, s_hi = plan.config.scale_format.field_range
-    groups = -(-plan.k // plan.group_elements)
-    return W, A, rng.integers(s_lo, s_hi + 1, (plan.n, groups)), rng.integers(s_lo, s_hi + 1, (groups, plan.m))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="1536x384x128", help="N x K x M (default 1536x384x128)")
@@ -55,7 +44,7 @@ def main():
     print("|---|---|---|")
     for label, cfg, mode in CONFIGS:
         plan = plan_gemm(cfg, mode, (n, k), (k, m))
-        W, A, sw, sa = operands(plan, rng)
+        W, A, sw, sa = random_operands(plan, rng)
         times = []
         for _ in range(args.repeat):
             start = time.perf_counter()

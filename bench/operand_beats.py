@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from qmac.hw.spec.config import PRESETS, code_range
-from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
+from qmac.hw.spec.config import PRESETS
+from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_operands
 from qmac.sim.packing import result_arrays, result_format, unpack_results
 from qmac.sim.sparse24 import prune_2_4
 
@@ -33,17 +33,11 @@ def best(f, repeat=5):
 def case(preset, mode, sparse, shape, rng):
     cfg = PRESETS[preset]
     n, k, m = shape
-    lo, hi = code_range(mode)
-    W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+    plan = plan_gemm(cfg, mode, (n, k), (k, m), sparse)
+    W, A, w_scales, a_scales = random_operands(plan, rng)
     if sparse:
         W = prune_2_4(W)
-    plan = plan_gemm(cfg, mode, W.shape, A.shape, sparse)
-    scales = {}
-    if cfg.scale_bits:
-        s_lo, s_hi = cfg.scale_format.field_range
-        groups = -(-k // plan.group_elements)
-        scales = {"w_scales": rng.integers(s_lo, s_hi + 1, (n, groups)),
-                  "a_scales": rng.integers(s_lo, s_hi + 1, (groups, m))}
+    scales = {"w_scales": w_scales, "a_scales": a_scales} if cfg.scale_bits else {}
     return plan, W, A, scales
 
 

@@ -21,7 +21,7 @@ from qmac.sim.datapaths import golden
 from qmac.sim.packing import ResultRow, pack_lanes
 from qmac.sim.sparse24 import compress
 
-__all__ = ["GemmPlan", "plan_gemm", "operand_beats", "golden_gemm", "expected_results", "assemble",
+__all__ = ["GemmPlan", "plan_gemm", "random_operands", "operand_beats", "golden_gemm", "expected_results", "assemble",
            "core_scales", "requant_rows", "requant_words", "DEFAULT_REQUANT"]
 
 #: Requantization parameters the drivers send when given none: multiplier 1, shift 0, no zero point.
@@ -181,6 +181,21 @@ def _per_beat(values, tiles, vectors, k_beats, width=None):
     if width is not None and v.shape[-1] < width:
         v = np.concatenate([v, np.zeros(v.shape[:-1] + (width - v.shape[-1],), dtype=v.dtype)], axis=-1)
     return v
+
+
+def random_operands(plan, rng):
+    """Uniformly random codes for ``plan``: ``(W, A, w_scales, a_scales)``, W (N x K) in the mode's weight
+    range, A (K x M) in its activation range, and scale fields over the field range (one per
+    ``group_elements`` of K: N x groups and groups x M), ``None`` without scale units. Drawn from the numpy
+    Generator ``rng`` in that order; a sparse plan's W is not pruned."""
+    lo, hi = code_range(plan.mode)
+    a_lo, a_hi = code_range(plan.mode, activations=True)
+    W, A = rng.integers(lo, hi + 1, (plan.n, plan.k)), rng.integers(a_lo, a_hi + 1, (plan.k, plan.m))
+    if not plan.config.scale_bits:
+        return W, A, None, None
+    s_lo, s_hi = plan.config.scale_format.field_range
+    groups = -(-plan.k // plan.group_elements)
+    return W, A, rng.integers(s_lo, s_hi + 1, (plan.n, groups)), rng.integers(s_lo, s_hi + 1, (groups, plan.m))
 
 
 def operand_beats(plan, W, A, w_scales=None, a_scales=None):

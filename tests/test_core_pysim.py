@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from qmac.hw.spec.config import MODE_CODES, PRESETS, CoreConfig, code_range
+from qmac.hw.spec.config import MODE_CODES, PRESETS, CoreConfig
 from qmac.hw.array.core import Core
-from qmac.sim.gemm import expected_results, operand_beats, plan_gemm
+from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_operands
 from qmac.sim.packing import unpack_result
 
 
@@ -25,15 +25,8 @@ W4A8_VSQ = CoreConfig(rows=2, cols=2, lanes=8, modes=("w4a8",), max_k=1024, scal
 def test_core_components_match_golden(name, mode, multiplier):
     cfg = PRESETS.get(name, W4A8_VSQ).replace(multiplier=multiplier)
     rng = np.random.default_rng(2)
-    lo, hi = code_range(mode)
-    a_lo, a_hi = code_range(mode, activations=True)
-    W, A = rng.integers(lo, hi + 1, (3, 19)), rng.integers(a_lo, a_hi + 1, (19, 3))
-    plan = plan_gemm(cfg, mode, W.shape, A.shape)
-    scales = (None, None)
-    if cfg.scale_bits:
-        g = -(-19 // plan.group_elements)
-        s_lo, s_hi = cfg.scale_format.field_range
-        scales = (rng.integers(s_lo, s_hi + 1, (3, g)), rng.integers(s_lo, s_hi + 1, (g, 3)))
+    plan = plan_gemm(cfg, mode, (3, 19), (19, 3))
+    W, A, *scales = random_operands(plan, rng)
     w_words, a_words = operand_beats(plan, W, A, *scales)
     dut = Core(cfg)
     rows = []

@@ -9,10 +9,10 @@ import pytest
 
 from qmac.hw.array.core import Core
 from qmac.hw.array.emit import manifest
-from qmac.hw.spec.config import code_range, mode_bits
+from qmac.hw.spec.config import mode_bits
 from qmac.hw.spec.payload import payload_format
 from qmac.hw.spec.requantize import PARAMS
-from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, requant_rows
+from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_operands, requant_rows
 from qmac.sim.packing import unpack_result
 from qmac.sim.sparse24 import compress, prune_2_4
 from test_tb import CONFIGS as CI_CONFIGS
@@ -64,17 +64,12 @@ def _lanes(codes, mode):
 
 
 def _gemm(cfg, mode, sparse, rng):
-    lo, hi = code_range(mode)
     n, k, m = 2 * cfg.rows + 1, 3 * cfg.elements_per_beat(mode) * (2 if sparse else 1) - 4, cfg.cols + 1
-    W, A = rng.integers(lo, hi + 1, (n, k)), rng.integers(lo, hi + 1, (k, m))
+    plan = plan_gemm(cfg, mode, (n, k), (k, m), sparse)
+    W, A, w_scales, a_scales = random_operands(plan, rng)
     if sparse:
         W = prune_2_4(W)
-    plan = plan_gemm(cfg, mode, W.shape, A.shape, sparse)
-    scales = {}
-    if cfg.scale_bits:
-        s_lo, s_hi = cfg.scale_format.field_range
-        g = -(-k // plan.group_elements)
-        scales = {"w_scales": rng.integers(s_lo, s_hi + 1, (n, g)), "a_scales": rng.integers(s_lo, s_hi + 1, (g, m))}
+    scales = {"w_scales": w_scales, "a_scales": a_scales} if cfg.scale_bits else {}
     return plan, W, A, scales
 
 
