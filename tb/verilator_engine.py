@@ -24,7 +24,7 @@ from qmac.hw.spec.config import MODE_CODES
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
 from qmac.sim.gemm import operand_beats, requant_words
 from qmac.sim.packing import unpack_results
-from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, sources_digest, verilator_build
+from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, emit_once, verilator_build
 
 __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
 
@@ -53,16 +53,11 @@ def _feature_flags(config):
 
 
 def _verilog(config, root):
-    """The emitted Verilog of ``config``, from the cache in ``root`` when the sources are unchanged."""
-    path = root / "rtl" / f"{digest(json.dumps(config.to_dict(), sort_keys=True), sources_digest())}.v"
-    if path.exists():
-        return path.read_text()
-    text, _ = emit_verilog(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return text
+    """The emitted Verilog of ``config``, emitted once per generator sources into ``root/rtl/<config key>``
+    (:func:`~qmac.tb.runner.emit_once`)."""
+    folder = root / "rtl" / digest(json.dumps(config.to_dict(), sort_keys=True))
+    emit_once(folder, lambda tmp: (tmp / f"{TOP_NAME}.v").write_text(emit_verilog(config)[0]))
+    return (folder / f"{TOP_NAME}.v").read_text()
 
 
 def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
