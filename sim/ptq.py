@@ -9,17 +9,12 @@ rounding is ``np.rint`` (half to even). The measured effect is in ``docs/models.
 
 import numpy as np
 
-from qmac.hw.spec.formats import ElementFormat
 from qmac.hw.spec.checks import check_int
-from qmac.sim.quantize import CLIPS, MAX_SCALE_BITS, SCALE_KINDS, SCHEMES, VsqTensor, _check_choice, _clip
+from qmac.sim.quantize import (CLIPS, SCHEMES, VsqTensor, _check_choice, _check_format, _check_vector_scales,
+                               _clip)
 
 __all__ = ["calibrate_clip", "quantize_static", "best_vector_scales", "quantize_vsq_best", "smoothing_factors",
            "hadamard_rotation", "hessian", "gptq"]
-
-
-def _check_format(fmt):
-    if not isinstance(fmt, ElementFormat):
-        raise TypeError(f"fmt must be an ElementFormat (INT8 or INT4), not {fmt!r}")
 
 
 def _vectors(rows, vector):
@@ -116,10 +111,7 @@ def quantize_vsq_best(x, fmt, vector, scale_bits, axis, clip="max", scale_kind="
     :func:`best_vector_scales` instead of round-to-nearest (``int``) or round-up (``pow2``); ``gamma`` and the
     per-vector clips are those of ``quantize_vsq``."""
     _check_format(fmt)
-    check_int("vector", vector, 1, numpy=True)
-    _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
-              context=f" for scale_kind {scale_kind!r}")
+    _check_vector_scales(vector, scale_bits, scale_kind)
     _check_choice("clip", clip, CLIPS)
     x = np.asarray(x, dtype=np.float64)
     rows = x if axis == 1 else x.T
@@ -164,10 +156,7 @@ def quantize_static(A, fmt, clip, vector=None, scale_bits=8, scale_kind="int"):
         codes = np.clip(np.rint(A / gamma), -fmt.qmax, fmt.qmax).astype(np.int64)
         return VsqTensor(codes=codes, scales=np.ones((1, M), dtype=np.int64), gamma=gamma, vector=K, scale_bits=1,
                          scale_kind="int", axis=0, length=K)
-    check_int("vector", vector, 1, numpy=True)
-    _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
-              context=f" for scale_kind {scale_kind!r}")
+    _check_vector_scales(vector, scale_bits, scale_kind)
     groups = -(-K // vector)
     if clip.shape != (groups,):
         raise ValueError(f"clip must have shape ({groups},) for K = {K}, vector {vector}, not {clip.shape}")
@@ -317,10 +306,7 @@ def gptq(W, H, fmt, scheme, vector=None, scale_bits=None, clip="max", scale_kind
     if H.shape != (K, K):
         raise ValueError(f"H must be {K} x {K} for K = {K}, not shape {H.shape}")
     if scheme == "vector":
-        check_int("vector", vector, 1, numpy=True)
-        _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-        check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
-                  context=f" for scale_kind {scale_kind!r}")
+        _check_vector_scales(vector, scale_bits, scale_kind)
         V, top = int(vector), (1 << scale_bits) - 1
     else:
         V, top, scale_kind, scale_bits = K, 1, "int", 1

@@ -52,6 +52,15 @@ def _check_format(fmt):
         raise TypeError(f"fmt must be an ElementFormat (INT8 or INT4), not {fmt!r}")
 
 
+def _check_vector_scales(vector, scale_bits, scale_kind):
+    """Per-vector scale arguments: ``vector`` a positive integer, ``scale_kind`` one of :data:`SCALE_KINDS`,
+    ``scale_bits`` from 1 to that kind's :data:`MAX_SCALE_BITS`."""
+    check_int("vector", vector, 1, numpy=True)
+    _check_choice("scale_kind", scale_kind, SCALE_KINDS)
+    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
+              context=f" for scale_kind {scale_kind!r}")
+
+
 def clip_max(x, axis=None):
     """Largest magnitude: ``max |x|`` over ``axis``.
 
@@ -365,10 +374,7 @@ def quantize_vsq(x, fmt, vector, scale_bits, axis, granularity, clip="max", scal
     """
     x = _check_tensor(x, axis)
     _check_format(fmt)
-    check_int("vector", vector, 1, numpy=True)
-    _check_choice("scale_kind", scale_kind, SCALE_KINDS)
-    check_int("scale_bits", scale_bits, 1, MAX_SCALE_BITS[scale_kind], numpy=True,
-              context=f" for scale_kind {scale_kind!r}")
+    _check_vector_scales(vector, scale_bits, scale_kind)
     _check_choice("granularity", granularity, GRANULARITIES)
     _check_choice("clip", clip, CLIPS)
     return _quantize_blocks(x, fmt, int(vector), int(scale_bits), axis, granularity, clip, scale_kind,
