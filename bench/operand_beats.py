@@ -13,7 +13,6 @@ import numpy as np
 from qmac.hw.spec.config import PRESETS
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_operands
 from qmac.sim.packing import result_arrays, result_format, unpack_results
-from qmac.sim.sparse24 import prune_2_4
 
 #: (preset, mode, sparse, (N, K, M)).
 CASES = (("default", "int8", False, (128, 8192, 128)), ("default", "int4", False, (128, 8192, 128)),
@@ -35,8 +34,6 @@ def case(preset, mode, sparse, shape, rng):
     n, k, m = shape
     plan = plan_gemm(cfg, mode, (n, k), (k, m), sparse)
     W, A, w_scales, a_scales = random_operands(plan, rng)
-    if sparse:
-        W = prune_2_4(W)
     scales = {"w_scales": w_scales, "a_scales": a_scales} if cfg.scale_bits else {}
     return plan, W, A, scales
 

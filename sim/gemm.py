@@ -19,7 +19,7 @@ from qmac.hw.spec.payload import payload_format
 from qmac.hw.spec.requantize import PARAMS
 from qmac.sim.datapaths import golden
 from qmac.sim.packing import ResultRow, pack_lanes
-from qmac.sim.sparse24 import compress
+from qmac.sim.sparse24 import compress, prune_2_4
 
 __all__ = ["GemmPlan", "plan_gemm", "random_operands", "operand_beats", "golden_gemm", "expected_results", "assemble",
            "core_scales", "requant_rows", "requant_words", "DEFAULT_REQUANT"]
@@ -187,15 +187,16 @@ def random_operands(plan, rng):
     """Uniformly random codes for ``plan``: ``(W, A, w_scales, a_scales)``, W (N x K) in the mode's weight
     range, A (K x M) in its activation range, and scale fields over the field range (one per
     ``group_elements`` of K: N x groups and groups x M), ``None`` without scale units. Drawn from the numpy
-    Generator ``rng`` in that order; a sparse plan's W is not pruned."""
+    Generator ``rng`` in that order; a sparse plan's W is then pruned to 2:4 (:func:`prune_2_4`)."""
     lo, hi = code_range(plan.mode)
     a_lo, a_hi = code_range(plan.mode, activations=True)
     W, A = rng.integers(lo, hi + 1, (plan.n, plan.k)), rng.integers(a_lo, a_hi + 1, (plan.k, plan.m))
-    if not plan.config.scale_bits:
-        return W, A, None, None
-    s_lo, s_hi = plan.config.scale_format.field_range
-    groups = -(-plan.k // plan.group_elements)
-    return W, A, rng.integers(s_lo, s_hi + 1, (plan.n, groups)), rng.integers(s_lo, s_hi + 1, (groups, plan.m))
+    scales = None, None
+    if plan.config.scale_bits:
+        s_lo, s_hi = plan.config.scale_format.field_range
+        groups = -(-plan.k // plan.group_elements)
+        scales = rng.integers(s_lo, s_hi + 1, (plan.n, groups)), rng.integers(s_lo, s_hi + 1, (groups, plan.m))
+    return (prune_2_4(W) if plan.sparse else W), A, *scales
 
 
 def operand_beats(plan, W, A, w_scales=None, a_scales=None):

@@ -14,7 +14,7 @@ from qmac.hw.spec.payload import payload_format
 from qmac.hw.spec.requantize import PARAMS
 from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_operands, requant_rows
 from qmac.sim.packing import unpack_result
-from qmac.sim.sparse24 import compress, prune_2_4
+from qmac.sim.sparse24 import compress
 from test_tb import CONFIGS as CI_CONFIGS
 
 #: INT dual, VSQ (int and log scales), sparse with scales, output stage, LNS with log_output.
@@ -67,8 +67,6 @@ def _gemm(cfg, mode, sparse, rng):
     n, k, m = 2 * cfg.rows + 1, 3 * cfg.elements_per_beat(mode) * (2 if sparse else 1) - 4, cfg.cols + 1
     plan = plan_gemm(cfg, mode, (n, k), (k, m), sparse)
     W, A, w_scales, a_scales = random_operands(plan, rng)
-    if sparse:
-        W = prune_2_4(W)
     scales = {"w_scales": w_scales, "a_scales": a_scales} if cfg.scale_bits else {}
     return plan, W, A, scales
 
