@@ -58,7 +58,8 @@ F4_FLOORS = [("log scales V=16 S=6, q_floor", (16, 6), [(0, 6, -6), (0, 8, -7)])
              ("log scales V=16 S=8, q_floor", (16, 8), [(None, 0, 6), (0, 8, 6), (0, 8, 4)])]
 #: Windowed rows (``--only "LNS8 F=4/log scales V=16 S=6, window"``): (b, Pm, q_floor, window_bits).
 F4_WINDOWS = [("log scales V=16 S=6, window", (16, 6),
-               [(0, 8, None, w) for w in (10, 12, 14, 16)] + [(0, 8, -6, 12), (0, 6, None, 8), (0, 6, None, 10)])]
+               [(0, 8, None, w) for w in (10, 12, 13, 14, 16)] + [(0, 8, -6, 12)]
+               + [(0, 6, None, w) for w in (8, 10, 12)])]
 #: (label, format, schemes, [(b, Pm, q_floor)]) of the SQNR table; b = None is the exact scheme.
 SQNR_VARIANTS = [("LNS8", LNS8, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None)] + [(b, pm, None) for b in (2, 1, 0) for pm in (3, 4, 6)]
