@@ -154,8 +154,7 @@ def _window_error(spec, w, a, scale):
     the guard bits, beat ``j`` at anchor ``e_j`` truncates each kept product with ``e_j - q' > g`` by less
     than ``2**(e_j - g) u`` (the others are exact); from the second beat on, when ``e_j`` differs from the
     running exponent ``E_{j-1}``, the shifted one of accumulator and beat sum loses less than
-    ``2**(E_j - g) u`` (``E_j = max(E_{j-1}, e_j)``); and when ``P < g`` the placing loses less than one unit
-    of the result (``2**result_exponent``)."""
+    ``2**(E_j - g) u`` (``E_j = max(E_{j-1}, e_j)``). Placing the accumulator is exact."""
     unit, g = spec.q_min - spec.mantissa_bits - spec.guard_bits, spec.guard_bits
     bound, exponent = 0.0, None
     for w_j, a_j, scale_j in _beats(spec, w, a, scale):
@@ -169,8 +168,6 @@ def _window_error(spec, w, a, scale):
             exponent = new
         else:
             exponent = anchor
-    if spec.p_bits < g:
-        bound = bound + 2.0 ** spec.result_exponent
     return bound
 
 

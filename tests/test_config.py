@@ -138,11 +138,13 @@ def test_multiplier():
      "config key 'window_bits': 12 needs one hybrid bucket; allowed: only with bucket_fraction_bits = 0 "
      "(and F = 3 > 0)"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 8},
-     "config key 'window_bits': 8 is out of range; allowed: integers 9..32"),
-    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 33},
+     "config key 'window_bits': 8 is out of range; allowed: integers 9..21"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 22},   # g = 13 > P = 12
+     "config key 'window_bits': 22 is out of range; allowed: integers 9..21"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "p_bits": 30, "window_bits": 33},
      "config key 'window_bits': 33 is out of range; allowed: integers 9..32"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 12.0},
-     "config key 'window_bits': 12.0 is not an integer; allowed: integers 9..32"),
+     "config key 'window_bits': 12.0 is not an integer; allowed: integers 9..21"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 2, "mantissa_bits": 4, "bucket_organisation": "count"},
      "config key 'bucket_organisation': 'count' is not allowed with bucket_fraction_bits = 2; allowed: tree"),
     ({"modes": ("lns8",), "bucket_organisation": "wallace"},

@@ -259,7 +259,9 @@ class LogDatapath(Datapath):
         if cfg.window_bits is not None:
             check_key("window_bits", cfg.window_bits, self.hybrid and cfg.bucket_fraction_bits == 0,
                       f"only with bucket_fraction_bits = 0 (and F = {frac} > 0)", "needs one hybrid bucket")
-            check_key_int("window_bits", cfg.window_bits, cfg.mantissa_bits + 1, MAX_WINDOW_BITS)
+            # g = W - Pm - 1 <= P: the combine places the accumulator with an exact left shift.
+            check_key_int("window_bits", cfg.window_bits, cfg.mantissa_bits + 1,
+                          min(MAX_WINDOW_BITS, cfg.mantissa_bits + 1 + self.p_bits))
         if cfg.q_floor is not None:
             exact = LogSum(self.log_format, 1, 1, *self.scale_range)
             check_key_int("q_floor", cfg.q_floor, exact.exact_q_min + 1, exact.q_max)

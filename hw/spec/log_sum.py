@@ -44,8 +44,8 @@ class LogSum:
       of value ``S * 2**(e - g)`` units of ``2**(q_min - Pm)``. The accumulator is a block-floating pair
       ``(A, E)`` of value ``A * 2**(E - g)`` units, updated per beat by :meth:`window_accumulate` (the one with
       the smaller exponent shifted right, arithmetically, to the larger), and ``result`` is
-      :meth:`window_place` of it, ``floor(A * 2**(E - g + P))``: the hybrid ``b = 0`` result word, with
-      the same :attr:`result_exponent`.
+      :meth:`window_place` of it, ``A * 2**(E - g + P)``: the hybrid ``b = 0`` result word, with the same
+      :attr:`result_exponent`.
 
     After the sum, ``result = sum_h A_h * C_h`` with ``C_h = round(2**(P + h/2**b))`` (:attr:`constants`)
     and ``value = result * 2**(q_min - P - Pm)`` (:attr:`result_exponent`). The exact scheme is the
@@ -70,7 +70,7 @@ class LogSum:
         ``Pm``: 0 when ``b = F``, else 1 .. :data:`MAX_MANTISSA_BITS`.
     window_bits : int or None
         ``W``: ``None`` (exact accumulation), or with ``b = 0`` an integer from ``Pm + 1`` to
-        :data:`MAX_WINDOW_BITS`.
+        ``min(MAX_WINDOW_BITS, Pm + 1 + P)`` (``g <= P``: placing the accumulator is an exact shift).
 
     Raises
     ------
@@ -110,9 +110,10 @@ class LogSum:
                              f"bucket_fraction_bits = {b} < F = {f}, not {pm!r}")
         w = self.window_bits
         if w is not None and (self.fraction_bits != 0 or not is_int(w)
-                              or not pm + 1 <= w <= MAX_WINDOW_BITS):
+                              or not pm + 1 <= w <= self.max_window_bits):
             raise ValueError(f"window_bits must be None, or with bucket_fraction_bits = 0 an integer from "
-                             f"mantissa_bits + 1 = {pm + 1} to {MAX_WINDOW_BITS}, not {w!r}")
+                             f"mantissa_bits + 1 = {pm + 1} to min({MAX_WINDOW_BITS}, mantissa_bits + 1 + p_bits) "
+                             f"= {self.max_window_bits}, not {w!r}")
         q = self.q_floor
         if q is not None and (not is_int(q)
                               or not self.exact_q_min < q <= self.q_max):
@@ -244,10 +245,9 @@ class LogSum:
     def _result_top(self):
         """Largest ``|sum_h A_h * C_h|``: every product at the ``t'`` of the largest :meth:`term_value`
         (for the exact scheme the largest ``t'``: ``C_r * 2**q'`` grows with ``t'``); windowed, the largest
-        ``|A|`` placed at ``E = q_top`` (rounded up where :meth:`window_place` shifts right)."""
+        ``|A|`` placed at ``E = q_top``."""
         if self.windowed:
-            top, k = (self.products * self.beats * self._window_top) << self.q_top, self.p_bits - self.guard_bits
-            return top << k if k >= 0 else -(-top >> -k)
+            return (self.products * self.beats * self._window_top) << (self.q_top + self.p_bits - self.guard_bits)
         top = max(self.term_value(t) for r in range(self.fmt.buckets) if (t := self._offsets(r)) is not None)
         return self.products * self.beats * top
 
@@ -257,6 +257,11 @@ class LogSum:
     def windowed(self):
         """Whether products are summed in a ``window_bits`` window (else exactly)."""
         return self.window_bits is not None
+
+    @property
+    def max_window_bits(self):
+        """Largest ``window_bits`` with these ``mantissa_bits`` and ``p_bits``: ``min(32, Pm + 1 + P)``."""
+        return min(MAX_WINDOW_BITS, self.mantissa_bits + 1 + self.p_bits)
 
     @property
     def guard_bits(self):
@@ -290,10 +295,9 @@ class LogSum:
         return ops.where(up, (acc >> shift) + beat, acc + (beat >> shift)), ops.where(up, anchor, exponent)
 
     def window_place(self, acc, exponent, ops):
-        """``floor(A * 2**(E - g + P))``: the accumulator as a result word of :attr:`result_format`, of
-        value ``result * 2**result_exponent`` (exact when ``P >= g``, else an arithmetic right shift)."""
-        placed, k = acc << exponent, self.p_bits - self.guard_bits
-        return placed << k if k >= 0 else placed >> -k
+        """``A * 2**(E - g + P)``: the accumulator as a result word of :attr:`result_format`, of value
+        ``result * 2**result_exponent``; exact (``g <= P``)."""
+        return (acc << exponent) << (self.p_bits - self.guard_bits)
 
     @property
     def result_format(self):
