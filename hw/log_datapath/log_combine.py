@@ -93,8 +93,9 @@ class LogCombine(wiring.Component):
                 acc = self.i.payload.data[c]
                 if spec.windowed:
                     m.d.sync += products[c][0].eq(spec.window_place(acc.mantissa, acc.exponent, AmaranthOps))
-                for r, const in enumerate(() if spec.windowed else spec.constants):
-                    m.d.sync += products[c][r].eq(times_constant(acc[r], const))
+                else:
+                    m.d.sync += [products[c][r].eq(times_constant(acc[r], const))
+                                 for r, const in enumerate(spec.constants)]
                 m.d.sync += row[1].data[c].eq(adder_tree([products[c][r] for r in range(len(spec.constants))]))
             m.d.sync += [valid[0].eq(self.i.valid), row[0].last.eq(self.i.payload.last),
                          valid[1].eq(valid[0]), row[1].last.eq(row[0].last)]

@@ -114,9 +114,9 @@ class CoreConfig:
         hybrid mantissas ``round(2**(Pm + l/2**F))`` (each product errs by at most ``2**-(Pm+1)``).
     window_bits : int or None
         LNS only, with ``bucket_fraction_bits = 0`` (and only then): ``W``, ``mantissa_bits + 1`` to
-        ``min(32, mantissa_bits + 1 + p_bits)``, the
-        window each beat's products are aligned to (at the beat's largest product) and truncated in; the
-        accumulator is then a block-floating (mantissa, exponent) pair whose width follows W and ``max_k``.
+        ``min(32, mantissa_bits + 1 + p_bits)``, the window each beat's products are aligned to (at the beat's
+        largest product) and truncated in; the accumulator is then a block-floating (mantissa, exponent)
+        pair whose width follows W and ``max_k``.
         ``None`` (default) sums exactly. See :class:`qmac.hw.spec.log_sum.LogSum` and docs/lns.md.
     log_output : bool
         LNS only: result rows also carry each result as a code of the build's log format
