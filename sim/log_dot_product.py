@@ -55,12 +55,11 @@ def window_beat(spec, w, a, scale=None):
     return np.where(kept, np.where(sign == 1, -magnitude, magnitude), 0).sum(axis=-1), anchor
 
 
-def _window_accumulate(spec, beats):
-    """``(A, E)`` after the beats ``(w, a, scale)`` of the iterable ``beats``, first to last
+def _window_accumulate(spec, beat_sums):
+    """``(A, E)`` after the beat sums and anchors ``(S, e)`` of the iterable ``beat_sums``, first to last
     (:meth:`LogSum.window_accumulate` from ``(0, 0)``)."""
     acc = exponent = np.int64(0)
-    for w, a, scale in beats:
-        s, e = window_beat(spec, w, a, scale)
+    for s, e in beat_sums:
         acc, exponent = spec.window_accumulate(acc, exponent, s, e, NumpyOps)
     return acc, exponent
 
@@ -80,27 +79,43 @@ def window_sums(spec, w, a, scale=None):
     """``(A, E)``: the windowed accumulator (``LogSum.window_bits``) of the products over the last axis, in
     beats of ``spec.products`` lanes (:func:`_beats`), beat 0 first; its result word is
     ``LogSum.window_place(A, E)``."""
-    return _window_accumulate(spec, _beats(spec, w, a, scale))
+    return _window_accumulate(spec, (window_beat(spec, *beat) for beat in _beats(spec, w, a, scale)))
 
 
-def gemm_window(spec, W, A, w_exp=None, a_exp=None):
+def gemm_window(spec, W, A, w_exp=None, a_exp=None, block=1 << 17):
     """Result words ``(N, M)`` of ``W @ A`` summed in a window (``LogSum.window_bits``): equal to
     ``window_place(*window_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None]))``,
     computed one beat of ``spec.products`` elements of K at a time over every (row, column) at once.
     ``W`` (N x K) and ``A`` (K x M) are codes (a shorter last beat as in :func:`_beats`); ``w_exp`` (N x K) and
-    ``a_exp`` (K x M) optional exponents added to the products of each element."""
-    W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
-    lanes = spec.products
-    zero = np.zeros((1, 1, 1), np.int64)
+    ``a_exp`` (K x M) optional exponents added to the products of each element. Rows are worked through in
+    blocks of ``max(1, block // (M * spec.products))`` (each beat's arrays hold about ``block`` elements).
 
-    def beats():
+    Faster than :func:`window_sums` on a GEMM: each element's exponent ``x = e + exp``, zero flag and sign
+    are found once, so a beat's products are ``t' = (x_w - q_min 2**F) + x_a`` and its mantissas a lookup
+    of :attr:`LogSum.mantissas` by the fraction (``b = 0``); anchor, terms and accumulation are
+    :meth:`LogSum.window_term` and :meth:`LogSum.window_accumulate`, as in :func:`window_beat`."""
+    fmt = spec.fmt
+    W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
+    x_w = fmt.exponent(W) - (spec.q_min << fmt.frac_bits) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
+    x_a = (fmt.exponent(A) + (0 if a_exp is None else np.asarray(a_exp, np.int64))).T
+    live_w, live_a = ~fmt.is_zero(W), ~fmt.is_zero(A).T
+    sign_w, sign_a = fmt.sign(W).astype(bool), fmt.sign(A).T.astype(bool)
+    mantissas, lanes = np.asarray(spec.mantissas, np.int64), spec.products
+
+    def beats(rows):
         for j in range(0, W.shape[1], lanes):
             ks = slice(j, j + lanes)
-            we = zero if w_exp is None else np.asarray(w_exp, np.int64)[:, None, ks]
-            ae = zero if a_exp is None else np.asarray(a_exp, np.int64)[ks].T[None]
-            yield W[:, None, ks], A[ks].T[None], we + ae
+            offset = x_w[rows, None, ks] + x_a[None, :, ks]
+            kept = live_w[rows, None, ks] & live_a[None, :, ks] & (offset >= 0)
+            q, r = fmt.split(offset, NumpyOps)
+            anchor = np.where(kept, q, 0).max(axis=-1)
+            magnitude = spec.window_term(mantissas[r], q, anchor[..., None], NumpyOps)
+            negative = sign_w[rows, None, ks] ^ sign_a[None, :, ks]
+            yield np.where(kept, np.where(negative, -magnitude, magnitude), 0).sum(axis=-1), anchor
 
-    return spec.window_place(*_window_accumulate(spec, beats()), NumpyOps)
+    step = max(1, block // (A.shape[1] * lanes))
+    return np.concatenate([spec.window_place(*_window_accumulate(spec, beats(slice(n, n + step))), NumpyOps)
+                           for n in range(0, W.shape[0], step)]).reshape(W.shape[0], A.shape[1])
 
 
 def combine(spec, acc):

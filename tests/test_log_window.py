@@ -249,6 +249,7 @@ def test_gemm_window_equals_the_per_product_model(fmt, shape, exp_range, q_floor
     scale = None if exp_range is None else w_exp[:, None, :] + a_exp.T[None]
     want = spec.window_place(*model.window_sums(spec, W[:, None, :], A.T[None], scale), NumpyOps)
     assert model.gemm_window(spec, W, A, w_exp, a_exp).tolist() == want.tolist()
+    assert model.gemm_window(spec, W, A, w_exp, a_exp, block=1).tolist() == want.tolist()     # a row at a time
 
 
 def _magnitudes(fmt, w, a, scale=None):
