@@ -9,7 +9,8 @@ Two tables:
   ``stat -tech cmos`` (:func:`qmac.toolchain.synth.synth_generic`, cached in ``build/synth-cache/``).
 - **sqnr:** W (N x K) and A (K x M) of i.i.d. unit-variance data, quantized along K (``quantize_log``,
   clip ``mse``, per tensor or with S-bit log scales per vector of V) and multiplied by the golden model of
-  the LNS datapath (``gemm_buckets`` or ``bucket_sums``, ``combine``) for each (b, Pm, q_floor); the SQNR
+  the LNS datapath (``gemm_buckets`` or ``bucket_sums``, ``combine``; with a window ``gemm_window`` in
+  beats of V = 16) for each (b, Pm, q_floor[, window_bits]); the SQNR
   (dB) of that result against the float64 ``W @ A``. The INT8 and INT4 rows are the quantizers'
   float products (``bench/lns_sqnr.py``).
 
@@ -17,7 +18,8 @@ Run from the repository root::
 
     python bench/lns_hybrid.py sqnr [--rows 256 --depth 1024 --cols 256] [--only 'LNS8 F=4/log scales V=16 S=6']
     python bench/lns_hybrid.py area [--lanes 16] [--max-k 4096] [--rows-per-column 8] [--timeout 3600]
-                                    [--variants int8 int4 lns8 lns8:0:6 lns8:0:8:-4:4:6 ...] [--int-lanes 4074 2410]
+                                    [--variants int8 int4 lns8 lns8:0:6 lns8:0:8:-4:4:6 lns8:0:8::4:6:12 ...]
+                                    [--int-lanes 4074 2410]
 """
 
 import argparse
@@ -40,7 +42,7 @@ from qmac.toolchain.synth import synth_generic
 VECTOR = 16
 #: LNS8 with F = 4: 3 integer bits, steps of 2**(1/16), 7.9 octaves (config key ``frac_bits = 4``).
 LNS8_F4 = LogFormat(8, 4)
-#: mode:b:Pm[:q_floor[:F[:S]]] of the area table; a plain mode is INT or the exact LNS scheme.
+#: mode:b:Pm[:q_floor[:F[:S[:W]]]] of the area table; a plain mode is INT or the exact LNS scheme.
 AREA_VARIANTS = ["int8", "int4", "lns8", "lns8:2:6", "lns8:1:6", "lns8:0:6", "lns8:0:4", "lns8:0:6:-8",
                  "lns4", "lns4:1:4", "lns4:0:4"]
 #: Quantizer settings of the SQNR table: (scheme label, (vector, scale_bits) or ()).
@@ -54,13 +56,18 @@ F4_SCHEMES = [("log scales V=16 S=6", (16, 6), [(None, 0, None), (0, 6, None), (
 F4_FLOORS = [("log scales V=16 S=6, q_floor", (16, 6), [(0, 6, -6), (0, 8, -7)]),
              ("log scales V=8 S=6, q_floor", (8, 6), [(0, 8, -6)]),
              ("log scales V=16 S=8, q_floor", (16, 8), [(None, 0, 6), (0, 8, 6), (0, 8, 4)])]
+#: Windowed rows (``--only "LNS8 F=4/log scales V=16 S=6, window"``): (b, Pm, q_floor, window_bits).
+F4_WINDOWS = [("log scales V=16 S=6, window", (16, 6),
+               [(0, 8, None, w) for w in (10, 12, 13, 14, 16)] + [(0, 8, -6, 12)]
+               + [(0, 6, None, w) for w in (8, 10, 12)])]
 #: (label, format, schemes, [(b, Pm, q_floor)]) of the SQNR table; b = None is the exact scheme.
 SQNR_VARIANTS = [("LNS8", LNS8, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None)] + [(b, pm, None) for b in (2, 1, 0) for pm in (3, 4, 6)]
                   + [(0, pm, q) for pm in (4, 6) for q in (-8, 0)]),
                  ("LNS8 F=4", LNS8_F4, [PER_TENSOR, SCALES_16_4],
                   [(None, 0, None), (0, 5, None), (0, 6, None), (0, 8, None), (0, 8, -4)]),
-                 *(("LNS8 F=4", LNS8_F4, [scheme[:2]], scheme[2]) for scheme in F4_SCHEMES + F4_FLOORS),
+                 *(("LNS8 F=4", LNS8_F4, [scheme[:2]], scheme[2])
+                   for scheme in F4_SCHEMES + F4_FLOORS + F4_WINDOWS),
                  ("LNS8 F=5", LogFormat(8, 5), [("log scales V=16 S=8", (16, 8)), ("log scales V=4 S=8", (4, 8))],
                   [(0, 10, None)]),
                  ("LNS4", LNS4, [PER_TENSOR, SCALES_16_4],
@@ -74,56 +81,61 @@ def transistors(unit, name, timeout):
 
 
 def parse_variant(text):
-    """``"lns8:0:6"`` -> ``("lns8", 0, 6, None, None, 0)``, ``"lns8:0:6:-8"`` (with ``q_floor = -8``) ->
-    ``("lns8", 0, 6, -8, None, 0)``, ``"lns8:0:8:-4:4:6"`` (``frac_bits = 4``, 6-bit log scales per vector of
-    ``lanes``) -> ``("lns8", 0, 8, -4, 4, 6)``, ``"lns8::"`` -> ``("lns8", None, None, None, None, 0)``, ``"int8"``
-    likewise."""
-    mode, *rest = text.split(":") + [""] * 5
-    *fields, scale_bits = (int(x) if x else None for x in rest[:5])
-    return (mode, *fields, scale_bits or 0)
+    """``"lns8:0:6"`` -> ``("lns8", 0, 6, None, None, 0, None)``, ``"lns8:0:6:-8"`` (with ``q_floor = -8``) ->
+    ``("lns8", 0, 6, -8, None, 0, None)``, ``"lns8:0:8:-4:4:6"`` (``frac_bits = 4``, 6-bit log scales per vector
+    of ``lanes``) -> ``("lns8", 0, 8, -4, 4, 6, None)``, ``"lns8:0:8::4:6:12"`` (``window_bits = 12``, no floor)
+    -> ``("lns8", 0, 8, None, 4, 6, 12)``, ``"lns8::"`` -> ``("lns8", None, None, None, None, 0, None)``,
+    ``"int8"`` likewise."""
+    mode, *rest = text.split(":") + [""] * 6
+    *fields, scale_bits, window = (int(x) if x else None for x in rest[:6])
+    return (mode, *fields, scale_bits or 0, window)
 
 
 def area_rows(variants, lanes, max_k, rows_per_column, timeout):
-    """``[(mode, b, Pm, q_floor, F, S, MacUnit transistors, LogCombine transistors or None,
-    (bucket bits, result bits))]``."""
+    """``[(mode, b, Pm, q_floor, F, S, W, MacUnit transistors, LogCombine transistors or None,
+    (accumulator bits, result bits))]``."""
     out = []
-    for mode, b, pm, q_floor, frac, scale_bits in variants:
+    for mode, b, pm, q_floor, frac, scale_bits, window in variants:
         scales = dict(scale_bits=scale_bits, scale_kind="log", scale_lanes=lanes) if scale_bits else {}
         config = CoreConfig(rows=1, cols=1, lanes=lanes, modes=(mode,), max_k=max_k, bucket_fraction_bits=b,
-                            mantissa_bits=pm, q_floor=q_floor, frac_bits=frac, **scales)
+                            mantissa_bits=pm, q_floor=q_floor, frac_bits=frac, window_bits=window, **scales)
         tag = (f"{mode}_v{lanes}" + ("" if b is None else f"_b{b}_m{pm}")
                + ("" if q_floor is None else f"_q{q_floor}".replace("-", "m"))
-               + ("" if frac is None else f"_f{frac}") + (f"_s{scale_bits}" if scale_bits else ""))
+               + ("" if frac is None else f"_f{frac}") + (f"_s{scale_bits}" if scale_bits else "")
+               + ("" if window is None else f"_w{window}"))
         unit = transistors(MacUnit(config), f"mac_unit_{tag}", timeout)
         combine = bits = None
         if config.log_format is not None:
             combine = transistors(LogCombine(config.replace(rows=rows_per_column)), f"log_combine_{tag}", timeout)
-            bits = (config.bucket_format.bits, config.acc_format.bits)
-        out.append((mode, b, pm, q_floor, config.log_format, scale_bits, unit, combine, bits))
+            acc = config.bucket_format.bits
+            bits = (f"{acc}+{config.log_sum.anchor_bits}" if window else acc, config.acc_format.bits)
+        out.append((mode, b, pm, q_floor, config.log_format, scale_bits, window, unit, combine, bits))
         print(f"  measured {tag}: {unit} (+ combine {combine})", flush=True)
     return out
 
 
 def area_table(rows, lanes, rows_per_column, int8, int4):
     """Markdown rows; ``int8`` and ``int4`` are the per-lane transistors of the INT MacUnits."""
-    lines = [f"| mode | F | S | b | Pm | q_floor | accumulators x bits | result bits | MacUnit "
+    lines = [f"| mode | F | S | b | Pm | q_floor | W | accumulators x bits | result bits | MacUnit "
              f"| LogCombine (R = {rows_per_column}) | per lane | / INT8 lane | / INT4 lane |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for mode, b, pm, q_floor, fmt, scale_bits, unit, combine, bits in rows:
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, b, pm, q_floor, fmt, scale_bits, window, unit, combine, bits in rows:
         per_lane = (unit + (combine or 0) / rows_per_column) / lanes
         buckets = "" if fmt is None else f"{1 << (fmt.frac_bits if b is None else b)} x {bits[0]}"
         lines.append(f"| {mode.upper()} | {'' if fmt is None else fmt.frac_bits} | {scale_bits or ''} "
                      f"| {'' if b is None else b} | {'' if pm is None else pm} "
-                     f"| {'' if q_floor is None else q_floor} | {buckets} "
+                     f"| {'' if q_floor is None else q_floor} | {'' if window is None else window} | {buckets} "
                      f"| {'' if bits is None else bits[1]} | {unit} | {'' if combine is None else combine} "
                      f"| {per_lane:.0f} | {per_lane / int8:.2f} | {per_lane / int4:.2f} |")
     return "\n".join(lines)
 
 
-def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
+def hybrid_gemm(w, a, b, pm, q_floor=None, window=None, rows=4):
     """The LNS core's result for the quantized operands ``w`` (N x K) and ``a`` (K x M), as float64: the
     golden buckets of a LogSum with ``b``, ``pm`` and ``q_floor`` over K products, combined and scaled. The
-    LogSum spans the S-bit scale fields, as the core's does. Without ``q_floor`` the buckets come from
+    LogSum spans the S-bit scale fields, as the core's does. With ``window`` (``window_bits``) the products
+    are summed in beats of :data:`VECTOR` by :func:`~qmac.sim.log_dot_product.gemm_window`, as a V = 16 core
+    sums them. Without ``q_floor`` the buckets come from
     :func:`~qmac.sim.log_dot_product.gemm_buckets`; with one from the per-product model
     (:func:`~qmac.sim.log_dot_product.bucket_sums`, ``rows`` rows of W at a time), which is faster there:
     ``gemm_buckets`` splits along the floor into many exact windows (both give the same buckets, tested)."""
@@ -133,10 +145,15 @@ def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
     lo = hi = 0
     if w.scales is not None:
         lo, hi = -(1 << w.scale_bits), (1 << w.scale_bits) - 2
-    spec = LogSum(fmt, w.codes.shape[1], 1, lo, hi, q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
+    k = w.codes.shape[1]
+    products, beats = (VECTOR, -(-k // VECTOR)) if window else (k, 1)
+    spec = LogSum(fmt, products, beats, lo, hi, q_floor, bucket_fraction_bits=b, mantissa_bits=pm, window_bits=window)
     if spec.result_format.bits > 64:
         raise ValueError(f"b = {b}, Pm = {pm}, q_floor = {q_floor}: {spec.result_format.bits}-bit results, "
                          f"no core has them (at most 64 bits)")
+    if window:
+        y = model.value(spec, model.gemm_window(spec, w.codes, a.codes, w_exp, a_exp))
+        return y * 2.0 ** ((w.offset + a.offset) / fmt.buckets)
     if q_floor is None:
         acc = model.gemm_buckets(spec, w.codes, a.codes, w_exp, a_exp)
     else:
@@ -148,13 +165,13 @@ def hybrid_gemm(w, a, b, pm, q_floor=None, rows=4):
 
 
 def sqnr_rows(W, A, only=None):
-    """``[(format, scheme, b, Pm, q_floor, SQNR)]``: the INT rows, then the LNS rows (with ``only``, a list,
+    """``[(format, scheme, b, Pm, q_floor, W, SQNR)]``: the INT rows, then the LNS rows (with ``only``, a list,
     just those whose label or ``label/scheme`` is in it, e.g. ``"LNS8 F=4/log scales V=16 S=6"``)."""
     Y = W @ A
-    rows = [("INT8", "per-channel", "", "", "", sqnr_db(Y, vsq_gemm(
+    rows = [("INT8", "per-channel", "", "", "", "", sqnr_db(Y, vsq_gemm(
         *(quantize(x, INT8, "per-channel", axis, clip="mse") for x, axis in ((W, 1), (A, 0))))))]
     for fmt, label in ((INT8, "INT8"), (INT4, "INT4")):
-        rows.append((label, "VSQ int scales V=16 S=4", "", "", "", sqnr_db(Y, vsq_gemm(
+        rows.append((label, "VSQ int scales V=16 S=4", "", "", "", "", sqnr_db(Y, vsq_gemm(
             *(quantize_vsq(x, fmt, VECTOR, 4, axis, "channel", "mse") for x, axis in ((W, 1), (A, 0)))))))
     for label, fmt, schemes, variants in SQNR_VARIANTS:
         for scheme, args in schemes:
@@ -162,7 +179,8 @@ def sqnr_rows(W, A, only=None):
                 continue
             w, a = quantize_log(W, fmt, 1, *args, clip="mse"), quantize_log(A, fmt, 0, *args, clip="mse")
             rows += [(label, scheme, "F" if b is None else b, "" if b is None else pm, "" if q is None else q,
-                      sqnr_db(Y, hybrid_gemm(w, a, b, pm, q))) for b, pm, q in variants]
+                      window[0] if window else "", sqnr_db(Y, hybrid_gemm(w, a, b, pm, q, *window)))
+                     for b, pm, q, *window in variants]
     return rows
 
 
@@ -177,7 +195,7 @@ def main():
     parser.add_argument("--rows-per-column", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--variants", nargs="+", default=AREA_VARIANTS,
-                        help=f"mode or mode:b:Pm[:q_floor] (default: {' '.join(AREA_VARIANTS)})")
+                        help=f"mode or mode:b:Pm[:q_floor[:F[:S[:W]]]] (default: {' '.join(AREA_VARIANTS)})")
     parser.add_argument("--int-lanes", type=float, nargs=2, metavar=("INT8", "INT4"),
                         help="per-lane transistors of the INT8 and INT4 MacUnits, when not measured here")
     parser.add_argument("--only", nargs="+", help="sqnr: only the LNS rows of these format labels or "
@@ -186,7 +204,7 @@ def main():
     if args.table == "area":
         rows = area_rows([parse_variant(v) for v in args.variants], args.lanes, args.max_k, args.rows_per_column,
                          args.timeout)
-        measured = {r[0]: r[6] / args.lanes for r in rows if r[0] in ("int8", "int4")}
+        measured = {r[0]: r[7] / args.lanes for r in rows if r[0] in ("int8", "int4")}
         int8, int4 = args.int_lanes or (measured["int8"], measured["int4"])
         print(area_table(rows, args.lanes, args.rows_per_column, int8, int4))
         return
@@ -195,11 +213,11 @@ def main():
                for d in DISTRIBUTIONS}
     print(f"W: {args.rows} x {args.depth} (seed 0), A: {args.depth} x {args.cols} (seed 1), clip mse; "
           f"SQNR of W @ A in dB\n")
-    print("| format | scheme | b | Pm | q_floor | " + " | ".join(DISTRIBUTIONS) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(DISTRIBUTIONS))
+    print("| format | scheme | b | Pm | q_floor | W | " + " | ".join(DISTRIBUTIONS) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(DISTRIBUTIONS))
     for i, row in enumerate(results[next(iter(DISTRIBUTIONS))]):
-        print("| " + " | ".join(map(str, row[:5])) + " | "
-              + " | ".join(f"{results[d][i][5]:.2f}" for d in DISTRIBUTIONS) + " |")
+        print("| " + " | ".join(map(str, row[:6])) + " | "
+              + " | ".join(f"{results[d][i][6]:.2f}" for d in DISTRIBUTIONS) + " |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
-__all__ = ["AmaranthOps", "adder_tree", "delay"]
+__all__ = ["AmaranthOps", "adder_tree", "delay", "max_tree"]
 
 
 def adder_tree(values):
@@ -45,3 +45,11 @@ class AmaranthOps:
             fill = x[-1] if x.shape().signed else Const(0, 1)
             x = Cat(x, fill.replicate(bits - len(x)))
         return x[:bits].as_signed() if signed else x[:bits].as_unsigned()
+
+
+def max_tree(values):
+    """Balanced tree of two-input maxima (a comparator and a multiplexer each) over unsigned values."""
+    while len(values) > 1:
+        values = [Mux(values[j] > values[j + 1], values[j], values[j + 1]) if j + 1 < len(values) else values[j]
+                  for j in range(0, len(values), 2)]
+    return values[0]

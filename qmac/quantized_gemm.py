@@ -150,7 +150,7 @@ def core_for_mode(cfg, mode, k, notify=_note):
         raise ConfigError(f"--format {mode!r} is not built into this core; allowed: {', '.join(cfg.modes)}")
     extras = {"scale_bits": 0, "scale_kind": "int", "scale_lanes": None, "sparse": False, "output_stage": False,
               "acc_bits": None, "frac_bits": None, "p_bits": None, "q_floor": None, "bucket_organisation": None,
-              "bucket_fraction_bits": None, "mantissa_bits": None}
+              "bucket_fraction_bits": None, "mantissa_bits": None, "window_bits": None}
     return with_changes(cfg, f"--format {mode} is not built into this core", notify, modes=(mode,), k=k,
                         **{key: value for key, value in extras.items() if getattr(cfg, key) != value})
 

@@ -11,7 +11,8 @@ import numpy as np
 from qmac.sim.log_format import decode
 from qmac.sim.ops import NumpyOps
 
-__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets"]
+__all__ = ["products", "bucket_sums", "combine", "value", "reference", "error_bound", "gemm_buckets",
+           "window_beat", "window_sums", "gemm_window"]
 
 
 def products(spec, w, a, scale=None):
@@ -41,6 +42,80 @@ def bucket_sums(spec, w, a, scale=None):
     term, h = _terms(spec, w, a, scale)
     in_bucket = h[..., None] == np.arange(spec.buckets)
     return np.where(in_bucket, term[..., None], 0).sum(axis=-2)
+
+
+def window_beat(spec, w, a, scale=None):
+    """``(S, e)`` of a windowed sum (``LogSum.window_bits``) over the last axis (one beat's lanes): the anchor
+    ``e``, the largest ``q'`` of the kept products (0 if none), and the beat sum ``S`` of their signed
+    terms (:meth:`LogSum.window_term`; int64)."""
+    sign, kept, _, q, r = products(spec, w, a, scale)
+    _, q, mantissa = spec.term((np.asarray(q, np.int64) << spec.fmt.frac_bits) + r, NumpyOps)
+    anchor = np.where(kept, q, 0).max(axis=-1)
+    magnitude = spec.window_term(np.asarray(mantissa, np.int64), q, anchor[..., None], NumpyOps)
+    return np.where(kept, np.where(sign == 1, -magnitude, magnitude), 0).sum(axis=-1), anchor
+
+
+def _window_accumulate(spec, beat_sums):
+    """``(A, E)`` after the beat sums and anchors ``(S, e)`` of the iterable ``beat_sums``, first to last
+    (:meth:`LogSum.window_accumulate` from ``(0, 0)``)."""
+    acc = exponent = np.int64(0)
+    for s, e in beat_sums:
+        acc, exponent = spec.window_accumulate(acc, exponent, s, e, NumpyOps)
+    return acc, exponent
+
+
+def _beats(spec, w, a, scale):
+    """The beats of ``spec.products`` lanes of ``w``, ``a`` and ``scale`` (broadcast), along the last axis
+    (a shorter last beat is one whose missing lanes hold zero codes)."""
+    w, a = np.asarray(w, np.int64), np.asarray(a, np.int64)
+    scale = np.zeros((1,), np.int64) if scale is None else np.asarray(scale, np.int64)
+    w, a, scale = np.broadcast_arrays(w, a, scale)
+    lanes = spec.products
+    return [(w[..., j:j + lanes], a[..., j:j + lanes], scale[..., j:j + lanes])
+            for j in range(0, w.shape[-1], lanes)]
+
+
+def window_sums(spec, w, a, scale=None):
+    """``(A, E)``: the windowed accumulator (``LogSum.window_bits``) of the products over the last axis, in
+    beats of ``spec.products`` lanes (:func:`_beats`), beat 0 first; its result word is
+    ``LogSum.window_place(A, E)``."""
+    return _window_accumulate(spec, (window_beat(spec, *beat) for beat in _beats(spec, w, a, scale)))
+
+
+def gemm_window(spec, W, A, w_exp=None, a_exp=None, block=1 << 17):
+    """Result words ``(N, M)`` of ``W @ A`` summed in a window (``LogSum.window_bits``): equal to
+    ``window_place(*window_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None]))``,
+    computed one beat of ``spec.products`` elements of K at a time over every (row, column) at once.
+    ``W`` (N x K) and ``A`` (K x M) are codes (a shorter last beat as in :func:`_beats`); ``w_exp`` (N x K) and
+    ``a_exp`` (K x M) optional exponents added to the products of each element. Rows are worked through in
+    blocks of ``max(1, block // (M * spec.products))`` (each beat's arrays hold about ``block`` elements).
+
+    Faster than :func:`window_sums` on a GEMM: each element's exponent ``x = e + exp``, zero flag and sign
+    are found once, so a beat's products are ``t' = (x_w - q_min 2**F) + x_a`` and its mantissas a lookup
+    of :attr:`LogSum.mantissas` by the fraction (``b = 0``); anchor, terms and accumulation are
+    :meth:`LogSum.window_term` and :meth:`LogSum.window_accumulate`, as in :func:`window_beat`."""
+    fmt = spec.fmt
+    W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
+    x_w = fmt.exponent(W) - (spec.q_min << fmt.frac_bits) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
+    x_a = (fmt.exponent(A) + (0 if a_exp is None else np.asarray(a_exp, np.int64))).T
+    live_w, live_a = ~fmt.is_zero(W), ~fmt.is_zero(A).T
+    sign_w, sign_a = fmt.sign(W).astype(bool), fmt.sign(A).T.astype(bool)
+    mantissas, lanes = np.asarray(spec.mantissas, np.int64), spec.products
+
+    def beats(rows):
+        for j in range(0, W.shape[1], lanes):
+            ks = slice(j, j + lanes)
+            offset = x_w[rows, None, ks] + x_a[None, :, ks]
+            kept = live_w[rows, None, ks] & live_a[None, :, ks] & (offset >= 0)
+            q, r = fmt.split(offset, NumpyOps)
+            anchor = np.where(kept, q, 0).max(axis=-1)
+            magnitude = spec.window_term(mantissas[r], q, anchor[..., None], NumpyOps)
+            negative = sign_w[rows, None, ks] ^ sign_a[None, :, ks]
+            yield np.where(kept, np.where(negative, -magnitude, magnitude), 0).sum(axis=-1), anchor
+
+    step = max(1, block // (A.shape[1] * lanes))
+    return np.concatenate([spec.window_place(*_window_accumulate(spec, beats(slice(n, n + step))), NumpyOps)
+                           for n in range(0, W.shape[0], step)]).reshape(W.shape[0], A.shape[1])
 
 
 def combine(spec, acc):
@@ -74,15 +149,40 @@ def error_bound(spec, w, a, scale=None):
     ``|M_l - 2**(Pm + l/2**F)| < 1/2`` (0 for ``l = 0``), so it errs by less than
     ``2**(q_min + q' - Pm - 1) * 2**(h/2**b)`` when ``l > 0``: at most ``2**-(Pm+1)`` of its magnitude. Each
     product dropped by ``q_floor`` has ``t < q_min * 2**F``, so a magnitude below ``2**q_min``.
+    Windowed (``window_bits``; the value is ``value(window_place(*window_sums(...)))``), the window's
+    truncations add :func:`_window_error`.
     """
     acc = bucket_sums(spec, w, a, scale)
     sign, kept, dropped, q, r = products(spec, w, a, scale)
+    window = _window_error(spec, w, a, scale) if spec.windowed else 0.0
     bound = (np.abs(acc[..., 1:]).sum(axis=-1) * 2.0 ** (spec.result_exponent - 1)
              + dropped.sum(axis=-1) * 2.0 ** spec.q_min)
     if spec.low_bits:
         h, low = r >> spec.low_bits, r & ((1 << spec.low_bits) - 1)
         each = np.ldexp(np.exp2(h / spec.buckets), np.asarray(q + spec.q_min - spec.mantissa_bits - 1, np.int64))
         bound = bound + np.where(kept & (low > 0), each, 0.0).sum(axis=-1)
+    return bound + window
+
+
+def _window_error(spec, w, a, scale):
+    """The window's share of :func:`error_bound`, in exact arithmetic: with ``u = 2**(q_min - Pm)`` and ``g``
+    the guard bits, beat ``j`` at anchor ``e_j`` truncates each kept product with ``e_j - q' > g`` by less
+    than ``2**(e_j - g) u`` (the others are exact); from the second beat on, when ``e_j`` differs from the
+    running exponent ``E_{j-1}``, the shifted one of accumulator and beat sum loses less than
+    ``2**(E_j - g) u`` (``E_j = max(E_{j-1}, e_j)``). Placing the accumulator is exact."""
+    unit, g = spec.q_min - spec.mantissa_bits - spec.guard_bits, spec.guard_bits
+    bound, exponent = 0.0, None
+    for w_j, a_j, scale_j in _beats(spec, w, a, scale):
+        _, kept, _, q, _ = products(spec, w_j, a_j, scale_j)
+        anchor = np.where(kept, q, 0).max(axis=-1)
+        truncated = (kept & (anchor[..., None] - q > g)).sum(axis=-1)
+        bound = bound + truncated * np.ldexp(1.0, anchor + unit)
+        if exponent is not None:
+            new = np.maximum(exponent, anchor)
+            bound = bound + np.where(anchor != exponent, np.ldexp(1.0, new + unit), 0.0)
+            exponent = new
+        else:
+            exponent = anchor
     return bound
 
 

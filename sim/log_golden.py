@@ -33,11 +33,15 @@ class LogGolden:
 
     def gemm(self, plan, Wp, Ap, sw, sa):
         """``(Y, saturated)``: every unit's fraction buckets, combined (:mod:`qmac.sim.log_dot_product`; the
-        value is ``Y * 2**LogSum.result_exponent``), the log scales of each group added to its products'
+        value is ``Y * 2**LogSum.result_exponent``; windowed, :func:`~qmac.sim.log_dot_product.gemm_window`,
+        one beat of ``elements_per_beat`` at a time as the units sum them), the log scales of each group added to its products'
         exponents; never saturated."""
         spec = self.config.log_sum
         w_exp, a_exp = self._exponents(plan, sw, sa)
-        Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
+        if spec.windowed:
+            Y = log_dot_product.gemm_window(spec, Wp, Ap, w_exp, a_exp)
+        else:
+            Y = log_dot_product.combine(spec, log_dot_product.gemm_buckets(spec, Wp, Ap, w_exp, a_exp))
         return Y, np.zeros(Y.shape, dtype=bool)
 
     def value(self, Y):

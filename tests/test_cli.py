@@ -32,7 +32,7 @@ def test_generate_without_arguments(tmp_path, monkeypatch):
     ("depth = 2\n", "qmac: error: config key 'depth' is unknown; allowed keys: rows, cols, lanes, modes, max_k, "
                     "acc_bits, tree_levels_per_stage, scale_bits, scale_kind, scale_lanes, output_stage, "
                     "output_rounding, sparse, frac_bits, p_bits, q_floor, bucket_organisation, bucket_fraction_bits, "
-                    "mantissa_bits, log_output, multiplier, shadow_banks\n"),
+                    "mantissa_bits, window_bits, log_output, multiplier, shadow_banks\n"),
     ('modes = "int8"\n', "qmac: error: config key 'modes': 'int8' is not a non-empty list of mode names; "
                          "allowed: a non-empty subset of int8, int4, w4a8, or one of lns8, lns4\n"),
 ])
@@ -158,12 +158,14 @@ def test_lns_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_
         assert r["bit_exact"] is True and r["sqnr_db"] == golden["sqnr_db"]
 
 
-def test_lns8_with_frac_bits_4_from_a_config_file(tmp_path, capsys):
+@pytest.mark.parametrize("window", ["", "window_bits = 12\n"], ids=["exact", "window"])
+def test_lns8_with_frac_bits_4_from_a_config_file(tmp_path, capsys, window):
     """A config with ``frac_bits = 4`` and 6-bit log scales: the host quantizer picks F = 4 codes (and the
-    summary the F = 4 result exponent), and on heavy tails it beats the F = 3 preset by more than 5 dB."""
+    summary the F = 4 result exponent), and on heavy tails it beats the F = 3 preset by more than 5 dB; the
+    same with a 12-bit window (``window_bits``), whose results carry the same exponent."""
     (tmp_path / "f4.toml").write_text('rows = 2\ncols = 2\nlanes = 4\nmodes = ["lns8"]\nmax_k = 1024\nfrac_bits = 4\n'
                                       'scale_bits = 6\nscale_kind = "log"\nbucket_fraction_bits = 0\n'
-                                      'mantissa_bits = 8\nq_floor = -6\n')
+                                      'mantissa_bits = 8\nq_floor = -6\n' + window)
     rng = np.random.default_rng(9)
     np.save(tmp_path / "W.npy", rng.standard_t(3, size=(16, 256)))
     np.save(tmp_path / "A.npy", rng.standard_t(3, size=(256, 8)))

@@ -2,6 +2,8 @@
 import re
 
 import pytest
+from amaranth.hdl import signed
+from amaranth.lib import data
 
 from qmac.hw.spec.config import PRESETS, ConfigError, CoreConfig, load_config, preset
 from qmac.hw.spec.log_format import LogFormat
@@ -37,7 +39,7 @@ def test_unknown_key_and_toml(tmp_path):
     with pytest.raises(ConfigError, match=r"^config key 'columns' is unknown; allowed keys: rows, cols, lanes, "
                                           r"modes, max_k, acc_bits, tree_levels_per_stage, scale_bits, scale_kind, "
                                           r"scale_lanes, output_stage, output_rounding, sparse, frac_bits, p_bits, q_floor, "
-                                          r"bucket_organisation, bucket_fraction_bits, mantissa_bits, log_output, "
+                                          r"bucket_organisation, bucket_fraction_bits, mantissa_bits, window_bits, log_output, "
                                           r"multiplier, shadow_banks$"):
         load_config(f)
     f.write_text('rows = [4\n')
@@ -52,7 +54,7 @@ def test_unknown_key_and_toml(tmp_path):
 def test_toml_round_trip(tmp_path):
     hybrid = PRESETS["tiny-lns8"].replace(bucket_fraction_bits=0, mantissa_bits=6)
     f4 = hybrid.replace(frac_bits=4, scale_bits=6, scale_kind="log", q_floor=-4)
-    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid, f4,
+    for cfg in list(PRESETS.values()) + [PRESETS["tiny"].replace(acc_bits=20), hybrid, f4, f4.replace(window_bits=12),
                                          PRESETS["tiny"].replace(shadow_banks=2)]:
         f = tmp_path / "c.toml"
         f.write_text(cfg.to_toml())
@@ -127,6 +129,22 @@ def test_multiplier():
      "config key 'mantissa_bits': 4 needs a hybrid sum; allowed: only with bucket_fraction_bits 0..2"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 3, "mantissa_bits": 4},
      "config key 'mantissa_bits': 4 needs a hybrid sum; allowed: only with bucket_fraction_bits 0..2"),
+    ({"window_bits": 12}, "config key 'window_bits': 12 needs a log mode; allowed: only with modes ['lns8'] or "
+                          "['lns4']"),
+    ({"modes": ("lns8",), "window_bits": 12},
+     "config key 'window_bits': 12 needs one hybrid bucket; allowed: only with bucket_fraction_bits = 0 "
+     "(and F = 3 > 0)"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 1, "mantissa_bits": 4, "window_bits": 12},
+     "config key 'window_bits': 12 needs one hybrid bucket; allowed: only with bucket_fraction_bits = 0 "
+     "(and F = 3 > 0)"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 8},
+     "config key 'window_bits': 8 is out of range; allowed: integers 9..21"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 22},   # g = 13 > P = 12
+     "config key 'window_bits': 22 is out of range; allowed: integers 9..21"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "p_bits": 30, "window_bits": 33},
+     "config key 'window_bits': 33 is out of range; allowed: integers 9..32"),
+    ({"modes": ("lns8",), "bucket_fraction_bits": 0, "mantissa_bits": 8, "window_bits": 12.0},
+     "config key 'window_bits': 12.0 is not an integer; allowed: integers 9..21"),
     ({"modes": ("lns8",), "bucket_fraction_bits": 2, "mantissa_bits": 4, "bucket_organisation": "count"},
      "config key 'bucket_organisation': 'count' is not allowed with bucket_fraction_bits = 2; allowed: tree"),
     ({"modes": ("lns8",), "bucket_organisation": "wallace"},
@@ -188,6 +206,16 @@ def test_lns_widths_by_hand():
     assert f.log_format == LogFormat(8, 4) and f.log_sum.offset_max == 252 and f.log_sum.mantissas[12] == 431
     assert f.bucket_format.bits == 35 and f.acc_format.bits == 47 and f.log_sum.result_exponent == -24
     assert f.to_dict()["frac_bits"] == 4 and "frac_bits" not in c.to_dict()
+    # The same with a 12-bit window (g = 12 - 8 - 1 = 3 guard bits): a beat of 4 terms of at most
+    # M_15 * 2**3 = 490 * 8 = 3920 is below 2**14 (15 bits signed); 256 beats below 256 * 15680 < 2**22
+    # (23-bit mantissa), whatever the exponent range; exponents 0..15 (4 bits). Results: 2**22 * 2**15 *
+    # 2**(12 - 3) = 2**46, so 47 bits as the exact unit's, of the same weight 2**-24.
+    fw = f.replace(window_bits=12)
+    assert fw.log_sum.sum_format.bits == 15 and fw.bucket_format.bits == 23 and fw.log_sum.anchor_bits == 4
+    assert fw.acc_format.bits == 47 and fw.log_sum.result_exponent == -24
+    assert fw.datapath.accumulator_shape == data.StructLayout({"mantissa": signed(23), "exponent": 4})
+    assert fw.to_dict()["window_bits"] == 12 and "window_bits" not in f.to_dict()
+    assert fw.datapath.manifest()["lns"]["window_bits"] == 12 and "window_bits" not in f.datapath.manifest()["lns"]
 
 
 @pytest.mark.parametrize("changes,message", [

@@ -11,9 +11,14 @@ from qmac.sim.gemm import expected_results, operand_beats, plan_gemm, random_ope
 from qmac.sim.packing import unpack_result
 
 
-#: W4A8 alone with pow2 scales (not a preset).
-W4A8_VSQ = CoreConfig(rows=2, cols=2, lanes=8, modes=("w4a8",), max_k=1024, scale_bits=3, scale_kind="pow2",
-                      scale_lanes=4)
+#: Configs that are not presets: W4A8 alone with pow2 scales; LNS8 F = 4 summed in a 12-bit window.
+EXTRA = {
+    "w4a8-vsq-pow2": CoreConfig(rows=2, cols=2, lanes=8, modes=("w4a8",), max_k=1024, scale_bits=3,
+                                scale_kind="pow2", scale_lanes=4),
+    "lns8f4-window": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=256, frac_bits=4, scale_bits=6,
+                                scale_kind="log", scale_lanes=2, bucket_fraction_bits=0, mantissa_bits=8,
+                                window_bits=12),
+}
 
 
 @pytest.mark.parametrize("name,mode,multiplier", [
@@ -21,9 +26,9 @@ W4A8_VSQ = CoreConfig(rows=2, cols=2, lanes=8, modes=("w4a8",), max_k=1024, scal
     ("tiny-lns8", "lns8", "logic"), ("tiny-lns4-vsq", "lns4", "logic"),
     ("tiny", "int8", "mult18_fip"), ("tiny", "int4", "mult18_fip"), ("tiny-vsq", "int8", "mult18_fip"),
     ("tiny-w4a8", "w4a8", "logic"), ("tiny-w4a8", "int8", "logic"), ("tiny-w4a8", "int4", "logic_pipelined"),
-    ("w4a8-vsq-pow2", "w4a8", "logic_pipelined")])
+    ("w4a8-vsq-pow2", "w4a8", "logic_pipelined"), ("lns8f4-window", "lns8", "logic")])
 def test_core_components_match_golden(name, mode, multiplier):
-    cfg = PRESETS.get(name, W4A8_VSQ).replace(multiplier=multiplier)
+    cfg = {**PRESETS, **EXTRA}[name].replace(multiplier=multiplier)
     rng = np.random.default_rng(2)
     plan = plan_gemm(cfg, mode, (3, 19), (19, 3))
     W, A, *scales = random_operands(plan, rng)

@@ -38,6 +38,10 @@ CONFIGS = {
     "lns8f4-b0-vsq-floor": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=256, frac_bits=4, scale_bits=6,
                                       scale_kind="log", scale_lanes=2, bucket_fraction_bits=0, mantissa_bits=8,
                                       q_floor=-4),
+    # Windowed accumulation without a floor: a 12-bit window at each beat's largest product, 23-bit mantissas.
+    "lns8f4-b0-vsq-window": CoreConfig(rows=2, cols=2, lanes=4, modes=("lns8",), max_k=256, frac_bits=4, scale_bits=6,
+                                       scale_kind="log", scale_lanes=2, bucket_fraction_bits=0, mantissa_bits=8,
+                                       window_bits=12),
 }
 
 

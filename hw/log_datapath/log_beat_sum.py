@@ -1,4 +1,5 @@
-"""The LNS datapath inside one MAC unit: each beat's fraction-bucket sums, accumulated exactly per bucket."""
+"""The LNS datapath inside one MAC unit: each beat's fraction-bucket sums, accumulated exactly per bucket (or
+one windowed beat sum, accumulated in a block-floating pair)."""
 
 from amaranth.hdl import Mux, Signal
 
@@ -17,6 +18,11 @@ class LogBeatSum:
 
         acc[r] <= (first ? 0 : acc[r]) + sums[r]
 
+    Windowed (``window_bits``): the dot product gives one beat sum ``S`` and its anchor ``e``, and the
+    accumulator is the pair ``(mantissa, exponent)`` (:attr:`LogDatapath.accumulator_shape`)::
+
+        (mantissa, exponent) <= LogSum.window_accumulate(first ? (0, 0) : (mantissa, exponent), S, e)
+
     The combine happens per column after the drain (:class:`~qmac.hw.log_datapath.log_combine.LogCombine`).
     Not a component: :meth:`accumulate` adds the dot product to the unit's module, under the unit's ports.
 
@@ -31,7 +37,7 @@ class LogBeatSum:
             config.elements_per_beat(config.modes[0]), config.log_format, config.datapath.organisation,
             scale_bits=config.scale_bits + 1 if config.scale_bits else 0, scale_groups=config.scale_groups,
             q_floor=config.q_floor, bucket_fraction_bits=config.bucket_fraction_bits,
-            mantissa_bits=config.mantissa_bits or 0)
+            mantissa_bits=config.mantissa_bits or 0, window_bits=config.window_bits)
 
     def _sums(self, m, unit):
         """Bucket sums of the beat that entered ``dot_latency`` cycles ago."""
@@ -47,5 +53,13 @@ class LogBeatSum:
     def accumulate(self, m, unit, acc):
         """``(next acc, 0)``: every bucket's next value when ``unit.acc_en`` is high; never clipped."""
         nxt = Signal.like(acc)
-        m.d.comb += [nxt[r].eq(Mux(unit.first, 0, acc[r]) + s) for r, s in enumerate(self._sums(m, unit))]
+        sums = self._sums(m, unit)
+        spec = self._dot.log_sum
+        if spec.windowed:
+            mantissa, exponent = spec.window_accumulate(Mux(unit.first, 0, acc.mantissa),
+                                                        Mux(unit.first, 0, acc.exponent), sums[0],
+                                                        self._dot.anchor, AmaranthOps)
+            m.d.comb += [nxt.mantissa.eq(mantissa), nxt.exponent.eq(exponent)]
+            return nxt, 0
+        m.d.comb += [nxt[r].eq(Mux(unit.first, 0, acc[r]) + s) for r, s in enumerate(sums)]
         return nxt, 0

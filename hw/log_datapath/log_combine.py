@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from qmac.hw.spec.config import ConfigError, CoreConfig
 from qmac.hw.spec.datapath import LogDatapath
-from qmac.hw.ops import adder_tree
+from qmac.hw.ops import AmaranthOps, adder_tree
 from qmac.hw.log_datapath.log_encode import LogEncode
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS, result_layout
 
@@ -35,6 +35,9 @@ class LogCombine(wiring.Component):
         data[c] = sum_r A_r * C_r          value = data[c] * 2**(q_min - P)   (LogSum.result_exponent)
 
     exactly (``config.acc_format`` is ``LogSum.result_format``); ``last`` and ``saturated`` pass through.
+    Windowed (``window_bits``), each unit holds one ``(mantissa, exponent)`` pair and the first stage places
+    it instead, ``data[c] = LogSum.window_place(mantissa, exponent)`` (a left shift by the exponent, then
+    by the constant ``P - g``), of the same value and exponent.
     One stage multiplies (shift-adds by the digits of each constant), one sums. With ``log_output`` a
     :class:`LogEncode` per column then also rounds each value times ``2**(-log_shift / 2**F)`` to a code of
     the build's log format (``log``), 3 more stages. :attr:`latency` is 2, or 5 with ``log_output``. The
@@ -87,8 +90,12 @@ class LogCombine(wiring.Component):
         valid = [Signal(name=f"valid_{stage}") for stage in range(self.latency)]
         with m.If(en):
             for c in range(cfg.cols):
-                for r, const in enumerate(spec.constants):
-                    m.d.sync += products[c][r].eq(times_constant(self.i.payload.data[c][r], const))
+                acc = self.i.payload.data[c]
+                if spec.windowed:
+                    m.d.sync += products[c][0].eq(spec.window_place(acc.mantissa, acc.exponent, AmaranthOps))
+                else:
+                    m.d.sync += [products[c][r].eq(times_constant(acc[r], const))
+                                 for r, const in enumerate(spec.constants)]
                 m.d.sync += row[1].data[c].eq(adder_tree([products[c][r] for r in range(len(spec.constants))]))
             m.d.sync += [valid[0].eq(self.i.valid), row[0].last.eq(self.i.payload.last),
                          valid[1].eq(valid[0]), row[1].last.eq(row[0].last)]

@@ -1,4 +1,5 @@
-"""A V-lane log-domain dot-product unit: per beat, the exact sum of the product terms in each fraction bucket."""
+"""A V-lane log-domain dot-product unit: per beat, the exact sum of the product terms in each fraction bucket,
+or their sum in a window at the beat's largest exponent."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -8,7 +9,7 @@ from qmac.hw.spec.checks import GROUP_LANES, LOG_LANES, MAX_SCALE_BITS, ConfigEr
 from qmac.hw.spec.datapath import ORGANISATIONS
 from qmac.hw.spec.log_format import LogFormat
 from qmac.hw.spec.log_sum import LogSum
-from qmac.hw.ops import AmaranthOps, adder_tree
+from qmac.hw.ops import AmaranthOps, adder_tree, max_tree
 
 __all__ = ["LogDotProduct", "ORGANISATIONS"]
 
@@ -33,6 +34,13 @@ class LogDotProduct(wiring.Component):
     ``q_min`` and the widths come from :class:`LogSum` (``products = lanes``); with ``q_floor`` set,
     products with ``t < q_floor * 2**F`` are dropped. The buckets are accumulated across beats by the MAC
     unit and converted once per tile by :class:`qmac.hw.log_datapath.log_combine.LogCombine`.
+
+    Windowed (``window_bits = W``, with ``b = 0``): the unit computes the beat's anchor ``e``, the largest
+    ``q'_i`` of its kept lanes (0 if none; a max tree over the lanes), and the one sum
+    ``sums[0] = sum over the kept lanes of (-1)**s_i * floor(M_i * 2**g / 2**(e - q'_i))``
+    (:meth:`LogSum.window_term`: each magnitude shifted right by ``e - q'_i`` in a ``W``-bit window,
+    truncated toward zero, then signed as in the hybrid tree), of :attr:`LogSum.sum_format`; ``anchor``
+    holds ``e``. Max tree, shifters and adder tree share the second stage.
 
     Organisation of the bucket adders (``organisation``), both bit-exact:
 
@@ -66,7 +74,7 @@ class LogDotProduct(wiring.Component):
     scale_groups : int
         Number of scale inputs; a power of two dividing ``lanes``. Group ``g`` covers lanes
         ``[g * lanes / scale_groups, (g + 1) * lanes / scale_groups)``.
-    q_floor, bucket_fraction_bits, mantissa_bits : int or None, int or None, int
+    q_floor, bucket_fraction_bits, mantissa_bits, window_bits : int or None, int or None, int, int or None
         As :class:`LogSum`.
 
     Members
@@ -78,6 +86,8 @@ class LogDotProduct(wiring.Component):
         each group, sampled with the operands.
     sums : Out(ArrayLayout(signed(sum_format.bits), LogSum.buckets))
         The bucket sums of the beat that entered :attr:`latency` cycles earlier.
+    anchor : Out(unsigned(LogSum.anchor_bits))
+        Present only with ``window_bits``: that beat's anchor ``e``.
 
     Raises
     ------
@@ -86,7 +96,7 @@ class LogDotProduct(wiring.Component):
     """
 
     def __init__(self, lanes, fmt, organisation="tree", *, scale_bits=0, scale_groups=1, q_floor=None,
-                 bucket_fraction_bits=None, mantissa_bits=0):
+                 bucket_fraction_bits=None, mantissa_bits=0, window_bits=None):
         if lanes not in LOG_LANES:
             raise ConfigError(f"log dot-product lanes must be one of {', '.join(map(str, LOG_LANES))}, "
                               f"not {lanes!r}")
@@ -102,7 +112,7 @@ class LogDotProduct(wiring.Component):
         scale_lo, scale_hi = (-(1 << (scale_bits - 1)), (1 << (scale_bits - 1)) - 1) if scale_bits else (0, 0)
         try:
             self._sum = LogSum(fmt, lanes, 1, scale_lo, scale_hi, q_floor, bucket_fraction_bits=bucket_fraction_bits,
-                               mantissa_bits=mantissa_bits)
+                               mantissa_bits=mantissa_bits, window_bits=window_bits)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if organisation == "count" and self._sum.low_bits:
@@ -119,6 +129,8 @@ class LogDotProduct(wiring.Component):
         }
         if scale_bits:
             ports["scale"] = In(data.ArrayLayout(signed(scale_bits), scale_groups))
+        if self._sum.windowed:
+            ports["anchor"] = Out(self._sum.anchor_bits)
         super().__init__(ports)
 
     @property
@@ -190,6 +202,31 @@ class LogDotProduct(wiring.Component):
                 negatives[b].append(gated[b] & sign)
         return [adder_tree(t) + adder_tree(n) for t, n in zip(terms, negatives)]
 
+    def _window_sum(self, m, lanes):
+        """``(sums[0], anchor)`` of a windowed unit from the registered ``(sign, zero, t')`` of each lane."""
+        spec = self._sum
+        width = spec.window_bits
+        qs, mantissas = [], []
+        for i, (sign, zero, offset) in enumerate(lanes):
+            _, q_value, mantissa_value = spec.term(offset, AmaranthOps)
+            q, mantissa = Signal(spec.anchor_bits, name=f"q{i}"), Signal(spec.mantissa_bits + 1, name=f"mantissa{i}")
+            # A lane without a kept product takes no part in the anchor.
+            m.d.comb += [q.eq(Mux(zero, 0, q_value)), mantissa.eq(mantissa_value)]
+            qs.append(q)
+            mantissas.append(mantissa)
+        anchor = Signal(spec.anchor_bits)
+        m.d.comb += anchor.eq(max_tree(qs))
+        terms, negatives = [], []
+        for i, ((sign, zero, _), q, mantissa) in enumerate(zip(lanes, qs, mantissas)):
+            magnitude = Signal(width, name=f"magnitude{i}")
+            # One's complement of a negative term; its +1 is counted below.
+            term = Signal(signed(width + 1), name=f"term{i}")
+            m.d.comb += [magnitude.eq(spec.window_term(mantissa, q, anchor, AmaranthOps)),
+                         term.eq(Cat(magnitude ^ sign.replicate(width), sign).as_signed())]
+            terms.append(Mux(zero, 0, term))
+            negatives.append(~zero & sign)
+        return adder_tree(terms) + adder_tree(negatives), anchor
+
     def _count_sums(self, m, lanes):
         """Bucket sums of organisation ``"count"`` from the registered ``(sign, zero, t')`` of each lane."""
         fmt, offset_max = self.format, self._sum.offset_max
@@ -229,6 +266,10 @@ class LogDotProduct(wiring.Component):
             regs = (Signal(name=f"sign{i}"), Signal(name=f"zero{i}"), Signal(offset_bits, name=f"offset{i}"))
             m.d.sync += [regs[0].eq(sign), regs[1].eq(zero), regs[2].eq(offset)]
             lanes.append(regs)
+        if spec.windowed:
+            total, anchor = self._window_sum(m, lanes)
+            m.d.sync += [self.sums[0].eq(total), self.anchor.eq(anchor)]
+            return m
         sums = (self._tree_sums if self._organisation == "tree" else self._count_sums)(m, lanes)
         m.d.sync += [self.sums[r].eq(s) for r, s in enumerate(sums)]
         return m

@@ -112,6 +112,12 @@ class CoreConfig:
     mantissa_bits : int or None
         LNS only, with ``bucket_fraction_bits < F`` (and only then): ``Pm``, 1..16, fractional bits of the
         hybrid mantissas ``round(2**(Pm + l/2**F))`` (each product errs by at most ``2**-(Pm+1)``).
+    window_bits : int or None
+        LNS only, with ``bucket_fraction_bits = 0`` (and only then): ``W``, ``mantissa_bits + 1`` to
+        ``min(32, mantissa_bits + 1 + p_bits)``, the window each beat's products are aligned to (at the beat's
+        largest product) and truncated in; the accumulator is then a block-floating (mantissa, exponent)
+        pair whose width follows W and ``max_k``.
+        ``None`` (default) sums exactly. See :class:`qmac.hw.spec.log_sum.LogSum` and docs/lns.md.
     log_output : bool
         LNS only: result rows also carry each result as a code of the build's log format
         (:class:`qmac.hw.log_datapath.log_encode.LogEncode`, nearest in the log domain, after subtracting the exponent
@@ -155,6 +161,7 @@ class CoreConfig:
     bucket_organisation: str | None = None
     bucket_fraction_bits: int | None = None
     mantissa_bits: int | None = None
+    window_bits: int | None = None
     log_output: bool = False
     multiplier: str = "logic"
     shadow_banks: int = 1
@@ -260,7 +267,8 @@ class CoreConfig:
             del d["output_stage"], d["output_rounding"]
         if not self.sparse:
             del d["sparse"]
-        for key in ("frac_bits", "p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits"):
+        for key in ("frac_bits", "p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits",
+                    "window_bits"):
             if d[key] is None:
                 del d[key]
         if not self.log_output:

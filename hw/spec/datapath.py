@@ -24,7 +24,7 @@ from qmac.hw.spec.formats import ELEMENT_FORMATS, IntFormat, lane_range
 from qmac.hw.spec.layouts import LOG_SHIFT_BITS
 from qmac.hw.spec.log_encode import LogEncodeArithmetic
 from qmac.hw.spec.log_format import LOG_FORMATS, MAX_P_BITS, LogFormat
-from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, LogSum
+from qmac.hw.spec.log_sum import MAX_MANTISSA_BITS, MAX_WINDOW_BITS, LogSum
 from qmac.hw.spec.multipliers import MULTIPLIERS
 
 __all__ = ["Datapath", "IntDatapath", "LogDatapath", "DATAPATHS", "ORGANISATIONS", "DEFAULT_P_BITS",
@@ -222,7 +222,7 @@ class LogDatapath(Datapath):
     mixable = False
     what = "a log mode"
     keys = ("frac_bits", "p_bits", "q_floor", "bucket_organisation", "bucket_fraction_bits", "mantissa_bits",
-            "log_output")
+            "window_bits", "log_output")
     scale_kinds = ("log",)
     multipliers = ("logic",)
     multiplier_reason = "an LNS product is an exponent addition, no multiplier"
@@ -256,6 +256,12 @@ class LogDatapath(Datapath):
         else:
             check_key("mantissa_bits", cfg.mantissa_bits, cfg.mantissa_bits is None,
                       f"only with bucket_fraction_bits 0..{frac - 1}", "needs a hybrid sum")
+        if cfg.window_bits is not None:
+            check_key("window_bits", cfg.window_bits, self.hybrid and cfg.bucket_fraction_bits == 0,
+                      f"only with bucket_fraction_bits = 0 (and F = {frac} > 0)", "needs one hybrid bucket")
+            # g = W - Pm - 1 <= P: the combine places the accumulator with an exact left shift.
+            check_key_int("window_bits", cfg.window_bits, cfg.mantissa_bits + 1,
+                          min(MAX_WINDOW_BITS, cfg.mantissa_bits + 1 + self.p_bits))
         if cfg.q_floor is not None:
             exact = LogSum(self.log_format, 1, 1, *self.scale_range)
             check_key_int("q_floor", cfg.q_floor, exact.exact_q_min + 1, exact.q_max)
@@ -302,11 +308,12 @@ class LogDatapath(Datapath):
         cfg = self.config
         return LogSum(self.log_format, cfg.elements_per_beat(cfg.modes[0]), cfg.max_k_beats, *self.scale_range,
                       q_floor=cfg.q_floor, p_bits=self.p_bits, bucket_fraction_bits=cfg.bucket_fraction_bits,
-                      mantissa_bits=cfg.mantissa_bits or 0)
+                      mantissa_bits=cfg.mantissa_bits or 0, window_bits=cfg.window_bits)
 
     @property
     def bucket_format(self):
-        """Format of each fraction-bucket accumulator (:attr:`LogSum.acc_format`)."""
+        """Format of each fraction-bucket accumulator (:attr:`LogSum.acc_format`; windowed, of the
+        accumulator's mantissa)."""
         return self.log_sum.acc_format
 
     @property
@@ -317,7 +324,11 @@ class LogDatapath(Datapath):
     @property
     def accumulator_shape(self):
         """The fraction-bucket accumulators, ``ArrayLayout(signed(bucket_bits), buckets)``: ``2**F``, or ``2**b``
-        with hybrid buckets."""
+        with hybrid buckets; windowed, ``StructLayout({"mantissa": signed(bucket_bits), "exponent":
+        unsigned(LogSum.anchor_bits)})``, of value ``mantissa * 2**(exponent - g)`` units of ``2**(q_min - Pm)``."""
+        if self.log_sum.windowed:
+            return data.StructLayout({"mantissa": signed(self.bucket_format.bits),
+                                      "exponent": self.log_sum.anchor_bits})
         return data.ArrayLayout(signed(self.bucket_format.bits), self.log_sum.buckets)
 
     @property
@@ -340,7 +351,9 @@ class LogDatapath(Datapath):
                         "bucket_bits": self.bucket_format.bits, "result_exponent": spec.result_exponent,
                         "organisation": self.organisation}
                 | ({"bucket_fraction_bits": spec.fraction_bits, "mantissa_bits": spec.mantissa_bits,
-                    "mantissas": list(spec.mantissas)} if self.hybrid else {})}
+                    "mantissas": list(spec.mantissas)} if self.hybrid else {})
+                | ({"window_bits": spec.window_bits, "guard_bits": spec.guard_bits,
+                    "exponent_bits": spec.anchor_bits} if spec.windowed else {})}
 
     def result_fields(self):
         return {"result_exponent": self.log_sum.result_exponent}
@@ -349,6 +362,10 @@ class LogDatapath(Datapath):
         cfg = self.config
         spec = self.log_sum
         hybrid = f" (hybrid: b = {spec.fraction_bits}, {spec.mantissa_bits}-bit mantissas)" if self.hybrid else ""
+        if spec.windowed:
+            return (f"one {spec.window_bits}-bit-window accumulator per unit ({self.bucket_format.bits}-bit "
+                    f"mantissa, {spec.anchor_bits}-bit exponent){hybrid}, {cfg.acc_format.bits}-bit results x "
+                    f"2**{spec.result_exponent}")
         return (f"{spec.buckets} exact {self.bucket_format.bits}-bit fraction accumulators per unit{hybrid}, "
                 f"{cfg.acc_format.bits}-bit results x 2**{spec.result_exponent}")
 

@@ -11,12 +11,14 @@ from qmac.hw.spec.formats import IntFormat
 from qmac.hw.spec.log_format import LogFormat
 from qmac.hw.spec.checks import is_int
 
-__all__ = ["LogSum", "MAX_RESULT_BITS", "MAX_MANTISSA_BITS"]
+__all__ = ["LogSum", "MAX_RESULT_BITS", "MAX_MANTISSA_BITS", "MAX_WINDOW_BITS"]
 
 #: Widest result a LogSum may describe.
 MAX_RESULT_BITS = 256
 #: Largest ``mantissa_bits`` of a hybrid LogSum.
 MAX_MANTISSA_BITS = 16
+#: Largest ``window_bits`` of a windowed LogSum.
+MAX_WINDOW_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,16 @@ class LogSum:
     - **Hybrid** (``0 <= b < F``, ``mantissa_bits = Pm >= 1``): the top ``b`` bits of ``r`` pick the bucket
       ``h = r >> (F - b)``, the low ``F - b`` bits ``l`` a mantissa ``M_l = round(2**(Pm + l/2**F))``
       (:attr:`mantissas`, ``Pm + 1`` bits), and the product adds ``(-1)**s * M_l * 2**q'`` to bucket ``h``.
+
+    - **Windowed** (``b = 0``, ``window_bits = W``, ``Pm + 1 <= W``): each beat has an anchor ``e``, the
+      largest ``q'`` of its kept products (0 if none), and each kept product adds
+      ``(-1)**s * floor(M_l * 2**g / 2**(e - q'))`` (:meth:`window_term`, ``g = W - Pm - 1``
+      :attr:`guard_bits`: the magnitude truncated toward zero to a ``W``-bit window) to the beat sum ``S``,
+      of value ``S * 2**(e - g)`` units of ``2**(q_min - Pm)``. The accumulator is a block-floating pair
+      ``(A, E)`` of value ``A * 2**(E - g)`` units, updated per beat by :meth:`window_accumulate` (the one with
+      the smaller exponent shifted right, arithmetically, to the larger), and ``result`` is
+      :meth:`window_place` of it, ``A * 2**(E - g + P)``: the hybrid ``b = 0`` result word, with the same
+      :attr:`result_exponent`.
 
     After the sum, ``result = sum_h A_h * C_h`` with ``C_h = round(2**(P + h/2**b))`` (:attr:`constants`)
     and ``value = result * 2**(q_min - P - Pm)`` (:attr:`result_exponent`). The exact scheme is the
@@ -56,6 +68,9 @@ class LogSum:
         ``b``, fraction bits that pick a bucket: ``None`` (the same as ``F``) or 0 .. F.
     mantissa_bits : int
         ``Pm``: 0 when ``b = F``, else 1 .. :data:`MAX_MANTISSA_BITS`.
+    window_bits : int or None
+        ``W``: ``None`` (exact accumulation), or with ``b = 0`` an integer from ``Pm + 1`` to
+        ``min(MAX_WINDOW_BITS, Pm + 1 + P)`` (``g <= P``: placing the accumulator is an exact shift).
 
     Raises
     ------
@@ -71,6 +86,7 @@ class LogSum:
     p_bits: int = 12
     bucket_fraction_bits: int | None = None
     mantissa_bits: int = 0
+    window_bits: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.fmt, LogFormat):
@@ -92,6 +108,12 @@ class LogSum:
                                        or not 1 <= pm <= MAX_MANTISSA_BITS):
             raise ValueError(f"mantissa_bits must be an integer from 1 to {MAX_MANTISSA_BITS} with "
                              f"bucket_fraction_bits = {b} < F = {f}, not {pm!r}")
+        w = self.window_bits
+        if w is not None and (self.fraction_bits != 0 or not is_int(w)
+                              or not pm + 1 <= w <= self.max_window_bits):
+            raise ValueError(f"window_bits must be None, or with bucket_fraction_bits = 0 an integer from "
+                             f"mantissa_bits + 1 = {pm + 1} to min({MAX_WINDOW_BITS}, mantissa_bits + 1 + p_bits) "
+                             f"= {self.max_window_bits}, not {w!r}")
         q = self.q_floor
         if q is not None and (not is_int(q)
                               or not self.exact_q_min < q <= self.q_max):
@@ -204,20 +226,78 @@ class LogSum:
 
     @property
     def sum_format(self):
-        """Format of a per-beat bucket sum (``products`` products)."""
+        """Format of a per-beat bucket sum (``products`` products); windowed, of the beat sum ``S``."""
+        if self.windowed:
+            return IntFormat.for_range(-self.products * self._window_top, self.products * self._window_top)
         return self.bucket_format(self.products)
 
     @property
     def acc_format(self):
-        """Format of a bucket accumulator (``products * beats`` products)."""
+        """Format of a bucket accumulator (``products * beats`` products); windowed, of the mantissa ``A``
+        (``|A| <= beats * products * max M_l * 2**g``: each beat adds at most ``products * max M_l * 2**g``
+        and an arithmetic right shift never grows a magnitude past its integer ceiling)."""
+        if self.windowed:
+            top = self.products * self.beats * self._window_top
+            return IntFormat.for_range(-top, top)
         return self.bucket_format(self.products * self.beats)
 
     @property
     def _result_top(self):
         """Largest ``|sum_h A_h * C_h|``: every product at the ``t'`` of the largest :meth:`term_value`
-        (for the exact scheme the largest ``t'``: ``C_r * 2**q'`` grows with ``t'``)."""
+        (for the exact scheme the largest ``t'``: ``C_r * 2**q'`` grows with ``t'``); windowed, the largest
+        ``|A|`` placed at ``E = q_top``."""
+        if self.windowed:
+            return (self.products * self.beats * self._window_top) << (self.q_top + self.p_bits - self.guard_bits)
         top = max(self.term_value(t) for r in range(self.fmt.buckets) if (t := self._offsets(r)) is not None)
         return self.products * self.beats * top
+
+    # -- windowed accumulation (window_bits) --------------------------------------------------------
+
+    @property
+    def windowed(self):
+        """Whether products are summed in a ``window_bits`` window (else exactly)."""
+        return self.window_bits is not None
+
+    @property
+    def max_window_bits(self):
+        """Largest ``window_bits`` with these ``mantissa_bits`` and ``p_bits``: ``min(32, Pm + 1 + P)``."""
+        return min(MAX_WINDOW_BITS, self.mantissa_bits + 1 + self.p_bits)
+
+    @property
+    def guard_bits(self):
+        """``g = W - Pm - 1``: the window bits below the mantissa of a product at the anchor."""
+        return self.window_bits - self.mantissa_bits - 1
+
+    @property
+    def anchor_bits(self):
+        """Width of an anchor ``e`` or accumulator exponent ``E`` (unsigned, ``0 .. q_top``)."""
+        return max(1, self.q_top.bit_length())
+
+    @property
+    def _window_top(self):
+        """Largest window term, ``max M_l * 2**g`` (a product at the anchor, exact)."""
+        return max(self.mantissas) << self.guard_bits
+
+    def window_term(self, mantissa, q, anchor, ops):
+        """``floor(M * 2**g / 2**(anchor - q'))``: a kept product's magnitude in the ``W``-bit window of the
+        beat's anchor (``anchor >= q'``), truncated toward zero; its sign is applied after, so the
+        truncation is the same for both signs. At ``q' = anchor`` the term is ``M * 2**g``, exact."""
+        return (mantissa << self.guard_bits) >> ops.wrap(anchor - q, self.anchor_bits, False)
+
+    def window_accumulate(self, acc, exponent, beat, anchor, ops):
+        """``(A', E')`` after a beat sum ``S = beat`` at anchor ``e = anchor`` meets the accumulator
+        ``(A, E) = (acc, exponent)``: ``E' = max(E, e)``; when ``e > E``, ``A' = floor(A / 2**(e - E)) + S``,
+        else ``A' = A + floor(S / 2**(E - e))`` (arithmetic right shifts: floor, errs by less than one unit
+        of the new exponent, and not at all when the shift is 0). ``(A, E) = (0, 0)`` starts a sum:
+        ``(A', E') = (S, e)``."""
+        up = anchor > exponent
+        shift = ops.wrap(ops.where(up, anchor - exponent, exponent - anchor), self.anchor_bits, False)
+        return ops.where(up, (acc >> shift) + beat, acc + (beat >> shift)), ops.where(up, anchor, exponent)
+
+    def window_place(self, acc, exponent, ops):
+        """``A * 2**(E - g + P)``: the accumulator as a result word of :attr:`result_format`, of value
+        ``result * 2**result_exponent``; exact (``g <= P``)."""
+        return (acc << exponent) << (self.p_bits - self.guard_bits)
 
     @property
     def result_format(self):
