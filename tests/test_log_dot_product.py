@@ -115,6 +115,16 @@ def test_hybrid_mantissas_round_to_nearest():
         assert len(spec.constants) == 1 << b
 
 
+def test_a_mantissa_can_round_up_to_the_next_power_of_two():
+    # 2 * 2**(7/8) = 3.67 rounds to 4 = 2**(Pm + 1): the mantissas of LNS8, b = 0, Pm = 1 need 3 bits.
+    # 4 * 2**(15/16) = 7.66 rounds to 8 for F = 4, Pm = 2; 8 * 2**(15/16) = 15.32 stays below 16 (Pm = 3).
+    assert LogSum(LNS8, 4, bucket_fraction_bits=0, mantissa_bits=1).mantissas[-1] == 4
+    assert LogSum(LNS8, 4, bucket_fraction_bits=0, mantissa_bits=1).mantissa_width == 3
+    assert LogSum(LNS8_F4, 4, bucket_fraction_bits=0, mantissa_bits=2).mantissa_width == 4
+    assert LogSum(LNS8_F4, 4, bucket_fraction_bits=0, mantissa_bits=3).mantissa_width == 4
+    assert LogSum(LNS8, 4, bucket_fraction_bits=1, mantissa_bits=5).mantissa_width == 6
+
+
 def test_unit_takes_its_widths_from_log_sum():
     unit = LogDotProduct(8, LNS8, scale_bits=3, scale_groups=2, q_floor=-9)
     assert unit.log_sum == LogSum(LNS8, 8, 1, -4, 3, q_floor=-9)
@@ -243,6 +253,8 @@ _HYBRID_UNITS = [
     ("lns8-v16-b0-m4-floor", lambda: LogDotProduct(16, LNS8, q_floor=-9, bucket_fraction_bits=0, mantissa_bits=4)),
     ("lns4-v16-b1-m3-scaled", lambda: LogDotProduct(16, LNS4, scale_bits=4, bucket_fraction_bits=1, mantissa_bits=3)),
     ("lns4-v4-b0-m1", lambda: LogDotProduct(4, LNS4, bucket_fraction_bits=0, mantissa_bits=1)),
+    # M_7 = round(2 * 2**(7/8)) = 4 = 2**(Pm + 1): a (Pm + 1)-bit mantissa register would hold 0.
+    ("lns8-v4-b0-m1-top-mantissa", lambda: LogDotProduct(4, LNS8, bucket_fraction_bits=0, mantissa_bits=1)),
     ("lns8f4-v8-b0-m8-groups-floor", lambda: LogDotProduct(8, LNS8_F4, scale_bits=6, scale_groups=2, q_floor=-4,
                                                           bucket_fraction_bits=0, mantissa_bits=8)),
 ]
