@@ -185,21 +185,19 @@ def _floored_sums(spec, R, x_r, C, x_c, rows):
     width, words = 63 // fields, -(-spec.buckets // fields)
     word = np.zeros((words, span), np.int64)
     np.add.at(word, (h // fields, np.arange(span)), term << (h % fields * width))
-    tables = [np.concatenate([w, -w, w, np.zeros(2 * span, np.int64)]) for w in word]
-    out = np.zeros((p, q, words, fields), np.int64)
+    table = np.concatenate([word.T, -word.T, word.T, np.zeros((2 * span, words), np.int64)])
+    out = np.zeros((p, q, fields, words), np.int64)
     for row in range(p):
         ks = np.flatnonzero(nz_r[row])
         if not ks.size:
             continue
         index = i_c[ks] + i_r[row, ks][:, None]                                        # (|ks|, Q)
-        starts = np.arange(0, ks.size, chunk)
-        for w, table in enumerate(tables):
-            acc = np.add.reduceat(table.take(index), starts, axis=0)                     # (chunks, Q)
-            for j in range(fields):
-                field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
-                out[row, :, w, j] = field.sum(axis=0)
-                acc = (acc - field) >> width
-    return out.reshape(p, q, -1)[..., :spec.buckets]
+        acc = np.add.reduceat(table.take(index, axis=0), np.arange(0, ks.size, chunk), axis=0)  # (chunks, Q, words)
+        for j in range(fields):
+            field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
+            out[row, :, j] = field.sum(axis=0)
+            acc = (acc - field) >> width
+    return out.transpose(0, 1, 3, 2).reshape(p, q, -1)[..., :spec.buckets]
 
 
 def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
