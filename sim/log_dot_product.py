@@ -176,8 +176,11 @@ def _floored_sums(spec, R, x_r, C, x_c, rows):
     lo_r, lo_c = int(x_r[nz_r].min()), int(x_c[nz_c].min())
     span = int(x_r[nz_r].max()) - lo_r + int(x_c[nz_c].max()) - lo_c + 1
     itype = np.int16 if 5 * span < 1 << 15 else np.int32
+    # Step K of both is a zero product: it pads a row's steps to whole chunks.
     i_r = np.where(nz_r, x_r - lo_r + span * fmt.sign(R), 0).astype(itype)             # (P, K)
+    i_r = np.concatenate([i_r, np.zeros((p, 1), itype)], axis=1)
     i_c = np.where(nz_c, x_c - lo_c + span * fmt.sign(C), 3 * span).astype(itype)      # (K, Q)
+    i_c = np.concatenate([i_c, np.full((1, q), 3 * span, itype)])
     offset = np.arange(span) + lo_r + lo_c - (spec.q_min << fmt.frac_bits)
     h, shift, mantissa = spec.term(np.maximum(offset, 0), NumpyOps)
     term = np.where(offset >= 0, np.asarray(mantissa, np.int64) << shift, 0)            # (span,)
@@ -191,8 +194,10 @@ def _floored_sums(spec, R, x_r, C, x_c, rows):
         ks = np.flatnonzero(nz_r[row])
         if not ks.size:
             continue
+        size = min(chunk, ks.size)
+        ks = np.concatenate([ks, np.full(-ks.size % size, k)])
         index = i_c[ks] + i_r[row, ks][:, None]                                        # (|ks|, Q)
-        acc = np.add.reduceat(table.take(index, axis=0), np.arange(0, ks.size, chunk), axis=0)  # (chunks, Q, words)
+        acc = table.take(index, axis=0).reshape(-1, size, q, words).sum(axis=1)        # (chunks, Q, words)
         for j in range(fields):
             field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
             out[row, :, j] = field.sum(axis=0)
