@@ -160,7 +160,7 @@ class LogSum:
     def mantissas(self):
         """``M_l = round(2**(Pm + l/2**F))``, ``l = 0 .. 2**(F - b) - 1`` (``(1,)`` for the exact scheme):
         ``2**Pm <= M_l <= 2**(Pm + 1)``, ``|M_l - 2**(Pm + l/2**F)| < 1/2``, ``M_0 = 2**Pm`` (the top
-        mantissa rounds up to ``2**(Pm + 1)`` for a small Pm: F = 4 with Pm <= 2, F = 3 with Pm = 1)."""
+        mantissa rounds up to ``2**(Pm + 1)`` for a small Pm: with b = 0, Pm <= F - 2 for F = 3 to 8)."""
         if not self.mantissa_bits:
             return (1,)
         return self.fmt.constants(self.mantissa_bits)[:1 << self.low_bits]
