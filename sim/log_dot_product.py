@@ -149,7 +149,7 @@ def _packing(buckets, largest, k):
     return min(costs)[1:]
 
 
-def _floored_sums(spec, R, x_r, C, x_c, rows):
+def _floored_sums(spec, R, x_r, C, x_c, rows, block):
     """Bucket sums ``(P, Q, LogSum.buckets)`` over K of the products of the elements of ``R`` (P x K codes,
     exponents ``x_r``) where ``rows`` is true with every element of ``C`` (K x Q codes, exponents ``x_c``),
     the floor applied; elementwise in int64, exact.
@@ -159,7 +159,8 @@ def _floored_sums(spec, R, x_r, C, x_c, rows):
     ``i_r = x_r - min x_r + D * s_r`` and ``i_c = x_c - min x_c + D * s_c`` (``D`` the number of values of
     ``x_r + x_c``; a zero code of ``C`` at ``3 * D``), so ``i_r + i_c`` names the offset and the number of
     negative operands (its parity is the sign), or a zero product. Each row of ``R`` looks its selected
-    elements up against the matching rows of ``C`` (``|ks| x Q`` indices) and sums them over K in chunks.
+    elements up against the matching rows of ``C`` (``|ks| x Q`` indices, at most about ``block`` looked-up
+    words at a time) and sums them over K in chunks.
 
     Packing: bucket ``h`` has field ``j = h mod fields`` of word ``h // fields`` (:func:`_packing`), one
     table per word; an entry holds its term times ``2**(j * width)``, ``width = 63 // fields``. A chunk
@@ -196,12 +197,14 @@ def _floored_sums(spec, R, x_r, C, x_c, rows):
             continue
         size = min(chunk, ks.size)
         ks = np.concatenate([ks, np.full(-ks.size % size, k)])
-        index = i_c[ks] + i_r[row, ks][:, None]                                        # (|ks|, Q)
-        acc = table.take(index, axis=0).reshape(-1, size, q, words).sum(axis=1)        # (chunks, Q, words)
-        for j in range(fields):
-            field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
-            out[row, :, j] = field.sum(axis=0)
-            acc = (acc - field) >> width
+        slab = max(1, block // (size * q * words)) * size
+        for part in (ks[s:s + slab] for s in range(0, ks.size, slab)):
+            index = i_c[part] + i_r[row, part][:, None]                                # (|part|, Q)
+            acc = table.take(index, axis=0).reshape(-1, size, q, words).sum(axis=1)    # (chunks, Q, words)
+            for j in range(fields):
+                field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
+                out[row, :, j] += field.sum(axis=0)
+                acc = (acc - field) >> width
     return out.transpose(0, 1, 3, 2).reshape(p, q, -1)[..., :spec.buckets]
 
 
@@ -247,7 +250,8 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     floor. Every product is in exactly one part.
 
     ``block`` bounds the elements of each float64 matrix: N and M are worked through in tiles of
-    ``max(1, block // (2**F K))`` rows and ``max(1, block // (2**F 2**b K))`` columns.
+    ``max(1, block // (2**F K))`` rows and ``max(1, block // (2**F 2**b K))`` columns; the elementwise part
+    looks up about ``block`` int64 words at a time.
     """
     fmt = spec.fmt
     W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
@@ -265,10 +269,10 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
         low_w = nz_w & (q_w < spec.q_min - int(u_a[nz_a].min()))
         low_a = nz_a & (u_a < spec.q_min - int(q_w[nz_w].min()))
         if np.count_nonzero(low_w) * m < np.count_nonzero(low_a) * n:
-            out += _floored_sums(spec, W, x_w, A, x_a, low_w)
+            out += _floored_sums(spec, W, x_w, A, x_a, low_w, block)
             W, nz_w = np.where(low_w, 0, W), nz_w & ~low_w
         else:
-            out += _floored_sums(spec, A.T, x_a.T, W.T, x_w.T, low_a.T).transpose(1, 0, 2)
+            out += _floored_sums(spec, A.T, x_a.T, W.T, x_w.T, low_a.T, block).transpose(1, 0, 2)
             A, nz_a = np.where(low_a, 0, A), nz_a & ~low_a
         if not nz_w.any() or not nz_a.any():
             return out
