@@ -138,14 +138,13 @@ def _packing(buckets, largest, k):
     """``(fields, chunk)``: ``fields`` bucket sums share an int64 word, each in a signed field of
     ``63 // fields`` bits, and the words are unpacked every ``chunk`` steps of K, so that a field's sum of
     ``chunk`` terms of magnitude at most ``largest`` stays below ``2**(63 // fields - 1)``. Chosen for the
-    fewest word operations: ``ceil(buckets / fields)`` lookups per product, and unpacking a field of a
-    chunk costs about one lookup of the chunk (measured on LNS8, ``q_floor = -8``: 3 fields in chunks of
-    31 beat 2 fields in one chunk)."""
+    least work as measured on the bench's floored LNS8 and LNS4 rows: a lookup of ``words`` words costs
+    about ``4 + words`` word operations, and unpacking adds about ``6 * fields`` per word every chunk."""
     costs = []
     for fields in range(1, buckets + 1):
         chunk = min(k, ((1 << (63 // fields - 1)) - 1) // largest)
         if chunk >= 1:
-            costs.append((-(-buckets // fields) * (1 + fields / chunk), fields, chunk))
+            costs.append(((4 + -(-buckets // fields)) * (1 + 6 * fields / chunk), fields, chunk))
     return min(costs)[1:]
 
 

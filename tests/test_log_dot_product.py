@@ -510,6 +510,26 @@ def test_gemm_buckets_at_the_floor():
     assert np.array_equal(got, model.bucket_sums(spec, W[:, None, :], A.T[None, :, :]))
 
 
+@pytest.mark.parametrize("fmt, shape, exp_range, q_floor, b, pm", [
+    (LNS8, (12, 201, 10), None, -8, None, 0), (LNS4, (9, 151, 7), (-8, 7), -2, None, 0),
+    (LNS8_F4, (6, 97, 5), (-32, 31), -6, 0, 8),
+])
+def test_gemm_buckets_floored_part_in_small_chunks(monkeypatch, fmt, shape, exp_range, q_floor, b, pm):
+    # Any valid packing gives the same sums: the most fields a word holds for chunks of 2 steps of K, so
+    # that carries between signed fields, many chunks per row and a padded last chunk all occur.
+    def packing(buckets, largest, k):
+        return max(f for f in range(1, buckets + 1) if 2 * largest < 1 << (63 // f - 1)), 2
+
+    monkeypatch.setattr(model, "_packing", packing)
+    n, k, m = shape
+    W, A, w_exp, a_exp = _gemm_operands(fmt, n, k, m, exp_range, np.random.default_rng(k))
+    lo, hi = (0, 0) if exp_range is None else (2 * exp_range[0], 2 * exp_range[1])
+    spec = LogSum(fmt, k, 1, lo, hi, q_floor=q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
+    scale = None if exp_range is None else w_exp[:, None, :] + a_exp.T[None, :, :]
+    want = model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], scale)
+    assert np.array_equal(model.gemm_buckets(spec, W, A, w_exp, a_exp, 3 * fmt.buckets * fmt.buckets * k), want)
+
+
 def test_gemm_buckets_with_every_product_dropped():
     # q_floor = 15 keeps only t >= 120 (e_w + e_a from 120 to 126); every code here is below 2**(59/8).
     spec = LogSum(LNS8, 16, q_floor=15)
