@@ -133,12 +133,13 @@ def _case(fmt, organisation, slow=False, **kwargs):
 _CASES = [_case(LNS4, "tree"), _case(LNS5, "tree", q_floor=0), _case(LNS4, "count", slow=True)]
 # Hybrid buckets: LNS4 with b = 1 and b = 0 (mantissas of 2 and 3 bits), the 5-bit format with b = 1.
 _CASES += [_case(LNS4, "tree", b=1, pm=2), _case(LNS4, "tree", b=0, pm=3), _case(LNS5, "tree", slow=True, b=1, pm=3)]
-# F = 4, hybrid (the exact scheme's 16 buckets are not checked): b = 0, Pm = 1 with q_floor = 0 in CI (5 s),
-# whose top mantissa round(2 * 2**(15/16)) = 4 needs Pm + 2 bits; with -m slow Pm = 2 (M_15 = 8) without a
-# floor, b = 1 (two buckets) and a 2-bit scale input (40 s to 2 min each on a busy 2-core machine).
+# F = 4: hybrid b = 0, Pm = 1 with q_floor = 0 in CI (5 s), whose top mantissa round(2 * 2**(15/16)) = 4 needs
+# Pm + 2 bits; with -m slow Pm = 2 (M_15 = 8) without a floor, b = 1 (two buckets), a 2-bit scale input and
+# the exact scheme's 16 buckets with q_floor = 0 (15 s to 2 min each on a busy 2-core machine).
 _CASES += [_case(LNS6_F4, "tree", q_floor=0, b=0, pm=1), _case(LNS6_F4, "tree", slow=True, b=0, pm=2),
            _case(LNS6_F4, "tree", slow=True, q_floor=0, b=1, pm=1),
-           _case(LNS6_F4, "tree", slow=True, q_floor=0, b=0, pm=1, scale_bits=2)]
+           _case(LNS6_F4, "tree", slow=True, q_floor=0, b=0, pm=1, scale_bits=2),
+           _case(LNS6_F4, "tree", slow=True, q_floor=0)]
 _CASES += [_case(LNS5, org, slow=True) for org in ORGANISATIONS]
 _CASES += [_case(fmt, org, slow=True, scale_bits=2) for fmt in (LNS4, LNS5) for org in ORGANISATIONS]
 
