@@ -20,6 +20,7 @@ from qmac.sim.gemm import golden_gemm, plan_gemm, random_operands
 CONFIGS = (
     ("INT8", CoreConfig(modes=("int8",)), "int8"),
     ("LNS8", CoreConfig(modes=("lns8",)), "lns8"),
+    ("LNS8, q_floor=-8", CoreConfig(modes=("lns8",), q_floor=-8), "lns8"),
     ("LNS8, 4-bit log scales", CoreConfig(modes=("lns8",), scale_bits=4, scale_kind="log", max_k=4096), "lns8"),
     ("LNS8 F=4, 6-bit log scales, b=0 Pm=8", CoreConfig(modes=("lns8",), frac_bits=4, scale_bits=6, scale_kind="log",
                                                           bucket_fraction_bits=0, mantissa_bits=8, max_k=4096), "lns8"),
@@ -28,6 +29,8 @@ CONFIGS = (
                 q_floor=-6, max_k=4096), "lns8"),
     ("LNS4", CoreConfig(modes=("lns4",)), "lns4"),
     ("LNS4, 4-bit log scales", CoreConfig(modes=("lns4",), scale_bits=4, scale_kind="log", max_k=4096), "lns4"),
+    ("LNS4, 4-bit log scales, q_floor=-2",
+     CoreConfig(modes=("lns4",), scale_bits=4, scale_kind="log", q_floor=-2, max_k=4096), "lns4"),
 )
 
 

@@ -9,8 +9,8 @@ Two tables:
   ``stat -tech cmos`` (:func:`qmac.toolchain.synth.synth_generic`, cached in ``build/synth-cache/``).
 - **sqnr:** W (N x K) and A (K x M) of i.i.d. unit-variance data, quantized along K (``quantize_log``,
   clip ``mse``, per tensor or with S-bit log scales per vector of V) and multiplied by the golden model of
-  the LNS datapath (``gemm_buckets`` or ``bucket_sums``, ``combine``; with a window ``gemm_window`` in
-  beats of V = 16) for each (b, Pm, q_floor[, window_bits]); the SQNR
+  the LNS datapath (``gemm_buckets``, ``combine``; with a window ``gemm_window`` in beats of V = 16) for
+  each (b, Pm, q_floor[, window_bits]); the SQNR
   (dB) of that result against the float64 ``W @ A``. The INT8 and INT4 rows are the quantizers'
   float products (``bench/lns_sqnr.py``).
 
@@ -130,15 +130,12 @@ def area_table(rows, lanes, rows_per_column, int8, int4):
     return "\n".join(lines)
 
 
-def hybrid_gemm(w, a, b, pm, q_floor=None, window=None, rows=4):
+def hybrid_gemm(w, a, b, pm, q_floor=None, window=None):
     """The LNS core's result for the quantized operands ``w`` (N x K) and ``a`` (K x M), as float64: the
-    golden buckets of a LogSum with ``b``, ``pm`` and ``q_floor`` over K products, combined and scaled. The
-    LogSum spans the S-bit scale fields, as the core's does. With ``window`` (``window_bits``) the products
-    are summed in beats of :data:`VECTOR` by :func:`~qmac.sim.log_dot_product.gemm_window`, as a V = 16 core
-    sums them. Without ``q_floor`` the buckets come from
-    :func:`~qmac.sim.log_dot_product.gemm_buckets`; with one from the per-product model
-    (:func:`~qmac.sim.log_dot_product.bucket_sums`, ``rows`` rows of W at a time), which is faster there:
-    ``gemm_buckets`` splits along the floor into many exact windows (both give the same buckets, tested)."""
+    golden buckets (:func:`~qmac.sim.log_dot_product.gemm_buckets`) of a LogSum with ``b``, ``pm`` and
+    ``q_floor`` over K products, combined and scaled. The LogSum spans the S-bit scale fields, as the
+    core's does. With ``window`` (``window_bits``) the products are summed in beats of :data:`VECTOR` by
+    :func:`~qmac.sim.log_dot_product.gemm_window`, as a V = 16 core sums them."""
     fmt = w.fmt
     w_exp = None if w.scales is None else np.repeat(w.scales, w.vector, axis=1)
     a_exp = None if a.scales is None else np.repeat(a.scales, a.vector, axis=0)
@@ -154,12 +151,7 @@ def hybrid_gemm(w, a, b, pm, q_floor=None, window=None, rows=4):
     if window:
         y = model.value(spec, model.gemm_window(spec, w.codes, a.codes, w_exp, a_exp))
         return y * 2.0 ** ((w.offset + a.offset) / fmt.buckets)
-    if q_floor is None:
-        acc = model.gemm_buckets(spec, w.codes, a.codes, w_exp, a_exp)
-    else:
-        acc = np.concatenate([model.bucket_sums(spec, w.codes[i:i + rows, None, :], a.codes.T[None],
-                                                None if w_exp is None else w_exp[i:i + rows, None, :] + a_exp.T[None])
-                              for i in range(0, w.codes.shape[0], rows)])
+    acc = model.gemm_buckets(spec, w.codes, a.codes, w_exp, a_exp)
     y = model.value(spec, model.combine(spec, acc))
     return y * 2.0 ** ((w.offset + a.offset) / fmt.buckets)
 

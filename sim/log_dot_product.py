@@ -234,6 +234,79 @@ def _activation_matrix(spec, A, x_a, window):
     return np.where(in_bucket, value[:, :, None, :], 0.0).reshape(fmt.buckets * len(A), -1)
 
 
+def _packing(buckets, largest, k):
+    """``(fields, chunk)``: ``fields`` bucket sums share an int64 word, each in a signed field of
+    ``63 // fields`` bits, and the words are unpacked every ``chunk`` steps of K, so that a field's sum of
+    ``chunk`` terms of magnitude at most ``largest`` stays below ``2**(63 // fields - 1)``. Chosen for the
+    least work as measured on the bench's floored LNS8 and LNS4 rows: a lookup of ``words`` words costs
+    about ``4 + words`` word operations, and unpacking adds about ``6 * fields`` per word every chunk."""
+    costs = []
+    for fields in range(1, buckets + 1):
+        chunk = min(k, ((1 << (63 // fields - 1)) - 1) // largest)
+        if chunk >= 1:
+            costs.append(((4 + -(-buckets // fields)) * (1 + 6 * fields / chunk), fields, chunk))
+    return min(costs)[1:]
+
+
+def _floored_sums(spec, R, x_r, C, x_c, rows, block):
+    """Bucket sums ``(P, Q, LogSum.buckets)`` over K of the products of the elements of ``R`` (P x K codes,
+    exponents ``x_r``) where ``rows`` is true with every element of ``C`` (K x Q codes, exponents ``x_c``),
+    the floor applied; elementwise in int64, exact.
+
+    A product's offset ``t' = x_r + x_c - q_min * 2**F`` gives its term ``(-1)**s * M_l * 2**q'`` in bucket
+    ``h`` (:meth:`LogSum.term`; none if ``t' < 0``). Both operands become indices into one table of terms,
+    ``i_r = x_r - min x_r + D * s_r`` and ``i_c = x_c - min x_c + D * s_c`` (``D`` the number of values of
+    ``x_r + x_c``; a zero code of ``C`` at ``3 * D``), so ``i_r + i_c`` names the offset and the number of
+    negative operands (its parity is the sign), or a zero product. Each row of ``R`` looks its selected
+    elements up against the matching rows of ``C`` (``|ks| x Q`` indices, at most about ``block`` looked-up
+    words at a time) and sums them over K in chunks.
+
+    Packing: bucket ``h`` has field ``j = h mod fields`` of word ``h // fields`` (:func:`_packing`), one
+    table per word; an entry holds its term times ``2**(j * width)``, ``width = 63 // fields``. A chunk
+    adds at most ``chunk`` terms to a field, so every field's sum ``S_j`` stays below ``2**(width - 1)`` in
+    magnitude and the chunk's word, ``sum_j S_j * 2**(j * width)``, below ``2**63``: int64 never overflows.
+    The fields are read back from the lowest, each as the sign-extended low ``width`` bits, the word then
+    shifted down by ``width`` (exact), and the chunks' fields added in int64 (a bucket sum fits in int64).
+    """
+    fmt = spec.fmt
+    (p, k), q = x_r.shape, x_c.shape[1]
+    nz_r, nz_c = rows & ~fmt.is_zero(R), ~fmt.is_zero(C)
+    if not nz_r.any() or not nz_c.any():
+        return np.zeros((p, q, spec.buckets), np.int64)
+    lo_r, lo_c = int(x_r[nz_r].min()), int(x_c[nz_c].min())
+    span = int(x_r[nz_r].max()) - lo_r + int(x_c[nz_c].max()) - lo_c + 1
+    itype = np.int16 if 5 * span < 1 << 15 else np.int32
+    # Step K of both is a zero product: it pads a row's steps to whole chunks.
+    i_r = np.where(nz_r, x_r - lo_r + span * fmt.sign(R), 0).astype(itype)             # (P, K)
+    i_r = np.concatenate([i_r, np.zeros((p, 1), itype)], axis=1)
+    i_c = np.where(nz_c, x_c - lo_c + span * fmt.sign(C), 3 * span).astype(itype)      # (K, Q)
+    i_c = np.concatenate([i_c, np.full((1, q), 3 * span, itype)])
+    offset = np.arange(span) + lo_r + lo_c - (spec.q_min << fmt.frac_bits)
+    h, shift, mantissa = spec.term(np.maximum(offset, 0), NumpyOps)
+    term = np.where(offset >= 0, np.asarray(mantissa, np.int64) << shift, 0)            # (span,)
+    fields, chunk = _packing(spec.buckets, max(1, int(term.max())), k)
+    width, words = 63 // fields, -(-spec.buckets // fields)
+    word = np.zeros((words, span), np.int64)
+    np.add.at(word, (h // fields, np.arange(span)), term << (h % fields * width))
+    table = np.concatenate([word.T, -word.T, word.T, np.zeros((2 * span, words), np.int64)])
+    out = np.zeros((p, q, fields, words), np.int64)
+    for row in range(p):
+        ks = np.flatnonzero(nz_r[row])
+        if not ks.size:
+            continue
+        size = min(chunk, ks.size)
+        ks = np.concatenate([ks, np.full(-ks.size % size, k)])
+        slab = max(1, block // (size * q * words)) * size
+        for part in (ks[s:s + slab] for s in range(0, ks.size, slab)):
+            index = i_c[part] + i_r[row, part][:, None]                                # (|part|, Q)
+            acc = table.take(index, axis=0).reshape(-1, size, q, words).sum(axis=1)    # (chunks, Q, words)
+            for j in range(fields):
+                field = ((acc + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))
+                out[row, :, j] += field.sum(axis=0)
+                acc = (acc - field) >> width
+    return out.transpose(0, 1, 3, 2).reshape(p, q, -1)[..., :spec.buckets]
+
+
 def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     """Bucket accumulators of ``W @ A`` in the log domain: ``(N, M, LogSum.buckets)`` int64, equal to
     ``bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None, :, :])``.
@@ -261,11 +334,23 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     (one copy ``c`` per ``k``), so every partial sum, in whatever order the BLAS adds them, is an integer
     below ``K * max M_l * 2**span <= 2**53`` in magnitude:
     exact in float64. Its int64 value shifted left by ``w_lo + a_lo - q_min`` is the window's exact share
-    of the buckets. Without ``q_floor`` there is one window when the exponents allow it: LNS8 and LNS4,
-    with or without 4-bit log scales, for K below ``2**12``.
+    of the buckets. When every product is kept there is one window if the exponents allow it: LNS8 and
+    LNS4, with or without 4-bit log scales, LNS8 F = 4 with 6-bit log scales, for K below ``2**12``.
+
+    The floor (``t = x_w + x_a >= q_min * 2**F``, joint in both operands) is not a window: split along it,
+    the kept products would need a window per exponent level that straddles it, each a full matrix
+    product. So when some product may be dropped (``min x_w + min x_a < q_min * 2**F``), the elements of one
+    side that may meet a partner below the floor, weights with ``q_w < q_min - min(x_a >> F)`` or
+    activations with ``x_a >> F < q_min - min q_w`` (whichever side has fewer such elements times the other
+    side's length), are taken out of the matrix product and summed elementwise in int64 with every element
+    of the other side, the floor applied product by product (:func:`_floored_sums`, exact). With the
+    elements left every product is kept (``q_w + u >= q_w + (x_a >> F) >= q_min``), and the windows test
+    the same bound (``w_lo + a_lo >= q_min``), so the matrix products need no more windows than without a
+    floor. Every product is in exactly one part.
 
     ``block`` bounds the elements of each float64 matrix: N and M are worked through in tiles of
-    ``max(1, block // (2**F K))`` rows and ``max(1, block // (2**F 2**b K))`` columns.
+    ``max(1, block // (2**F K))`` rows and ``max(1, block // (2**F 2**b K))`` columns; the elementwise part
+    looks up about ``block`` int64 words at a time.
     """
     fmt = spec.fmt
     W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
@@ -273,9 +358,24 @@ def gemm_buckets(spec, W, A, w_exp=None, a_exp=None, block=1 << 23):
     x_w = fmt.exponent(W) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
     x_a = fmt.exponent(A) + (0 if a_exp is None else np.asarray(a_exp, np.int64))
     out = np.zeros((n, m, spec.buckets), np.int64)
-    x_w_nz, x_a_nz = x_w[~fmt.is_zero(W)], x_a[~fmt.is_zero(A)]
-    if not x_w_nz.size or not x_a_nz.size:
+    nz_w, nz_a = ~fmt.is_zero(W), ~fmt.is_zero(A)
+    if not nz_w.any() or not nz_a.any():
         return out
+    if int(x_w[nz_w].min()) + int(x_a[nz_a].min()) < spec.q_min << fmt.frac_bits:
+        # Some product is dropped. The elements of one side that may meet a partner below the floor go
+        # elementwise; with the others every product is kept: q_w + u >= q_min for all of them.
+        q_w, u_a = x_w >> fmt.frac_bits, x_a >> fmt.frac_bits
+        low_w = nz_w & (q_w < spec.q_min - int(u_a[nz_a].min()))
+        low_a = nz_a & (u_a < spec.q_min - int(q_w[nz_w].min()))
+        if np.count_nonzero(low_w) * m < np.count_nonzero(low_a) * n:
+            out += _floored_sums(spec, W, x_w, A, x_a, low_w, block)
+            W, nz_w = np.where(low_w, 0, W), nz_w & ~low_w
+        else:
+            out += _floored_sums(spec, A.T, x_a.T, W.T, x_w.T, low_a.T, block).transpose(1, 0, 2)
+            A, nz_a = np.where(low_a, 0, A), nz_a & ~low_a
+        if not nz_w.any() or not nz_a.any():
+            return out
+    x_w_nz, x_a_nz = x_w[nz_w], x_a[nz_a]
     # q_w = x_w >> F; u = (r_w + x_a) >> F runs from min(x_a) >> F to (max(x_a) + 2**F - 1) >> F.
     w_range = tuple(int(q) for q in fmt.split(np.array([x_w_nz.min(), x_w_nz.max()]), NumpyOps)[0])
     a_range = tuple(int(u) for u in fmt.split(np.array([x_a_nz.min(), x_a_nz.max() + fmt.buckets - 1]),

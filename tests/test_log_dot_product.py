@@ -115,6 +115,16 @@ def test_hybrid_mantissas_round_to_nearest():
         assert len(spec.constants) == 1 << b
 
 
+def test_a_mantissa_can_round_up_to_the_next_power_of_two():
+    # 2 * 2**(7/8) = 3.67 rounds to 4 = 2**(Pm + 1): the mantissas of LNS8, b = 0, Pm = 1 need 3 bits.
+    # 4 * 2**(15/16) = 7.66 rounds to 8 for F = 4, Pm = 2; 8 * 2**(15/16) = 15.32 stays below 16 (Pm = 3).
+    assert LogSum(LNS8, 4, bucket_fraction_bits=0, mantissa_bits=1).mantissas[-1] == 4
+    assert LogSum(LNS8, 4, bucket_fraction_bits=0, mantissa_bits=1).mantissa_width == 3
+    assert LogSum(LNS8_F4, 4, bucket_fraction_bits=0, mantissa_bits=2).mantissa_width == 4
+    assert LogSum(LNS8_F4, 4, bucket_fraction_bits=0, mantissa_bits=3).mantissa_width == 4
+    assert LogSum(LNS8, 4, bucket_fraction_bits=1, mantissa_bits=5).mantissa_width == 6
+
+
 def test_unit_takes_its_widths_from_log_sum():
     unit = LogDotProduct(8, LNS8, scale_bits=3, scale_groups=2, q_floor=-9)
     assert unit.log_sum == LogSum(LNS8, 8, 1, -4, 3, q_floor=-9)
@@ -243,6 +253,8 @@ _HYBRID_UNITS = [
     ("lns8-v16-b0-m4-floor", lambda: LogDotProduct(16, LNS8, q_floor=-9, bucket_fraction_bits=0, mantissa_bits=4)),
     ("lns4-v16-b1-m3-scaled", lambda: LogDotProduct(16, LNS4, scale_bits=4, bucket_fraction_bits=1, mantissa_bits=3)),
     ("lns4-v4-b0-m1", lambda: LogDotProduct(4, LNS4, bucket_fraction_bits=0, mantissa_bits=1)),
+    # M_7 = round(2 * 2**(7/8)) = 4 = 2**(Pm + 1): a (Pm + 1)-bit mantissa register would hold 0.
+    ("lns8-v4-b0-m1-top-mantissa", lambda: LogDotProduct(4, LNS8, bucket_fraction_bits=0, mantissa_bits=1)),
     ("lns8f4-v8-b0-m8-groups-floor", lambda: LogDotProduct(8, LNS8_F4, scale_bits=6, scale_groups=2, q_floor=-4,
                                                           bucket_fraction_bits=0, mantissa_bits=8)),
 ]
@@ -461,6 +473,13 @@ def _gemm_operands(fmt, n, k, m, exp_range, rng):
     (LNS4, (5, 333, 8), (-8, 7), None, 1, 4),
     (LNS4, (11, 64, 3), None, None, 0, 2),
     (LNS8_F4, (6, 96, 7), (-32, 31), -4, 0, 8),
+    # Floors through the middle of the products (the elementwise part next to an exact float64 product).
+    (LNS8, (12, 200, 10), None, -8, None, 0),              # exact F = 3, 8 buckets: three packed words
+    (LNS8, (10, 120, 14), (-8, 7), -8, 1, 5),
+    (LNS4, (9, 150, 7), (-8, 7), -2, None, 0),
+    (LNS8_F4, (8, 384, 6), (-32, 31), -6, 0, 8),           # the bench's floored F = 4 unit, its K
+    (LNS8_F4, (5, 64, 40), (-32, 31), -6, 2, 6),           # more columns than rows: the activations go elementwise
+    (LNS8, (4, 30, 3), (-8, 7), 16, None, 0),              # the top of the range: few products kept
 ])
 def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor, b, pm):
     n, k, m = shape
@@ -474,6 +493,71 @@ def test_gemm_buckets_equal_the_per_product_model(fmt, shape, exp_range, q_floor
     for block in (1 << 22, 3 * fmt.buckets * fmt.buckets * k):
         assert np.array_equal(model.gemm_buckets(spec, W, A, w_exp, a_exp, block), want)
     assert np.array_equal(model.combine(spec, want), model.combine(spec, model.gemm_buckets(spec, W, A, w_exp, a_exp)))
+
+
+def test_gemm_buckets_at_the_floor():
+    # LNS8, q_floor = -4: t = -32 (e_w + e_a = -32) is exactly 2**-4, kept as +-1 in bucket 0; t = -33
+    # (2**-4.125) is dropped. Row 0 meets at-floor partners (+1 +1 -1) and dropped ones; row 1 only dropped
+    # ones; the other products are large (t = 0: 2**4 in bucket 0), so that both parts of the sum are used.
+    spec = LogSum(LNS8, 6, q_floor=-4)
+    at, below, one = _code(LNS8, -16, 0), _code(LNS8, -17, 0), _code(LNS8, 0, 0)
+    W = np.array([[at, at, _code(LNS8, -16, 1), at, one, one],
+                  [below, below, below, below, below, below]])
+    A = np.array([[_code(LNS8, -16, 0)], [_code(LNS8, -16, 0)], [_code(LNS8, -16, 0)], [_code(LNS8, -17, 0)],
+                  [one], [_code(LNS8, 0, 1)]])
+    got = model.gemm_buckets(spec, W, A)
+    assert got[:, 0].tolist() == [[1 + 1 - 1 + 0 + 16 - 16] + [0] * 7, [0] * 8]
+    assert np.array_equal(got, model.bucket_sums(spec, W[:, None, :], A.T[None, :, :]))
+
+
+@pytest.mark.parametrize("fmt, shape, exp_range, q_floor, b, pm", [
+    (LNS8, (12, 201, 10), None, -8, None, 0), (LNS4, (9, 151, 7), (-8, 7), -2, None, 0),
+    (LNS8_F4, (6, 97, 5), (-32, 31), -6, 0, 8),
+])
+def test_gemm_buckets_floored_part_in_small_chunks(monkeypatch, fmt, shape, exp_range, q_floor, b, pm):
+    # Any valid packing gives the same sums: the most fields a word holds for chunks of 2 steps of K, so
+    # that carries between signed fields, many chunks per row and a padded last chunk all occur.
+    def packing(buckets, largest, k):
+        return max(f for f in range(1, buckets + 1) if 2 * largest < 1 << (63 // f - 1)), 2
+
+    monkeypatch.setattr(model, "_packing", packing)
+    n, k, m = shape
+    W, A, w_exp, a_exp = _gemm_operands(fmt, n, k, m, exp_range, np.random.default_rng(k))
+    lo, hi = (0, 0) if exp_range is None else (2 * exp_range[0], 2 * exp_range[1])
+    spec = LogSum(fmt, k, 1, lo, hi, q_floor=q_floor, bucket_fraction_bits=b, mantissa_bits=pm)
+    scale = None if exp_range is None else w_exp[:, None, :] + a_exp.T[None, :, :]
+    want = model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], scale)
+    assert np.array_equal(model.gemm_buckets(spec, W, A, w_exp, a_exp, 3 * fmt.buckets * fmt.buckets * k), want)
+
+
+def test_gemm_buckets_with_every_product_dropped():
+    # q_floor = 15 keeps only t >= 120 (e_w + e_a from 120 to 126); every code here is below 2**(59/8).
+    spec = LogSum(LNS8, 16, q_floor=15)
+    rng = np.random.default_rng(3)
+    W, A = _code(LNS8, rng.integers(-63, 60, (5, 16)), rng.integers(0, 2, (5, 16))), _code(
+        LNS8, rng.integers(-63, 60, (16, 4)), rng.integers(0, 2, (16, 4)))
+    got = model.gemm_buckets(spec, W, A)
+    assert got.shape == (5, 4, 8) and not got.any()
+    assert not model.bucket_sums(spec, W[:, None, :], A.T[None, :, :]).any()
+
+
+def test_gemm_buckets_floored_sums_above_2_53():
+    # LNS8 with scales of +-114 per product and q_floor = 1 (t >= 8 kept). "Big" elements have the exponent
+    # 63 + 114 = 177, "tiny" ones -63 - 114 = -177: every element can meet a partner below the floor (177 -
+    # 177 < 8), so every product goes through the elementwise part. Big x big: t = 354 = 44 * 8 + 2, the
+    # term 2**(44 - 1) in bucket 2; 2**11 of them sum to 2**54. A[1, 2] = -169 meets big weights at t = 8,
+    # exactly the floor: +1 in bucket 0. Products with a tiny element are otherwise dropped.
+    k = 1 << 11
+    spec = LogSum(LNS8, k, 1, -228, 228, q_floor=1)
+    W, A = np.full((2, k), _code(LNS8, 63, 0)), np.full((k, 3), _code(LNS8, 63, 0))
+    w_exp, a_exp = np.full((2, k), 114), np.full((k, 3), 114)
+    W[1, 0], w_exp[1, 0] = _code(LNS8, -63, 0), -114
+    A[0, 2], a_exp[0, 2] = _code(LNS8, -63, 0), -114
+    A[1, 2], a_exp[1, 2] = _code(LNS8, -63, 0), -106
+    got = model.gemm_buckets(spec, W, A, w_exp, a_exp)
+    assert got[:, :, 2].tolist() == [[k << 43, k << 43, (k - 2) << 43], [(k - 1) << 43, (k - 1) << 43, (k - 2) << 43]]
+    assert got[:, :, 0].tolist() == [[0, 0, 1], [0, 0, 1]] and not got[:, :, [1, 3, 4, 5, 6, 7]].any()
+    assert np.array_equal(got, model.bucket_sums(spec, W[:, None, :], A.T[None, :, :], w_exp[:, None, :] + a_exp.T[None]))
 
 
 def test_gemm_buckets_of_zero_operands_are_zero():

@@ -45,6 +45,8 @@ from qmac.toolchain.formal import run_sby
 
 #: A 5-bit format: exponents -7..7 in quarter octaves, q' up to 7 (LNS4: up to 3).
 LNS5 = LogFormat(5, 2)
+#: The smallest F = 4 format: exponents -15..15 in sixteenths of an octave, one integer bit.
+LNS6_F4 = LogFormat(6, 4)
 LANES = 4
 TILE_BEATS = 1 << 10
 
@@ -132,12 +134,19 @@ def _case(fmt, organisation, slow=False, **kwargs):
     return pytest.param(fmt, organisation, kwargs, id=name, marks=pytest.mark.slow if slow else ())
 
 
-# CI (about 20 s of solver time): LNS4 tree and the 5-bit format with a q_floor (its narrowest unit). With
-# -m slow: count (25 s for LNS4), the full 5-bit units and the scale inputs (0.5 to 4 min each, the 5-bit
-# count units more than 9 min).
+# CI (about 25 s of solver time): LNS4 tree, the 5-bit format with a q_floor (its narrowest unit) and the F = 4
+# unit below. With -m slow: count (25 s for LNS4), the full 5-bit units and the scale inputs (0.5 to 4 min each,
+# the 5-bit count units more than 9 min).
 _CASES = [_case(LNS4, "tree"), _case(LNS5, "tree", q_floor=0), _case(LNS4, "count", slow=True)]
 # Hybrid buckets: LNS4 with b = 1 and b = 0 (mantissas of 2 and 3 bits), the 5-bit format with b = 1.
 _CASES += [_case(LNS4, "tree", b=1, pm=2), _case(LNS4, "tree", b=0, pm=3), _case(LNS5, "tree", slow=True, b=1, pm=3)]
+# F = 4: hybrid b = 0, Pm = 1 with q_floor = 0 in CI (5 s), whose top mantissa round(2 * 2**(15/16)) = 4 needs
+# Pm + 2 bits; with -m slow Pm = 2 (M_15 = 8) without a floor, b = 1 (two buckets), a 2-bit scale input and
+# the exact scheme's 16 buckets with q_floor = 0 (15 s to 2 min each on a busy 2-core machine).
+_CASES += [_case(LNS6_F4, "tree", q_floor=0, b=0, pm=1), _case(LNS6_F4, "tree", slow=True, b=0, pm=2),
+           _case(LNS6_F4, "tree", slow=True, q_floor=0, b=1, pm=1),
+           _case(LNS6_F4, "tree", slow=True, q_floor=0, b=0, pm=1, scale_bits=2),
+           _case(LNS6_F4, "tree", slow=True, q_floor=0)]
 _CASES += [_case(LNS5, org, slow=True) for org in ORGANISATIONS]
 _CASES += [_case(fmt, org, slow=True, scale_bits=2) for fmt in (LNS4, LNS5) for org in ORGANISATIONS]
 
@@ -215,8 +224,9 @@ def test_bucket_sums_equal_the_naive_terms(tmp_path, fmt, organisation, kwargs):
     assert result.status == "PASS", result.log.read_text()[-3000:]
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"b": 1, "pm": 2}], ids=["exact", "hybrid"])
-def test_a_wrong_bucket_is_caught(tmp_path, kwargs):
-    result = run_sby(BucketsEqualNaive(LNS4, "tree", wrong_bucket=True, **kwargs), "wrong", tmp_path, mode="bmc",
+@pytest.mark.parametrize("fmt, kwargs", [(LNS4, {}), (LNS4, {"b": 1, "pm": 2}), (LNS6_F4, {"q_floor": 0, "b": 1, "pm": 1})],
+                         ids=["exact", "hybrid", "hybrid-f4"])
+def test_a_wrong_bucket_is_caught(tmp_path, fmt, kwargs):
+    result = run_sby(BucketsEqualNaive(fmt, "tree", wrong_bucket=True, **kwargs), "wrong", tmp_path, mode="bmc",
                      depth=4)
     assert result.status == "FAIL", result.log.read_text()[-3000:]

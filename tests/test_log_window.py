@@ -197,6 +197,9 @@ _UNITS = [
     ("lns8-v16-m6-w7", lambda: LogDotProduct(16, LNS8, bucket_fraction_bits=0, mantissa_bits=6, window_bits=7)),
     ("lns4-v4-s3-m2-w9", lambda: LogDotProduct(4, LNS4, scale_bits=3, bucket_fraction_bits=0, mantissa_bits=2,
                                                window_bits=9)),
+    # M_7 = round(2 * 2**(7/8)) = 4 = 2**(Pm + 1): the term at the anchor needs W + 1 bits.
+    ("lns8-v4-m1-w3-top-mantissa", lambda: LogDotProduct(4, LNS8, bucket_fraction_bits=0, mantissa_bits=1,
+                                                         window_bits=3)),
 ]
 
 

@@ -50,7 +50,8 @@ class LogDotProduct(wiring.Component):
         ``r_i == r``: ``2**F`` trees of V inputs of ``q'_max + 2`` bits. Hybrid: each lane shifts its
         mantissa left by ``q'`` and, when negative, inverts it (``-x = ~x + 1``); bucket ``h`` sums the gated
         terms in a tree and adds the count of its negative lanes (the ``+1`` of each), ``2**b`` trees of
-        ``q'_max + mantissa_bits + 2`` bits.
+        ``q'_max + LogSum.mantissa_width + 1`` bits (``mantissa_width`` is ``Pm + 1``, or ``Pm + 2`` when the
+        top mantissa rounds up to ``2**(Pm + 1)``).
     ``"count"``
         Each lane decodes ``t'_i = q'_i * 2**F + r_i`` into one-hot flags; per bucket, exponent and sign a
         popcount over the lanes counts the products ``2**q'`` (a count needs ``c = bits(V)`` bits). Counts
@@ -185,11 +186,11 @@ class LogDotProduct(wiring.Component):
     def _hybrid_sums(self, m, lanes):
         """Bucket sums of organisation ``"tree"`` of the hybrid scheme: ``2**b`` trees of shifted mantissas."""
         spec = self._sum
-        top, width = spec.q_top, spec.q_top + spec.mantissa_bits + 1
+        top, width = spec.q_top, spec.q_top + spec.mantissa_width
         terms, negatives = [[] for _ in range(spec.buckets)], [[] for _ in range(spec.buckets)]
         for i, (sign, zero, offset) in enumerate(lanes):
             h_value, q_value, mantissa_value = spec.term(offset, AmaranthOps)
-            q, mantissa = Signal(range(top + 1), name=f"q{i}"), Signal(spec.mantissa_bits + 1, name=f"mantissa{i}")
+            q, mantissa = Signal(range(top + 1), name=f"q{i}"), Signal(spec.mantissa_width, name=f"mantissa{i}")
             magnitude = Signal(width, name=f"magnitude{i}")
             # One's complement of a negative term; its +1 is counted per bucket below.
             term = Signal(signed(width + 1), name=f"term{i}")
@@ -205,11 +206,12 @@ class LogDotProduct(wiring.Component):
     def _window_sum(self, m, lanes):
         """``(sums[0], anchor)`` of a windowed unit from the registered ``(sign, zero, t')`` of each lane."""
         spec = self._sum
-        width = spec.window_bits
+        # W bits, or W + 1 when the largest mantissa rounds up to 2**(Pm + 1) (LogSum.mantissa_width).
+        width = spec.mantissa_width + spec.guard_bits
         qs, mantissas = [], []
         for i, (sign, zero, offset) in enumerate(lanes):
             _, q_value, mantissa_value = spec.term(offset, AmaranthOps)
-            q, mantissa = Signal(spec.anchor_bits, name=f"q{i}"), Signal(spec.mantissa_bits + 1, name=f"mantissa{i}")
+            q, mantissa = Signal(spec.anchor_bits, name=f"q{i}"), Signal(spec.mantissa_width, name=f"mantissa{i}")
             # A lane without a kept product takes no part in the anchor.
             m.d.comb += [q.eq(Mux(zero, 0, q_value)), mantissa.eq(mantissa_value)]
             qs.append(q)

@@ -91,7 +91,8 @@ class LogFormat:
 
         Rounded to nearest, computed exactly in integers (``F`` nested integer square roots of
         ``2**((P+1) * 2**F + r)``). No ties exist: ``2**(r / 2**F)`` is irrational for ``0 < r < 2**F``,
-        and ``C_0 = 2**P`` exactly. So ``|C_r - 2**(P + r/2**F)| < 1/2`` and ``2**P <= C_r < 2**(P+1)``.
+        and ``C_0 = 2**P`` exactly. So ``|C_r - 2**(P + r/2**F)| < 1/2`` and ``2**P <= C_r <= 2**(P+1)``
+        (equal to ``2**(P+1)`` when ``2**(P + r/2**F)`` is within 1/2 of it: F = 4 with P <= 2, F = 3 with P = 1).
 
         Parameters
         ----------

@@ -35,7 +35,7 @@ class LogSum:
       ``(-1)**s * 2**q'`` to bucket ``r``.
     - **Hybrid** (``0 <= b < F``, ``mantissa_bits = Pm >= 1``): the top ``b`` bits of ``r`` pick the bucket
       ``h = r >> (F - b)``, the low ``F - b`` bits ``l`` a mantissa ``M_l = round(2**(Pm + l/2**F))``
-      (:attr:`mantissas`, ``Pm + 1`` bits), and the product adds ``(-1)**s * M_l * 2**q'`` to bucket ``h``.
+      (:attr:`mantissas`, :attr:`mantissa_width` bits: ``Pm + 1``, or ``Pm + 2``), and the product adds ``(-1)**s * M_l * 2**q'`` to bucket ``h``.
 
     - **Windowed** (``b = 0``, ``window_bits = W``, ``Pm + 1 <= W``): each beat has an anchor ``e``, the
       largest ``q'`` of its kept products (0 if none), and each kept product adds
@@ -181,10 +181,17 @@ class LogSum:
     @property
     def mantissas(self):
         """``M_l = round(2**(Pm + l/2**F))``, ``l = 0 .. 2**(F - b) - 1`` (``(1,)`` for the exact scheme):
-        ``2**Pm <= M_l < 2**(Pm + 1)``, ``|M_l - 2**(Pm + l/2**F)| < 1/2``, ``M_0 = 2**Pm``."""
+        ``2**Pm <= M_l <= 2**(Pm + 1)``, ``|M_l - 2**(Pm + l/2**F)| < 1/2``, ``M_0 = 2**Pm`` (the top
+        mantissa rounds up to ``2**(Pm + 1)`` for a small Pm: with b = 0, Pm <= F - 2 for F = 3 to 8)."""
         if not self.mantissa_bits:
             return (1,)
         return self.fmt.constants(self.mantissa_bits)[:1 << self.low_bits]
+
+    @property
+    def mantissa_width(self):
+        """Bits of the largest mantissa: ``Pm + 1``, or ``Pm + 2`` when one rounds up to ``2**(Pm + 1)``
+        (1 for the exact scheme)."""
+        return max(self.mantissas).bit_length()
 
     def term(self, offset, ops):
         """``(h, q', M)`` of a product with ``t' = offset``: it adds ``(-1)**s * M * 2**q'`` to bucket ``h``.
