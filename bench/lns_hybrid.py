@@ -12,17 +12,20 @@ Two tables:
   the LNS datapath (``gemm_buckets``, ``combine``; with a window ``gemm_window`` in beats of V = 16) for
   each (b, Pm, q_floor[, window_bits]); the SQNR
   (dB) of that result against the float64 ``W @ A``. The INT8 and INT4 rows are the quantizers'
-  float products (``bench/lns_sqnr.py``).
+  float products (``bench/lns_sqnr.py``). With ``--layers DIR ...`` the columns are real layers instead of
+  synthetic distributions: each DIR holds ``W.npy`` and ``A.npy`` (``bench/minilm_layer.py`` writes them).
 
 Run from the repository root::
 
     python bench/lns_hybrid.py sqnr [--rows 256 --depth 1024 --cols 256] [--only 'LNS8 F=4/log scales V=16 S=6']
+                                    [--layers DIR ...]
     python bench/lns_hybrid.py area [--lanes 16] [--max-k 4096] [--rows-per-column 8] [--timeout 3600]
                                     [--variants int8 int4 lns8 lns8:0:6 lns8:0:8:-4:4:6 lns8:0:8::4:6:12 ...]
                                     [--int-lanes 4074 2410]
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from amaranth.back import verilog
@@ -160,20 +163,30 @@ def sqnr_rows(W, A, only=None):
     """``[(format, scheme, b, Pm, q_floor, W, SQNR)]``: the INT rows, then the LNS rows (with ``only``, a list,
     just those whose label or ``label/scheme`` is in it, e.g. ``"LNS8 F=4/log scales V=16 S=6"``)."""
     Y = W @ A
-    rows = [("INT8", "per-channel", "", "", "", "", sqnr_db(Y, vsq_gemm(
-        *(quantize(x, INT8, "per-channel", axis, clip="mse") for x, axis in ((W, 1), (A, 0))))))]
-    for fmt, label in ((INT8, "INT8"), (INT4, "INT4")):
-        rows.append((label, "VSQ int scales V=16 S=4", "", "", "", "", sqnr_db(Y, vsq_gemm(
-            *(quantize_vsq(x, fmt, VECTOR, 4, axis, "channel", "mse") for x, axis in ((W, 1), (A, 0)))))))
+    rows = [("INT8", scheme, "", "", "", "", sqnr_db(Y, vsq_gemm(
+        *(quantize(x, INT8, scheme, axis, clip="mse") for x, axis in ((W, 1), (A, 0))))))
+        for scheme in ("per-tensor", "per-channel")]
+    for fmt, label, bits in ((INT8, "INT8", 4), (INT8, "INT8", 8), (INT4, "INT4", 4)):
+        rows.append((label, f"VSQ int scales V=16 S={bits}", "", "", "", "", sqnr_db(Y, vsq_gemm(
+            *(quantize_vsq(x, fmt, VECTOR, bits, axis, "channel", "mse") for x, axis in ((W, 1), (A, 0)))))))
     for label, fmt, schemes, variants in SQNR_VARIANTS:
         for scheme, args in schemes:
             if only and label not in only and f"{label}/{scheme}" not in only:
                 continue
             w, a = quantize_log(W, fmt, 1, *args, clip="mse"), quantize_log(A, fmt, 0, *args, clip="mse")
             rows += [(label, scheme, "F" if b is None else b, "" if b is None else pm, "" if q is None else q,
-                      window[0] if window else "", sqnr_db(Y, hybrid_gemm(w, a, b, pm, q, *window)))
+                      window[0] if window else "", _lns_sqnr(Y, w, a, b, pm, q, *window))
                      for b, pm, q, *window in variants]
     return rows
+
+
+def _lns_sqnr(Y, w, a, *variant):
+    """SQNR (dB) of :func:`hybrid_gemm` against ``Y``; NaN where no core has the variant's results (more
+    than 64 bits at this K: a long layer with wide scales and no floor)."""
+    try:
+        return sqnr_db(Y, hybrid_gemm(w, a, *variant))
+    except ValueError:
+        return float("nan")
 
 
 def main():
@@ -192,6 +205,8 @@ def main():
                         help="per-lane transistors of the INT8 and INT4 MacUnits, when not measured here")
     parser.add_argument("--only", nargs="+", help="sqnr: only the LNS rows of these format labels or "
                                                   "label/scheme (e.g. 'LNS8 F=4/log scales V=16 S=6')")
+    parser.add_argument("--layers", nargs="+", metavar="DIR",
+                        help="sqnr: real layers instead of synthetic data, each DIR with W.npy (N x K) and A.npy (K x M)")
     args = parser.parse_args()
     if args.table == "area":
         rows = area_rows([parse_variant(v) for v in args.variants], args.lanes, args.max_k, args.rows_per_column,
@@ -200,16 +215,21 @@ def main():
         int8, int4 = args.int_lanes or (measured["int8"], measured["int4"])
         print(area_table(rows, args.lanes, args.rows_per_column, int8, int4))
         return
-    results = {d: sqnr_rows(synthetic(d, (args.rows, args.depth), 0), synthetic(d, (args.depth, args.cols), 1),
-                            args.only)
-               for d in DISTRIBUTIONS}
-    print(f"W: {args.rows} x {args.depth} (seed 0), A: {args.depth} x {args.cols} (seed 1), clip mse; "
-          f"SQNR of W @ A in dB\n")
-    print("| format | scheme | b | Pm | q_floor | W | " + " | ".join(DISTRIBUTIONS) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(DISTRIBUTIONS))
-    for i, row in enumerate(results[next(iter(DISTRIBUTIONS))]):
+    if args.layers:
+        data = {Path(d).name: (np.load(Path(d) / "W.npy"), np.load(Path(d) / "A.npy")) for d in args.layers}
+        print(", ".join(f"{name}: W {W.shape[0]} x {W.shape[1]}, A {A.shape[0]} x {A.shape[1]}"
+                        for name, (W, A) in data.items()) + "; clip mse; SQNR of W @ A in dB\n")
+    else:
+        data = {d: (synthetic(d, (args.rows, args.depth), 0), synthetic(d, (args.depth, args.cols), 1))
+                for d in DISTRIBUTIONS}
+        print(f"W: {args.rows} x {args.depth} (seed 0), A: {args.depth} x {args.cols} (seed 1), clip mse; "
+              f"SQNR of W @ A in dB\n")
+    results = {name: sqnr_rows(W, A, args.only) for name, (W, A) in data.items()}
+    print("| format | scheme | b | Pm | q_floor | W | " + " | ".join(results) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(results))
+    for i, row in enumerate(results[next(iter(results))]):
         print("| " + " | ".join(map(str, row[:6])) + " | "
-              + " | ".join(f"{results[d][i][6]:.2f}" for d in DISTRIBUTIONS) + " |")
+              + " | ".join("n/a" if np.isnan(v := results[d][i][6]) else f"{v:.2f}" for d in results) + " |")
 
 
 if __name__ == "__main__":
