@@ -21,7 +21,8 @@ from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
-           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "verilator_build"]
+           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "exclusive",
+           "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -61,7 +62,7 @@ def prepare_simulator(sim):
 
 
 @contextlib.contextmanager
-def _exclusive(path):
+def exclusive(path):
     """Hold an advisory lock on the file ``path`` (created if missing) for the ``with`` block: a process that
     builds what another (a second pytest-xdist worker) is building waits for it and then finds it built,
     instead of doing the same work beside it."""
@@ -95,7 +96,7 @@ def emit_once(folder, emit):
     seconds to emit), one process at a time. A file whose bytes did not change is not touched, so the
     simulators' own up-to-date checks rebuild exactly when the RTL changed."""
     stamp, sources = folder / "sources.digest", sources_digest()
-    with _exclusive(folder.parent / f".{folder.name}.lock"):
+    with exclusive(folder.parent / f".{folder.name}.lock"):
         if stamp.exists() and stamp.read_text() == sources:
             return
         tmp = folder.parent / f"{folder.name}.{os.getpid()}"
@@ -131,7 +132,7 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     final = Path(root) / digest(*files.values(), json.dumps([top, exe_source, output, *args]), verilator.__version__)
     if (final / output).exists():
         return final / output, False
-    with _exclusive(final.parent / f".{final.name}.lock"):
+    with exclusive(final.parent / f".{final.name}.lock"):
         if (final / output).exists():
             return final / output, False
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def _verilator_runtime(root):
     prepare_simulator("verilator")
     final = Path(root) / f"verilator-runtime-{digest(verilator.__version__, os.environ.get('MAKEFLAGS', ''))}"
     listing = final / "objects.json"
-    with _exclusive(final.parent / f".{final.name}.lock"):
+    with exclusive(final.parent / f".{final.name}.lock"):
         if listing.exists():
             return [final / name for name in json.loads(listing.read_text())]
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,7 @@ def build_cocotb(sim, source, top, build_dir, build_args, build_root):
             extra += f" VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
         os.environ["MAKEFLAGS"] = f"{flags} {extra}"
     try:
-        with _exclusive(build_dir.parent / f".{build_dir.name}.lock"):
+        with exclusive(build_dir.parent / f".{build_dir.name}.lock"):
             runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
                          timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
     finally:
