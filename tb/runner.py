@@ -21,7 +21,7 @@ from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
-           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "exclusive",
+           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "emit_core", "exclusive",
            "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -244,15 +244,21 @@ def _config_key(config):
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def emit_core(config, build_root="build/tb"):
+    """Write the core for ``config`` (:func:`~qmac.hw.array.emit.write_core`: Verilog and manifest) into
+    ``build_root/rtl-<config key>``, once per config and generator sources (:func:`emit_once`); returns the
+    Verilog's path. The cocotb builds and the compiled engine (:mod:`qmac.tb.verilator_engine`) share it."""
+    rtl = Path(build_root).resolve() / f"rtl-{_config_key(config)}"
+    emit_once(rtl, lambda folder: write_core(config, folder))
+    return rtl / f"{TOP_NAME}.v"
+
+
 def build_core(config, sim, build_root="build/tb"):
-    """Emit the core (once per config) and build it for ``sim``; returns ``(runner, build_dir)``."""
+    """Emit the core (:func:`emit_core`) and build it for ``sim``; returns ``(runner, build_dir)``."""
     prepare_simulator(sim)
     root = Path(build_root).resolve()
-    key = _config_key(config)
-    rtl = root / f"rtl-{key}"
-    emit_once(rtl, lambda folder: write_core(config, folder))
-    verilog = rtl / f"{TOP_NAME}.v"
-    build_dir = root / f"{sim}-{key}"
+    verilog = emit_core(config, root)
+    build_dir = root / f"{sim}-{_config_key(config)}"
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []
     return build_cocotb(sim, verilog, TOP_NAME, build_dir, args, root), build_dir
 
