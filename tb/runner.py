@@ -205,10 +205,13 @@ def _verilator_runtime(root):
     return [final / name for name in names]
 
 
-#: make variables of the cocotb Verilator builds: the model's C++ unoptimized. A test core's cocotb run is
-#: the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7 against 18.2 CPU s)
-#: and saves most of the build (46 against 157 CPU s; docs/benchmarks.md, "Where the suite's time goes").
-COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: make variables of the cocotb Verilator builds: the model's C++ unoptimized, as one translation unit. A test
+#: core's cocotb run is the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7
+#: against 18.2 CPU s) and saves most of the build (46 against 157 CPU s). ``VM_PARALLEL_BUILDS=0`` compiles the
+#: model as one file (verilated.mk's ``__ALL.cpp``) instead of a dozen, each parsing Verilator's headers (and two
+#: precompiled headers): less CPU time, though not spread over cores (int8-3x2-v8: 4.3 against 13.1 CPU s,
+#: lns8-3x2-v4-logout: 16.6 against 30.7; docs/benchmarks.md, "Where the suite's time goes").
+COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0 VM_PARALLEL_BUILDS=0"
 
 
 def build_cocotb(sim, source, top, build_dir, build_args, build_root):
