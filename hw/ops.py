@@ -39,6 +39,13 @@ class AmaranthOps:
         return adder_tree([Mux(b[i], a << i, 0) for i in range(len(b))])
 
     @staticmethod
+    def shift_left(x, amount):
+        """``x << amount`` for a constant ``amount >= 0``: a wider slice, no logic. (Amaranth's ``<<`` is the
+        variable shifter, ``2**len(amount) - 1`` bits wider, whose every output bit depends on every input
+        bit: Amaranth's combinational-loop check then walks its whole netlist for many seconds.)"""
+        return Value.cast(x).shift_left(amount)
+
+    @staticmethod
     def wrap(x, bits, signed):
         x = Value.cast(x)
         if len(x) < bits:

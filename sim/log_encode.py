@@ -16,6 +16,10 @@ class _PythonIntOps:
     def where(cond, a, b):
         return np.where(np.asarray(cond, dtype=bool), np.asarray(a, dtype=object), np.asarray(b, dtype=object))
 
+    @staticmethod
+    def shift_left(x, amount):
+        return np.asarray(x, dtype=object) << amount
+
 
 def _checked(name, values, bits):
     """``values`` as an object array of Python ints, checked to fit ``bits`` signed bits."""

@@ -20,14 +20,16 @@ from qmac.tb.runner import config_from_env
 
 CONFIG = config_from_env()
 LINK = link_from_env()
+#: The clock period.
+PERIOD_NS = 10
 #: Simulated seconds the driver waits for each chunk of a reply (100k cycles at 10 ns).
 TIMEOUT = 1e-3
 
 
 async def _start(dut):
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start())
     dut.rst.value = 1
-    uart = SimulatedUart(dut.clk, dut.rx, dut.tx, LINK["divisor"])
+    uart = SimulatedUart(dut.clk, dut.rx, dut.tx, LINK["divisor"], PERIOD_NS)
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     return uart, HostLinkDriver(uart, timeout=TIMEOUT)

@@ -21,7 +21,8 @@ from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
-           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "verilator_build"]
+           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "emit_core", "exclusive",
+           "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
@@ -61,7 +62,7 @@ def prepare_simulator(sim):
 
 
 @contextlib.contextmanager
-def _exclusive(path):
+def exclusive(path):
     """Hold an advisory lock on the file ``path`` (created if missing) for the ``with`` block: a process that
     builds what another (a second pytest-xdist worker) is building waits for it and then finds it built,
     instead of doing the same work beside it."""
@@ -95,7 +96,7 @@ def emit_once(folder, emit):
     seconds to emit), one process at a time. A file whose bytes did not change is not touched, so the
     simulators' own up-to-date checks rebuild exactly when the RTL changed."""
     stamp, sources = folder / "sources.digest", sources_digest()
-    with _exclusive(folder.parent / f".{folder.name}.lock"):
+    with exclusive(folder.parent / f".{folder.name}.lock"):
         if stamp.exists() and stamp.read_text() == sources:
             return
         tmp = folder.parent / f"{folder.name}.{os.getpid()}"
@@ -131,7 +132,7 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     final = Path(root) / digest(*files.values(), json.dumps([top, exe_source, output, *args]), verilator.__version__)
     if (final / output).exists():
         return final / output, False
-    with _exclusive(final.parent / f".{final.name}.lock"):
+    with exclusive(final.parent / f".{final.name}.lock"):
         if (final / output).exists():
             return final / output, False
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def _verilator_runtime(root):
     prepare_simulator("verilator")
     final = Path(root) / f"verilator-runtime-{digest(verilator.__version__, os.environ.get('MAKEFLAGS', ''))}"
     listing = final / "objects.json"
-    with _exclusive(final.parent / f".{final.name}.lock"):
+    with exclusive(final.parent / f".{final.name}.lock"):
         if listing.exists():
             return [final / name for name in json.loads(listing.read_text())]
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +205,13 @@ def _verilator_runtime(root):
     return [final / name for name in names]
 
 
-#: make variables of the cocotb Verilator builds: the model's C++ unoptimized. A test core's cocotb run is
-#: the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7 against 18.2 CPU s)
-#: and saves most of the build (46 against 157 CPU s; docs/benchmarks.md, "Where the suite's time goes").
-COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: make variables of the cocotb Verilator builds: the model's C++ unoptimized, as one translation unit. A test
+#: core's cocotb run is the Python testbench's time, so -O0 costs the simulation little (lns8-3x2-v4-logout: 19.7
+#: against 18.2 CPU s) and saves most of the build (46 against 157 CPU s). ``VM_PARALLEL_BUILDS=0`` compiles the
+#: model as one file (verilated.mk's ``__ALL.cpp``) instead of a dozen, each parsing Verilator's headers (and two
+#: precompiled headers): less CPU time, though not spread over cores (int8-3x2-v8: 4.3 against 13.1 CPU s,
+#: lns8-3x2-v4-logout: 16.6 against 30.7; docs/benchmarks.md, "Where the suite's time goes").
+COCOTB_MODEL_OPT = "OPT_FAST=-O0 OPT_SLOW=-O0 VM_PARALLEL_BUILDS=0"
 
 
 def build_cocotb(sim, source, top, build_dir, build_args, build_root):
@@ -230,7 +234,7 @@ def build_cocotb(sim, source, top, build_dir, build_args, build_root):
             extra += f" VM_GLOBAL_FAST= VM_GLOBAL_SLOW= LOADLIBES={link}"
         os.environ["MAKEFLAGS"] = f"{flags} {extra}"
     try:
-        with _exclusive(build_dir.parent / f".{build_dir.name}.lock"):
+        with exclusive(build_dir.parent / f".{build_dir.name}.lock"):
             runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir, build_args=build_args, always=False,
                          timescale=TIMESCALE, log_file=build_dir / "build.log" if sim == "verilator" else None)
     finally:
@@ -243,15 +247,21 @@ def _config_key(config):
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def emit_core(config, build_root="build/tb"):
+    """Write the core for ``config`` (:func:`~qmac.hw.array.emit.write_core`: Verilog and manifest) into
+    ``build_root/rtl-<config key>``, once per config and generator sources (:func:`emit_once`); returns the
+    Verilog's path. The cocotb builds and the compiled engine (:mod:`qmac.tb.verilator_engine`) share it."""
+    rtl = Path(build_root).resolve() / f"rtl-{_config_key(config)}"
+    emit_once(rtl, lambda folder: write_core(config, folder))
+    return rtl / f"{TOP_NAME}.v"
+
+
 def build_core(config, sim, build_root="build/tb"):
-    """Emit the core (once per config) and build it for ``sim``; returns ``(runner, build_dir)``."""
+    """Emit the core (:func:`emit_core`) and build it for ``sim``; returns ``(runner, build_dir)``."""
     prepare_simulator(sim)
     root = Path(build_root).resolve()
-    key = _config_key(config)
-    rtl = root / f"rtl-{key}"
-    emit_once(rtl, lambda folder: write_core(config, folder))
-    verilog = rtl / f"{TOP_NAME}.v"
-    build_dir = root / f"{sim}-{key}"
+    verilog = emit_core(config, root)
+    build_dir = root / f"{sim}-{_config_key(config)}"
     args = ["-Wall"] + [f"-Wno-{w}" for w in VERILATOR_WAIVERS] if sim == "verilator" else []
     return build_cocotb(sim, verilog, TOP_NAME, build_dir, args, root), build_dir
 

@@ -4,7 +4,7 @@ from collections import deque
 
 import cocotb
 from cocotb.task import resume
-from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
+from cocotb.triggers import Event, FallingEdge, First, Timer
 
 from qmac.host.transport import Transport
 
@@ -18,7 +18,9 @@ class SimulatedUart(Transport):
     and :meth:`read` from a blocking function run with :func:`cocotb.task.bridge`, such as a
     :class:`~qmac.host.driver.HostLinkDriver` method: they block that thread while the simulation runs.
     ``read``'s timeout is in simulated seconds. Bits sent change on falling clock edges; received bits
-    are sampled ``divisor // 2`` cycles after the start bit's falling edge and a bit time apart.
+    are sampled ``divisor // 2`` cycles after the start bit's falling edge and a bit time apart. Both
+    sides wait a bit time as one timer (``divisor`` clock periods), not cycle by cycle: a few Python
+    wake-ups per bit instead of one per clock cycle.
 
     Parameters
     ----------
@@ -26,6 +28,8 @@ class SimulatedUart(Transport):
         The DUT's clock, serial input and serial output.
     divisor : int
         Clock cycles per bit, as built into the DUT.
+    period_ns : int
+        The period of ``clk`` in ns.
 
     Attributes
     ----------
@@ -33,8 +37,12 @@ class SimulatedUart(Transport):
         Bytes received from the DUT whose stop bit was 0 (a correct DUT never sends one).
     """
 
-    def __init__(self, clk, rx, tx, divisor):
-        self._clk, self._rx, self._tx, self._divisor = clk, rx, tx, divisor
+    def __init__(self, clk, rx, tx, divisor, period_ns):
+        self._clk, self._rx, self._tx = clk, rx, tx
+        # One Timer object per coroutine: a trigger awaited by two tasks at once fires for both at once.
+        self._send_bit = Timer(divisor * period_ns, unit="ns")
+        self._receive_half_bit = Timer(divisor // 2 * period_ns, unit="ns")
+        self._receive_bit = Timer(divisor * period_ns, unit="ns")
         self._levels = deque()
         self._levels_added = Event()
         self._received = bytearray()
@@ -75,20 +83,21 @@ class SimulatedUart(Transport):
                 await self._levels_added.wait()
                 await FallingEdge(self._clk)
             self._rx.value = self._levels.popleft()
-            await ClockCycles(self._clk, self._divisor, rising=False)
+            await self._send_bit   # to the falling edge a bit time later
 
     async def _listen(self):
-        half, full = self._divisor // 2, self._divisor
+        # tx changes at rising edges a bit time apart, counted from the start bit's falling edge; the samples
+        # fall on rising edges divisor // 2 cycles off those (divisor >= 4), where tx holds still.
         while True:
             await FallingEdge(self._tx)
-            await ClockCycles(self._clk, half)
+            await self._receive_half_bit
             if int(self._tx.value):
                 continue
             byte = 0
             for i in range(8):
-                await ClockCycles(self._clk, full)
+                await self._receive_bit
                 byte |= int(self._tx.value) << i
-            await ClockCycles(self._clk, full)
+            await self._receive_bit
             if not int(self._tx.value):
                 self.framing_errors += 1
             self._received.append(byte)

@@ -7,13 +7,12 @@ little-endian 32-bit words); the harness streams them with the protocol of :clas
 is idle. Builds are cached by the Verilog text, the harness source, the build flags and the Verilator
 version, under ``<build_root>/verilator-engine/<key>`` (``build_root`` defaults to ``$QMAC_BUILD_ROOT`` or
 ``build``); a build runs in a temporary folder that is renamed into place, so concurrent builds of the same
-core do not see each other's half-written files. Emitting the Verilog takes seconds (a minute for some LNS
-cores), so the text is cached too, in ``verilator-engine/rtl/``, by the config, the qmac sources and the
-Amaranth and Yosys versions that produce it.
+core do not see each other's half-written files. Emitting the Verilog takes seconds, so the text is cached
+too, in ``<build_root>/rtl-<config key>/`` (:func:`qmac.tb.runner.emit_core`, shared with the cocotb builds),
+by the config, the qmac sources and the Amaranth and Yosys versions that produce it.
 """
 
 import ctypes
-import json
 import os
 from importlib import resources
 from pathlib import Path
@@ -21,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from qmac.hw.spec.config import MODE_CODES
-from qmac.hw.array.emit import TOP_NAME, emit_verilog
+from qmac.hw.array.emit import TOP_NAME
 from qmac.sim.gemm import operand_beats, requant_words
 from qmac.sim.packing import unpack_results
-from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, digest, emit_once, verilator_build
+from qmac.tb.runner import VERILATOR_WAIVERS, ToolError, emit_core, verilator_build
 
 __all__ = ["BUILD_FLAGS", "HARNESS", "Harness", "build_harness", "stream_gemm"]
 
@@ -52,21 +51,14 @@ def _feature_flags(config):
     return (["-DQMAC_REQUANT"] if config.output_stage else []) + (["-DQMAC_LOG_SHIFT"] if config.log_output else [])
 
 
-def _verilog(config, root):
-    """The emitted Verilog of ``config``, emitted once per generator sources into ``root/rtl/<config key>``
-    (:func:`~qmac.tb.runner.emit_once`)."""
-    folder = root / "rtl" / digest(json.dumps(config.to_dict(), sort_keys=True))
-    emit_once(folder, lambda tmp: (tmp / f"{TOP_NAME}.v").write_text(emit_verilog(config)[0]))
-    return (folder / f"{TOP_NAME}.v").read_text()
-
-
 def build_harness(config, build_root=None, flags=BUILD_FLAGS, jobs=None):
     """The shared library of the harness around ``config``'s core, built unless cached
     (:func:`~qmac.tb.runner.verilator_build`). Returns ``(path, built)``: ``built`` is False on a cache hit."""
     root = Path(build_root or os.environ.get("QMAC_BUILD_ROOT", "build")).resolve() / "verilator-engine"
     args = ["-j", str(jobs or os.cpu_count() or 1), *(f"-Wno-{w}" for w in VERILATOR_WAIVERS),
             "-CFLAGS", " ".join(["-fPIC", *_feature_flags(config)]), "-LDFLAGS", "-shared -Wl,-Bsymbolic", *flags]
-    files = {f"{TOP_NAME}.v": _verilog(config, root), HARNESS: _harness_source()}
+    # The Verilog is the cocotb builds' (emitted once per config into the build root, runner.emit_core).
+    files = {f"{TOP_NAME}.v": emit_core(config, root.parent).read_text(), HARNESS: _harness_source()}
     return verilator_build(root, files, TOP_NAME, HARNESS, LIBRARY, args, "the verilator engine")
 
 

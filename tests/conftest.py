@@ -68,6 +68,21 @@ endmodule
 """
 
 
+#: Test files whose tests build or run a simulator or an FPGA toolchain (tens of seconds each in the clean-clone
+#: runs' ``--durations``, docs/benchmarks.md), heaviest first. They run before all others, so that none of them
+#: starts near the end of the suite with the other pytest-xdist worker left idle. (``--dist loadgroup`` hands out
+#: multi-test groups first, then single tests in collection order.)
+HEAVY_FILES = ("test_verilator_engine.py", "test_tb.py", "test_host_link.py", "test_bitstream.py", "test_energy.py",
+               "test_log_formal.py", "test_sparse24_formal.py", "test_cli.py", "test_model.py", "test_mx.py",
+               "test_torch_sparse24.py", "test_lint.py", "test_synth.py", "test_explore.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Heavy test files first (:data:`HEAVY_FILES`), each file's tests in their own order."""
+    rank = {name: i for i, name in enumerate(HEAVY_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FILES)))
+
+
 @pytest.fixture(scope="session")
 def tb_build_root():
     """Shared cocotb build folder: one build per (simulator, config), reused across tests and runs."""

@@ -58,9 +58,9 @@ def _gemm(tmp_path, capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.xdist_group("cli-engines")
 @pytest.mark.parametrize("fmt,lo,hi", [("int8", -128, 128), ("int4", -8, 8)])
-def test_gemm_engines_agree(request, tmp_path, capsys, monkeypatch, fmt, lo, hi, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group("cli-engines"))
+def test_gemm_engines_agree(tmp_path, capsys, monkeypatch, fmt, lo, hi, tb_build_root):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(4)
@@ -100,10 +100,9 @@ def test_gemm_rejects_out_of_range_codes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind,bits", [("int", 8), ("pow2", 3)])
-def test_vsq_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root, kind, bits):
+def test_vsq_gemm_on_both_simulators(tmp_path, capsys, monkeypatch, tb_build_root, kind, bits):
     """Float operands quantized per vector (INT4, V = 16) run bit-exact on both simulators, and per-vector
     scaling beats per-tensor scaling on heavy-tailed weights."""
-    request.node.add_marker(pytest.mark.xdist_group(f"cli-vsq-{kind}"))
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(6)
     W = rng.standard_t(3, size=(5, 70)) * np.exp(rng.normal(size=(5, 70)))
@@ -139,11 +138,10 @@ def test_scale_rounding_best_does_not_lose_to_nearest(tmp_path, capsys, kind, bi
     ("tiny-lns8", "lns8", [], 25.0),
     ("tiny-lns4-vsq", "lns4", ["--scale", "vector", "--vector", "16", "--scale-bits", "4"], 4.0),
 ])
-def test_lns_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root, preset, fmt, extra,
+def test_lns_gemm_on_both_simulators(tmp_path, capsys, monkeypatch, tb_build_root, preset, fmt, extra,
                                      floor_db):
     """Float operands in LNS (per tensor, or with per-vector log scales) run bit-exact on both simulators
     and report the SQNR against the float64 product; code inputs give the golden model's integers."""
-    request.node.add_marker(pytest.mark.xdist_group(f"cli-{preset}"))
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(8)
     W, A = rng.laplace(size=(3, 45)) * np.exp(rng.normal(size=(3, 1))), rng.normal(size=(45, 3))
@@ -222,10 +220,10 @@ def test_eval_table_json_and_plot(tmp_path, capsys):
     assert "2:4 pruning alone: SQNR" in out and "| int8 | per-channel |" in out
 
 
-def test_sparse_gemm_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root):
+@pytest.mark.xdist_group("cli-sparse")
+def test_sparse_gemm_on_both_simulators(tmp_path, capsys, monkeypatch, tb_build_root):
     """qmac gemm --sparse 2:4: dense integer weights are pruned (pruning error reported), compressed and run
     sparse; the RTL equals the golden model and the dense product of the pruned weights, bit for bit."""
-    request.node.add_marker(pytest.mark.xdist_group("cli-sparse"))
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     from qmac.sim.sparse24 import prune_2_4
     rng = np.random.default_rng(8)

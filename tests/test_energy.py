@@ -1,7 +1,8 @@
 """Energy per MAC from the gate-level netlist (qmac/energy.py, qmac/toolchain/gate_sim.py, qmac energy).
 
 Three gate-level builds of 2x2-unit, 4-lane cores (INT8-only, INT4-only, W4A8-only) are shared by the module;
-each is cached under build/ by its netlist, so a second run of the file does not rebuild them."""
+each is cached under build/ by its netlist, so a second run of the file does not rebuild them. The INT8 and INT4
+measurements are module fixtures, each made once (the module runs on one pytest-xdist worker)."""
 
 import json
 
@@ -11,6 +12,9 @@ import pytest
 from qmac.cli import main
 from qmac.energy import component_of, measure_energy
 from qmac.hw.spec.config import CoreConfig
+
+#: One pytest-xdist worker runs the module, so each module fixture (a gate-level measurement) is computed once.
+pytestmark = pytest.mark.xdist_group("energy")
 
 INT8 = CoreConfig(rows=2, cols=2, lanes=4, modes=("int8",), max_k=1024)
 INT4 = INT8.replace(modes=("int4",))
@@ -26,6 +30,12 @@ def int8_random():
     W, A = _random(np.random.default_rng(1), -128, 127, 4, 256, 4)
     W[0, :8], A[:8, 0] = -128, -128  # the extreme product, 2**14, eight times in one tile
     return W, A, measure_energy(INT8, "int8", W, A)
+
+
+@pytest.fixture(scope="module")
+def int4_random():
+    W, A = _random(np.random.default_rng(2), -8, 7, 4, 512, 4)
+    return W, A, measure_energy(INT4, "int4", W, A)
 
 
 def test_gate_level_result_equals_the_product(int8_random):
@@ -63,14 +73,13 @@ def test_multipliers_dominate_on_random_int8(int8_random):
     assert c["lanes"] > c["adder trees"] > c["accumulators"] > c.get("shadow/drain", 0.0)
 
 
-def test_int4_costs_at_most_half_of_int8_per_mac(int8_random):
-    W, A = _random(np.random.default_rng(2), -8, 7, 4, 512, 4)
-    int4 = measure_energy(INT4, "int4", W, A)
+def test_int4_costs_at_most_half_of_int8_per_mac(int8_random, int4_random):
+    W, A, int4 = int4_random
     assert int4["bit_exact"] is True and np.array_equal(int4["Y"], W @ A)
     assert int4["energy_per_mac"] <= 0.5 * int8_random[2]["energy_per_mac"]
 
 
-def test_w4a8_costs_less_than_int8_and_more_than_int4_per_mac(int8_random):
+def test_w4a8_costs_less_than_int8_and_more_than_int4_per_mac(int8_random, int4_random):
     """A W4A8 lane multiplies a 4-bit weight by an 8-bit activation: half the partial products of an 8x8 multiply,
     and a beat carries twice the MACs of an INT8 beat through the same adder trees, accumulators and clock; so
     less than three quarters of INT8 per MAC. Its 4x8 products cost more than INT4's 4x4."""
@@ -80,8 +89,7 @@ def test_w4a8_costs_less_than_int8_and_more_than_int4_per_mac(int8_random):
     assert w4a8["bit_exact"] is True and np.array_equal(w4a8["Y"], W @ A)
     int8 = int8_random[2]["energy_per_mac"]
     assert w4a8["energy_per_mac"] < 0.75 * int8
-    W4, A4 = _random(np.random.default_rng(2), -8, 7, 4, 512, 4)
-    assert w4a8["energy_per_mac"] > measure_energy(INT4, "int4", W4, A4)["energy_per_mac"]
+    assert w4a8["energy_per_mac"] > int4_random[2]["energy_per_mac"]
 
 
 def test_cli_plot_writes_a_stacked_bar(tmp_path, capsys):

@@ -17,8 +17,7 @@ LINK = {"divisor": 4, "clock_hz": 100_000_000, "max_payload": 64, "queue_depth":
 @pytest.mark.parametrize("name,stream_stages", [("tiny", False), ("tiny", True), ("tiny-lns8", False),
                                                   ("tiny-w4a8", False)])
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_host_link_cocotb(request, sim, name, stream_stages, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-host-link-{name}-{stream_stages}"))
+def test_host_link_cocotb(sim, name, stream_stages, tb_build_root):
     tests, failed, xml = run_host_link_cocotb(preset(name), LINK | {"stream_stages": stream_stages}, sim,
                                               "qmac.tb.cocotb_host_link", build_root=tb_build_root)
     assert tests >= 2 + len(preset(name).modes), f"only {tests} cocotb tests ran; see {xml}"  # a GEMM per mode

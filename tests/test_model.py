@@ -263,15 +263,15 @@ def test_hadamard_rotation_equals_a_numpy_reimplementation():
     assert rotated > 0.999 and abs(rotated - plain) < 1e-3
 
 
+@pytest.mark.xdist_group("model-rtl")
 @pytest.mark.parametrize("name,layer,scheme,config,engines", [
     ("mlp", "fc2", Scheme("int8"), "tiny", ("icarus", "verilator")),
     ("cnn", "conv2", Scheme("int8"), "tiny", ("icarus", "verilator")),
     ("encoder", "layer0/scores", Scheme("int8"), "tiny", ("icarus", "verilator")),
     ("mlp", "fc1", Scheme("w4a8", "vector", 8), "tiny-w4a8", ("verilator",))],
     ids=["mlp-int8", "cnn-int8", "encoder-int8", "mlp-w4a8-vsq8"])
-def test_one_layer_bit_exact_on_the_simulators(request, monkeypatch, tb_build_root, name, layer, scheme, config,
+def test_one_layer_bit_exact_on_the_simulators(monkeypatch, tb_build_root, name, layer, scheme, config,
                                                engines):
-    request.node.add_marker(pytest.mark.xdist_group("model-rtl"))
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     net = load(MODELS[name]()[0])
     data = {k: v[:1] for k, v in _data(name).items()}

@@ -186,10 +186,10 @@ def test_gemm_mx_floats_equal_the_definition_on_gfloat_codes(tmp_path, capsys, m
     assert [[Fraction(v) for v in row] for row in np.load(tmp_path / "Y.npy").tolist()] == ref
 
 
-def test_gemm_mx_on_both_simulators(request, tmp_path, capsys, monkeypatch, tb_build_root):
+@pytest.mark.xdist_group("cli-mx")
+def test_gemm_mx_on_both_simulators(tmp_path, capsys, monkeypatch, tb_build_root):
     """Precomputed MXINT8 with blocks spanning 20 octaves (some out of window) on a tiny core switched to
     4-bit pow2 scales: both simulators bit-exact with the golden model."""
-    request.node.add_marker(pytest.mark.xdist_group("cli-mx"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(23)
@@ -390,12 +390,12 @@ def test_gemm_mx_floats_equal_the_definition_on_gfloat_elements(tmp_path, capsys
     assert [[Fraction(v) for v in row] for row in np.load(tmp_path / "Y.npy").tolist()] == ref
 
 
+@pytest.mark.xdist_group("cli-mx")
 @pytest.mark.parametrize("fmt,element", [("fp4", MXFP4), ("int4", MXINT4)])
-def test_gemm_mx_elements_on_verilator(request, tmp_path, capsys, monkeypatch, tb_build_root, fmt, element):
+def test_gemm_mx_elements_on_verilator(tmp_path, capsys, monkeypatch, tb_build_root, fmt, element):
     """Precomputed MXFP4 (on INT8 lanes) and MXINT4 (on INT4 lanes) with blocks spanning 20 octaves (some out of
     window), on a tiny core switched to 4-bit pow2 scales: the compiled Verilator core is bit-exact with the golden
     model, with stalls."""
-    request.node.add_marker(pytest.mark.xdist_group("cli-mx"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(45)

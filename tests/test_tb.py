@@ -47,8 +47,7 @@ CONFIGS = {
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 @pytest.mark.parametrize("name", CONFIGS)
-def test_cocotb_regression(request, sim, name, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group(f"{sim}-{name}"))
+def test_cocotb_regression(sim, name, tb_build_root):
     tests, failed, xml = run_cocotb(CONFIGS[name], sim, "qmac.tb.cocotb_core", build_root=tb_build_root)
     assert tests >= 12, f"only {tests} cocotb tests ran; see {xml}"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; see {xml.parent / 'sim.log'}"

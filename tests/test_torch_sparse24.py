@@ -151,12 +151,12 @@ def _torch_npz(path, W, **change):
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
 
+@pytest.mark.xdist_group("cli-sparse")
 @pytest.mark.parametrize("engine", ["golden", "verilator"])
-def test_gemm_runs_pytorch_npz_exactly(request, tmp_path, capsys, monkeypatch, tb_build_root, engine):
+def test_gemm_runs_pytorch_npz_exactly(tmp_path, capsys, monkeypatch, tb_build_root, engine):
     """``qmac gemm --weights W.npz``: our exporter's (values, meta) (equal to PyTorch's, above) saved as .npz and
     run sparse on the golden model and the compiled Verilator core: ``Y == W_dense @ A`` exactly, every fill
     case of PyTorch's encoder present."""
-    request.node.add_marker(pytest.mark.xdist_group("cli-sparse"))
     monkeypatch.setenv("QMAC_BUILD_ROOT", tb_build_root)
     rng = np.random.default_rng(19)
     W = _sparse_int8(rng, 16, 128, empty=0.5)

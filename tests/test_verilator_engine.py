@@ -38,10 +38,11 @@ def _operands(cfg, mode, sparse, scales, n=5, k=72, m=3, seed=3):
     return W, A, rng.integers(s_lo, s_hi, (n, g)), rng.integers(s_lo, s_hi, (g, m))
 
 
+# One pytest-xdist group per core: its tests run on one worker, one after the other, instead of the second
+# waiting for the first's build on the other worker.
 @pytest.mark.parametrize("stall", [0.0, 0.3])
-@pytest.mark.parametrize("name", CASES)
-def test_bit_exact(request, name, stall, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group(f"verilator-engine-{name}"))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"verilator-engine-{n}")) for n in CASES])
+def test_bit_exact(name, stall, tb_build_root):
     cfg, mode, sparse, scales = CASES[name]
     W, A, ws, as_ = _operands(cfg, mode, sparse, scales)
     res = run_gemm(cfg, mode, W, A, engine="verilator", gap=stall, ready=1 - stall, seed=7, build_root=tb_build_root,
@@ -53,8 +54,7 @@ def test_bit_exact(request, name, stall, tb_build_root):
     assert res["cycles"] >= res["beats"]
 
 
-def test_saturating_accumulators(request, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group("verilator-engine-saturating"))
+def test_saturating_accumulators(tb_build_root):
     cfg = PRESETS["tiny"].replace(acc_bits=20, max_k=512)
     W, A = np.full((3, 256), 127), np.full((256, 3), 127)
     W[1] = -127  # one row saturates low, one high, one not at all
@@ -64,9 +64,9 @@ def test_saturating_accumulators(request, tb_build_root):
     assert res["Y"][0, 0] == (1 << 19) - 1 and res["Y"][1, 0] == -(1 << 19) and res["Y"][2, 0] == 16 * 127 * 127
 
 
-def test_cycles_match_cocotb(request, tb_build_root):
+@pytest.mark.xdist_group("verilator-engine-tiny-int8")
+def test_cycles_match_cocotb(tb_build_root):
     """The core's own counter, read by the harness at the end, equals what the cocotb testbench reads."""
-    request.node.add_marker(pytest.mark.xdist_group("verilator-engine-tiny-int8"))
     cfg, mode, _, _ = CASES["tiny-int8"]
     W, A, _, _ = _operands(cfg, mode, False, None, n=4, k=64, m=4)
     fast = run_gemm(cfg, mode, W, A, engine="verilator", build_root=tb_build_root)
@@ -75,8 +75,8 @@ def test_cycles_match_cocotb(request, tb_build_root):
     assert fast["cycles"] == slow["cycles"] > fast["beats"]
 
 
-def test_warm_build_is_a_cache_hit(request, tb_build_root):
-    request.node.add_marker(pytest.mark.xdist_group("verilator-engine-tiny-int8"))
+@pytest.mark.xdist_group("verilator-engine-tiny-int8")
+def test_warm_build_is_a_cache_hit(tb_build_root):
     path, _ = build_harness(CASES["tiny-int8"][0], tb_build_root)
     mtime = path.stat().st_mtime_ns
     again, built = build_harness(CASES["tiny-int8"][0], tb_build_root)

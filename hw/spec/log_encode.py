@@ -117,8 +117,8 @@ class LogEncodeArithmetic:
         w, m = self.in_bits, v["m"]
         n, z = m, 0
         for s in reversed([1 << k for k in range((w - 1).bit_length())]):
-            empty = (n >> (w - s)) < 1   # not `== 0`: Yosys writes `!x`, which Verilator flags
-            n = ops.where(empty, (n << s) & ((1 << w) - 1), n)
+            empty = n < (1 << (w - s))   # the top s of its w bits are zero
+            n = ops.where(empty, ops.shift_left(n, s) & ((1 << w) - 1), n)
             z = z + ops.where(empty, s, 0)
         return {"sign": v["sign"], "z": ops.where(m < 1, w, z), "n": n, "shift": v["shift"]}
 

