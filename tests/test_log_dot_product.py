@@ -195,8 +195,14 @@ def _lane_scales(unit, beats):
     return np.repeat(np.array([s for _, _, s in beats]), unit.lanes // unit.scale_groups, axis=1)
 
 
-def _simulate(unit, beats):
-    """Feeds one beat per cycle; returns the ``sums`` of every beat, read ``latency`` edges after it entered."""
+def _bucket_sums(ctx, unit):
+    sums = ctx.get(unit.sums)
+    return [sums[r] for r in range(unit.log_sum.buckets)]
+
+
+def _simulate(unit, beats, read=_bucket_sums):
+    """Feeds one beat per cycle; returns ``read(ctx, unit)`` (default: the ``sums``) of every beat, read
+    ``latency`` edges after it entered."""
     outs = []
 
     async def testbench(ctx):
@@ -207,8 +213,7 @@ def _simulate(unit, beats):
             if unit.scale_bits:
                 ctx.set(unit.scale, [int(x) for x in s])
             await ctx.tick()
-            sums = ctx.get(unit.sums)
-            outs.append([sums[r] for r in range(unit.log_sum.buckets)])
+            outs.append(read(ctx, unit))
 
     sim = Simulator(unit)
     sim.add_clock(1e-6)

@@ -18,6 +18,7 @@ from qmac.sim import log_dot_product as model
 from qmac.sim.log_format import decode
 from qmac.sim.ops import NumpyOps
 from test_log_dot_product import _beats, _code, _gemm_operands, _lane_scales
+from test_log_dot_product import _simulate as _simulate_unit
 
 LNS8_F4 = LogFormat(8, 4)
 
@@ -171,24 +172,8 @@ def test_amaranth_and_numpy_backends_agree(spec):
 # -- the windowed unit in Amaranth's simulator -----------------------------------------------------------
 
 def _simulate(unit, beats):
-    """One beat per cycle; ``[(sums[0], anchor)]`` of every beat, read ``latency`` edges after it entered."""
-    outs = []
-
-    async def testbench(ctx):
-        idle = (np.zeros(unit.lanes, np.int64), np.zeros(unit.lanes, np.int64), np.zeros(unit.scale_groups))
-        for w, a, s in beats + [idle] * unit.latency:
-            ctx.set(unit.w, [int(x) for x in w])
-            ctx.set(unit.a, [int(x) for x in a])
-            if unit.scale_bits:
-                ctx.set(unit.scale, [int(x) for x in s])
-            await ctx.tick()
-            outs.append((ctx.get(unit.sums)[0], ctx.get(unit.anchor)))
-
-    sim = Simulator(unit)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
-    return outs[unit.latency - 1:][:len(beats)]
+    """``[(sums[0], anchor)]`` of every beat (:func:`test_log_dot_product._simulate`)."""
+    return _simulate_unit(unit, beats, lambda ctx, u: (ctx.get(u.sums)[0], ctx.get(u.anchor)))
 
 
 _UNITS = [
