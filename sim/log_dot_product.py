@@ -50,9 +50,20 @@ def window_beat(spec, w, a, scale=None):
     terms (:meth:`LogSum.window_term`; int64)."""
     sign, kept, _, q, r = products(spec, w, a, scale)
     _, q, mantissa = spec.term((np.asarray(q, np.int64) << spec.fmt.frac_bits) + r, NumpyOps)
-    anchor = np.where(kept, q, 0).max(axis=-1)
-    magnitude = spec.window_term(np.asarray(mantissa, np.int64), q, anchor[..., None], NumpyOps)
-    return np.where(kept, np.where(sign == 1, -magnitude, magnitude), 0).sum(axis=-1), anchor
+    return _window_beat_sum(spec, kept, sign == 1, q, np.asarray(mantissa, np.int64))
+
+
+def _anchor(kept, q):
+    """A beat's anchor over the last axis: the largest ``q'`` of its kept products, 0 if none."""
+    return np.where(kept, q, 0).max(axis=-1)
+
+
+def _window_beat_sum(spec, kept, negative, q, mantissa):
+    """``(S, e)`` of one beat from its lanes' kept flags, signs, ``q'`` and mantissas (last axis):
+    :meth:`LogSum.window_term` of each kept product at the beat's anchor, signed and summed."""
+    anchor = _anchor(kept, q)
+    magnitude = spec.window_term(mantissa, q, anchor[..., None], NumpyOps)
+    return np.where(kept, np.where(negative, -magnitude, magnitude), 0).sum(axis=-1), anchor
 
 
 def _window_accumulate(spec, beat_sums):
@@ -93,7 +104,7 @@ def gemm_window(spec, W, A, w_exp=None, a_exp=None, block=1 << 17):
     Faster than :func:`window_sums` on a GEMM: each element's exponent ``x = e + exp``, zero flag and sign
     are found once, so a beat's products are ``t' = (x_w - q_min 2**F) + x_a`` and its mantissas a lookup
     of :attr:`LogSum.mantissas` by the fraction (``b = 0``); anchor, terms and accumulation are
-    :meth:`LogSum.window_term` and :meth:`LogSum.window_accumulate`, as in :func:`window_beat`."""
+    :func:`_window_beat_sum` and :meth:`LogSum.window_accumulate`, as in :func:`window_beat`."""
     fmt = spec.fmt
     W, A = np.asarray(W, np.int64), np.asarray(A, np.int64)
     x_w = fmt.exponent(W) - (spec.q_min << fmt.frac_bits) + (0 if w_exp is None else np.asarray(w_exp, np.int64))
@@ -108,10 +119,7 @@ def gemm_window(spec, W, A, w_exp=None, a_exp=None, block=1 << 17):
             offset = x_w[rows, None, ks] + x_a[None, :, ks]
             kept = live_w[rows, None, ks] & live_a[None, :, ks] & (offset >= 0)
             q, r = fmt.split(offset, NumpyOps)
-            anchor = np.where(kept, q, 0).max(axis=-1)
-            magnitude = spec.window_term(mantissas[r], q, anchor[..., None], NumpyOps)
-            negative = sign_w[rows, None, ks] ^ sign_a[None, :, ks]
-            yield np.where(kept, np.where(negative, -magnitude, magnitude), 0).sum(axis=-1), anchor
+            yield _window_beat_sum(spec, kept, sign_w[rows, None, ks] ^ sign_a[None, :, ks], q, mantissas[r])
 
     step = max(1, block // (A.shape[1] * lanes))
     return np.concatenate([spec.window_place(*_window_accumulate(spec, beats(slice(n, n + step))), NumpyOps)
@@ -174,7 +182,7 @@ def _window_error(spec, w, a, scale):
     bound, exponent = 0.0, None
     for w_j, a_j, scale_j in _beats(spec, w, a, scale):
         _, kept, _, q, _ = products(spec, w_j, a_j, scale_j)
-        anchor = np.where(kept, q, 0).max(axis=-1)
+        anchor = _anchor(kept, q)
         truncated = (kept & (anchor[..., None] - q > g)).sum(axis=-1)
         bound = bound + truncated * np.ldexp(1.0, anchor + unit)
         if exponent is not None:
