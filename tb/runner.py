@@ -21,7 +21,7 @@ from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, write_core
 
 __all__ = ["SIMULATORS", "VERILATOR_WAIVERS", "COCOTB_MODEL_OPT", "ToolError", "prepare_simulator", "build_cocotb",
-           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "emit_core", "exclusive",
+           "build_core", "run_cocotb", "config_from_env", "digest", "sources_digest", "emit_once", "emit_core", "exclusive", "staged",
            "verilator_build"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -70,6 +70,23 @@ def exclusive(path):
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+@contextlib.contextmanager
+def staged(final):
+    """A fresh folder beside ``final`` to build in: renamed to ``final`` when the ``with`` block succeeds (kept
+    as it is if ``final`` appeared meanwhile), removed when the block raises."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        tmp.rename(final)
+    except OSError:  # another process built the same key first: keep its build
+        shutil.rmtree(tmp)
 
 
 def digest(*parts):
@@ -135,9 +152,7 @@ def verilator_build(root, files, top, exe_source, output, args, what):
     with exclusive(final.parent / f".{final.name}.lock"):
         if (final / output).exists():
             return final / output, False
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-        try:
+        with staged(final) as tmp:
             for name, text in files.items():
                 (tmp / name).write_text(text)
             cmd = ["verilator", "--cc", next(iter(files)), "--top-module", top, "--exe", exe_source, "--build",
@@ -154,13 +169,6 @@ def verilator_build(root, files, top, exe_source, output, args, what):
             seconds = time.perf_counter() - start
             (tmp / "build.json").write_text(json.dumps({"command": cmd, "seconds": seconds}) + "\n")
             shutil.rmtree(tmp / "obj")
-            try:
-                tmp.rename(final)
-            except OSError:  # another process built the same key first: keep its build
-                shutil.rmtree(tmp)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return final / output, True
 
 
@@ -177,31 +185,23 @@ def _verilator_runtime(root):
     with exclusive(final.parent / f".{final.name}.lock"):
         if listing.exists():
             return [final / name for name in json.loads(listing.read_text())]
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-        try:
+        with staged(final) as tmp:
             (tmp / "stub.v").write_text("module stub(input clk);\nendmodule\n")
-            with open(tmp / "build.log", "w") as log:
-                # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
-                subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix", "Vstub",
-                                "stub.v"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT, check=True)
-                classes = (tmp / "Vstub_classes.mk").read_text()
-                listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
-                names = [f"{n}.o" for n in listed.split() if n != "\\"]
-                subprocess.run(["make", "-j", str(os.cpu_count() or 1), "-f", "Vstub.mk", *names], cwd=tmp, stdout=log,
-                               stderr=subprocess.STDOUT, check=True)
-            (tmp / "objects.json").write_text(json.dumps(names) + "\n")
             try:
-                tmp.rename(final)
-            except OSError:  # another process built it first: use that one
-                shutil.rmtree(tmp)
-        except subprocess.CalledProcessError as e:
-            tail = (tmp / "build.log").read_text().splitlines()[-20:]
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n" + "\n".join(tail)) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                with open(tmp / "build.log", "w") as log:
+                    # --vpi --public-flat-rw: the options of cocotb's Verilator build that select runtime files
+                    subprocess.run(["verilator", "--cc", "--vpi", "--public-flat-rw", "--Mdir", ".", "--prefix",
+                                    "Vstub", "stub.v"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT, check=True)
+                    classes = (tmp / "Vstub_classes.mk").read_text()
+                    listed = classes.split("VM_GLOBAL_FAST +=", 1)[1].split("\n\n", 1)[0]  # "a \\ b \\ ..."
+                    names = [f"{n}.o" for n in listed.split() if n != "\\"]
+                    subprocess.run(["make", "-j", str(os.cpu_count() or 1), "-f", "Vstub.mk", *names], cwd=tmp,
+                                   stdout=log, stderr=subprocess.STDOUT, check=True)
+            except subprocess.CalledProcessError as e:
+                tail = (tmp / "build.log").read_text().splitlines()[-20:]
+                raise ToolError(f"building Verilator's runtime failed (exit {e.returncode}):\n"
+                                + "\n".join(tail)) from None
+            (tmp / "objects.json").write_text(json.dumps(names) + "\n")
     return [final / name for name in names]
 
 

@@ -18,13 +18,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from qmac.hw.boards import BOARDS
 from qmac.hw.spec.config import CoreConfig
 from qmac.hw.array.emit import TOP_NAME, emit_verilog
-from qmac.tb.runner import exclusive
+from qmac.tb.runner import exclusive, staged
 
 __all__ = ["SynthError", "TARGETS", "FPGA_RESOURCES", "synth_generic", "synth_fpga", "synth_config", "gate_netlist"]
 
@@ -168,13 +167,9 @@ def _synthesize(verilog_text, top, target, workdir, cache_dir, timeout):
         cache_dir.mkdir(parents=True, exist_ok=True)
         if outputs:
             # The files first, the report last: a report in the cache means its files are complete.
-            staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
-            for name in outputs:
-                shutil.copyfile(Path(workdir) / name, staging / name)
-            try:
-                staging.rename(cache_dir / key)
-            except OSError:  # another process stored the same key first
-                shutil.rmtree(staging)
+            with staged(cache_dir / key) as staging:
+                for name in outputs:
+                    shutil.copyfile(Path(workdir) / name, staging / name)
             result["files"] = files
         # Write then rename, so that a concurrent reader never sees half an entry.
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
